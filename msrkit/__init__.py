@@ -1,0 +1,84 @@
+"""msrkit: multimodal sequential recommendation with (multimodal) LLMs.
+
+    from msrkit import Recommender
+    ranking = Recommender(backend="auto").rank("history.json")
+    for r in ranking.ranking:
+        print(r.rank, r.item_id, r.score, r.reason)
+
+Heavy parts (model clients, llama.cpp, bm25s) are imported only when used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "Item": "msrkit.data",
+    "HistoryEntry": "msrkit.data",
+    "History": "msrkit.data",
+    "Ranking": "msrkit.data",
+    "RankedItem": "msrkit.data",
+    "Usage": "msrkit.data",
+    "MsrkitError": "msrkit.errors",
+    "UsageError": "msrkit.errors",
+    "InputError": "msrkit.errors",
+    "ConfigError": "msrkit.errors",
+    "TemplateError": "msrkit.errors",
+    "MissingDependencyError": "msrkit.errors",
+    "BackendError": "msrkit.errors",
+    "BackendTransientError": "msrkit.errors",
+    "BackendPermanentError": "msrkit.errors",
+    "BackendUnavailableError": "msrkit.errors",
+    "OutputParseError": "msrkit.errors",
+    "get_backend": "msrkit.backends",
+    "FakeBackend": "msrkit.backends.fake",
+    "PromptSet": "msrkit.prompts",
+    "PromptTemplate": "msrkit.prompts",
+    "Recommender": "msrkit.recommender",
+    "ItemSummarizer": "msrkit.summarize",
+    "PreferenceSummarizer": "msrkit.preferences",
+    "load_histories": "msrkit.io",
+    "load_catalog": "msrkit.io",
+    "load_interactions": "msrkit.io",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+if TYPE_CHECKING:
+    from .backends import get_backend
+    from .backends.fake import FakeBackend
+    from .data import History, HistoryEntry, Item, RankedItem, Ranking, Usage
+    from .errors import (
+        BackendError,
+        BackendPermanentError,
+        BackendTransientError,
+        BackendUnavailableError,
+        ConfigError,
+        InputError,
+        MissingDependencyError,
+        MsrkitError,
+        OutputParseError,
+        TemplateError,
+        UsageError,
+    )
+    from .io import load_catalog, load_histories, load_interactions
+    from .preferences import PreferenceSummarizer
+    from .prompts import PromptSet, PromptTemplate
+    from .recommender import Recommender
+    from .summarize import ItemSummarizer
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'msrkit' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

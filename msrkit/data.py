@@ -1,0 +1,176 @@
+"""The data msrkit takes in and gives back, as pydantic models.
+
+Formats are those of the design brief: an ``Item`` (one catalog line), a
+``History`` (one ``history.json``: what one user took, oldest first, and the
+candidates to rank), and the ``Ranking`` that comes back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+__all__ = ["Item", "HistoryEntry", "History", "RankedItem", "Ranking", "Usage"]
+
+_ITEM_FIELDS = {"item_id", "title", "description", "image", "attributes", "keywords", "image_description"}
+
+
+def _id(value: Any) -> Any:
+    # MovieLens and many catalogs use integer ids: accept them as text.
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    return value
+
+
+class Item(BaseModel):
+    """One item of a catalog. Only ``item_id`` is required.
+
+    Unknown keys are kept in ``attributes``, never dropped. ``keywords`` and
+    ``image_description`` are filled by the item summarizer (or given by you).
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    item_id: str = Field(min_length=1)
+    title: str | None = None
+    description: str | None = None
+    image: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    keywords: list[str] | None = None
+    image_description: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _keep_unknown_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        known = _ITEM_FIELDS | set(cls.model_fields)
+        extra = {k: v for k, v in data.items() if k not in known}
+        if not extra:
+            return data
+        kept = {k: v for k, v in data.items() if k in known}
+        attributes = dict(kept.get("attributes") or {})
+        attributes.update(extra)
+        kept["attributes"] = attributes
+        return kept
+
+    @field_validator("item_id", mode="before")
+    @classmethod
+    def _normalize_id(cls, value: Any) -> Any:
+        return _id(value)
+
+    def label(self) -> str:
+        """The item's title, or its id where it has none."""
+        return self.title or self.item_id
+
+
+class HistoryEntry(Item):
+    """An item the user interacted with, with the time it happened (optional)."""
+
+    timestamp: float | None = None
+
+
+class History(BaseModel):
+    """One user's history (oldest first) and the candidates to rank.
+
+    Entries may be bare item ids; :func:`msrkit.io.resolve` replaces them with
+    catalog items. ``target`` is used by evaluation cases only.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    user_id: str | None = None
+    history: list[HistoryEntry | str] = Field(default_factory=list)
+    candidates: list[Item | str] | None = None
+    target: str | None = None
+    _base_dir: Path | None = PrivateAttr(default=None)
+
+    @field_validator("user_id", "target", mode="before")
+    @classmethod
+    def _normalize_ids(cls, value: Any) -> Any:
+        return _id(value)
+
+    @field_validator("history", "candidates", mode="before")
+    @classmethod
+    def _ints_are_ids(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [_id(v) for v in value]
+        return value
+
+    @property
+    def base_dir(self) -> Path | None:
+        """The folder relative image paths are read from (the history file's)."""
+        return self._base_dir
+
+    def with_base_dir(self, base_dir: Path | None) -> History:
+        self._base_dir = base_dir
+        return self
+
+    def items(self) -> list[HistoryEntry]:
+        """The resolved history entries (raises if a bare id is left)."""
+        out = [e for e in self.history if isinstance(e, HistoryEntry)]
+        if len(out) != len(self.history):
+            raise ValueError("history holds unresolved item ids: call msrkit.io.resolve() first")
+        return out
+
+    def candidate_items(self) -> list[Item]:
+        """The resolved candidates (raises if a bare id is left)."""
+        cands = self.candidates or []
+        out = [c for c in cands if isinstance(c, Item)]
+        if len(out) != len(cands):
+            raise ValueError("candidates hold unresolved item ids: call msrkit.io.resolve() first")
+        return out
+
+
+class Usage(BaseModel):
+    """What a result cost."""
+
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.llm_calls += other.llm_calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cache_hits += other.cache_hits
+        self.seconds += other.seconds
+
+
+class RankedItem(BaseModel):
+    """One candidate in its place. ``rank`` starts at 1; higher ``score`` is better."""
+
+    item_id: str
+    rank: int
+    score: float
+    reason: str = ""
+    title: str | None = None
+
+
+class Ranking(BaseModel):
+    """The result of ranking one user's candidates.
+
+    ``ranking`` is always a permutation of the candidates: none lost, none
+    invented, whatever the model answered. ``degraded`` is true when the LLM
+    stage failed or was unusable and the order fell back to retrieval.
+    """
+
+    user_id: str | None = None
+    ranking: list[RankedItem]
+    preference_summary: str | None = None
+    degraded: bool = False
+    warnings: list[str] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    backend: str | None = None
+    prompts: dict[str, str] = Field(default_factory=dict)
+    collaborative_context: list[str] = Field(default_factory=list)
+    diagnostics: dict[str, Any] = Field(default_factory=dict)
+
+    def item_ids(self) -> list[str]:
+        return [r.item_id for r in self.ranking]

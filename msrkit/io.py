@@ -1,0 +1,232 @@
+"""Reading msrkit's data files, with errors that say which file, which line, which field.
+
+- ``history.json``: one user object, a JSON list of them, or a ``.jsonl`` of them.
+- ``items.jsonl``: the catalog, one item per line (a JSON list also works).
+- ``interactions.jsonl`` / ``.csv``: ``user_id, item_id[, timestamp]`` rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .data import History, HistoryEntry, Item
+from .errors import InputError
+
+__all__ = [
+    "Interaction",
+    "load_histories",
+    "load_catalog",
+    "load_interactions",
+    "parse_history",
+    "resolve",
+    "read_records",
+]
+
+
+@dataclass(frozen=True)
+class Interaction:
+    user_id: str
+    item_id: str
+    timestamp: float | None = None
+
+
+def _loc(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _validation_message(exc: ValidationError, prefix: str = "") -> tuple[str, str]:
+    first = exc.errors()[0]
+    # pydantic reports union members as extra loc parts ("HistoryEntry", "str"): drop them
+    loc = [p for p in first["loc"] if not (isinstance(p, str) and (p[:1].isupper() or p in ("str", "function-after")))]
+    path = prefix + ("." if prefix and loc and not isinstance(loc[0], int) else "") + _loc(loc)
+    msg = first["msg"]
+    if first["type"] == "missing":
+        msg = "field required: add it"
+    more = len(exc.errors()) - 1
+    return path or "(top level)", msg + (f" (and {more} more problem(s))" if more else "")
+
+
+def validate(model: type[BaseModel], data: Any, *, source: str, path: str = "") -> Any:
+    """``model.model_validate(data)`` with an :class:`InputError` naming source and path."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        where, msg = _validation_message(exc, path)
+        raise InputError(msg, source=source, path=where) from None
+
+
+def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """Yield ``(location, object)`` from a JSON file (object or list) or a JSONL file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"cannot read: {exc}", source=str(p)) from None
+    stripped = text.lstrip()
+    if p.suffix == ".jsonl" or (stripped and stripped[0] == "{" and "\n{" in text.strip() and not _is_json(text)):
+        for n, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                yield f"line {n}", json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=f"{p}:{n}") from None
+        return
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", source=f"{p}:{exc.lineno}:{exc.colno}") from None
+    if isinstance(data, list):
+        for i, obj in enumerate(data):
+            yield f"[{i}]", obj
+    else:
+        yield "", data
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def parse_history(data: Any, *, source: str = "<history>", where: str = "") -> History:
+    """Validate one history object."""
+    if not isinstance(data, dict):
+        raise InputError("expected a JSON object with 'history' and 'candidates'", source=source, path=where or None)
+    return validate(History, data, source=source, path=where)  # type: ignore[no-any-return]
+
+
+def load_histories(path: str | Path) -> list[History]:
+    """One or many histories from ``history.json``, a JSON list, or a ``.jsonl``."""
+    p = Path(path)
+    out = []
+    for where, obj in read_records(p):
+        src = f"{p}:{where.removeprefix('line ')}" if where.startswith("line") else str(p)
+        h = parse_history(obj, source=src, where="" if where.startswith("line") else where)
+        out.append(h.with_base_dir(p.resolve().parent))
+    if not out:
+        raise InputError("holds no history", source=str(p))
+    return out
+
+
+def load_catalog(path: str | Path) -> dict[str, Item]:
+    """The catalog as ``{item_id: Item}``; a repeated id is an error."""
+    p = Path(path)
+    catalog: dict[str, Item] = {}
+    for where, obj in read_records(p):
+        src = f"{p}:{where.removeprefix('line ')}" if where.startswith("line") else str(p)
+        if not isinstance(obj, dict):
+            raise InputError("expected an item object with 'item_id'", source=src, path=where or None)
+        item = validate(Item, obj, source=src, path="" if where.startswith("line") else where)
+        if item.item_id in catalog:
+            raise InputError(f"item_id '{item.item_id}' appears twice in the catalog", source=src)
+        catalog[item.item_id] = item
+    return catalog
+
+
+def _merge(base: Item, override: Mapping[str, Any]) -> dict[str, Any]:
+    data = base.model_dump(exclude_none=True)
+    for key, value in override.items():
+        if key == "attributes":
+            data["attributes"] = {**data.get("attributes", {}), **value}
+        elif value is not None:
+            data[key] = value
+    return data
+
+
+def resolve(history: History, catalog: Mapping[str, Item] | None = None, *, source: str = "<history>") -> History:
+    """Replace bare ids with catalog items and fill missing fields of inline items from the catalog.
+
+    Raises :class:`InputError` for an id neither inline nor in the catalog, for
+    empty candidates and for a target that is not a candidate.
+    """
+    catalog = catalog or {}
+    entries: list[HistoryEntry | str] = []
+    for i, entry in enumerate(history.history):
+        entries.append(_resolve_one(entry, catalog, HistoryEntry, source, f"history[{i}]"))
+    candidates: list[Item | str] | None = None
+    if history.candidates is not None:
+        if not history.candidates:
+            raise InputError(
+                "empty list: give at least one candidate, or leave 'candidates' out to generate them from a catalog",
+                source=source,
+                path="candidates",
+            )
+        candidates = [
+            _resolve_one(c, catalog, Item, source, f"candidates[{i}]") for i, c in enumerate(history.candidates)
+        ]
+        ids = [c.item_id for c in candidates if isinstance(c, Item)]
+        dup = {x for x in ids if ids.count(x) > 1}
+        if dup:
+            raise InputError(f"candidate id(s) {sorted(dup)} appear more than once", source=source, path="candidates")
+        if history.target is not None and history.target not in ids:
+            raise InputError(f"target '{history.target}' is not among the candidates", source=source, path="target")
+    out = history.model_copy(update={"history": entries, "candidates": candidates})
+    return out.with_base_dir(history.base_dir)
+
+
+def _resolve_one(entry: Any, catalog: Mapping[str, Item], cls: type[Item], source: str, path: str) -> Any:
+    if isinstance(entry, str):
+        if entry not in catalog:
+            hint = "it is not in the catalog" if catalog else "give the item inline or pass a catalog (--catalog items.jsonl)"
+            raise InputError(f"unknown item id '{entry}': {hint}", source=source, path=path)
+        return validate(cls, catalog[entry].model_dump(), source=source, path=path)
+    if entry.item_id in catalog:
+        return validate(cls, _merge(catalog[entry.item_id], entry.model_dump(exclude_unset=True)), source=source, path=path)
+    return entry if isinstance(entry, cls) else validate(cls, entry.model_dump(), source=source, path=path)
+
+
+def load_interactions(path: str | Path) -> list[Interaction]:
+    """Interactions from ``.jsonl`` or ``.csv`` (columns user_id, item_id, timestamp optional).
+
+    Sorted by timestamp per user where timestamps are given (stable: file order breaks ties).
+    """
+    p = Path(path)
+    rows: list[Interaction] = []
+    if p.suffix.lower() == ".csv":
+        try:
+            with p.open(newline="", encoding="utf-8") as fh:
+                reader = csv.DictReader(fh)
+                for n, rec in enumerate(reader, 2):
+                    rows.append(_interaction(rec, source=f"{p}:{n}"))
+        except FileNotFoundError:
+            raise InputError("no such file", source=str(p)) from None
+    else:
+        for where, obj in read_records(p):
+            rows.append(_interaction(obj, source=f"{p}:{where.removeprefix('line ')}"))
+    return sorted(rows, key=lambda r: (r.timestamp is None, r.timestamp or 0.0)) if _all_timed(rows) else rows
+
+
+def _all_timed(rows: list[Interaction]) -> bool:
+    return bool(rows) and all(r.timestamp is not None for r in rows)
+
+
+def _interaction(rec: Any, *, source: str) -> Interaction:
+    if not isinstance(rec, dict):
+        raise InputError("expected an object with user_id and item_id", source=source)
+    for key in ("user_id", "item_id"):
+        if rec.get(key) in (None, ""):
+            raise InputError(f"field '{key}' required: add it", source=source, path=key)
+    ts = rec.get("timestamp")
+    if ts in ("", None):
+        ts_value = None
+    else:
+        try:
+            ts_value = float(ts)
+        except (TypeError, ValueError):
+            raise InputError(f"timestamp '{ts}' is not a number", source=source, path="timestamp") from None
+    return Interaction(str(rec["user_id"]), str(rec["item_id"]), ts_value)

@@ -1,0 +1,49 @@
+"""Counting what a result costs: every LLM call of a request goes through one ``Meter``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .backends.base import Backend, ChatRequest, ChatResponse, achat
+from .data import Usage
+
+__all__ = ["Meter"]
+
+log = logging.getLogger("msrkit")
+
+
+class Meter:
+    """Calls a backend and adds up calls, tokens, cache hits and seconds; collects warnings."""
+
+    def __init__(self) -> None:
+        self.usage = Usage()
+        self.warnings: list[str] = []
+        self._started = time.perf_counter()
+
+    def record(self, response: ChatResponse) -> ChatResponse:
+        if response.cached:
+            self.usage.cache_hits += 1
+        else:
+            self.usage.llm_calls += 1
+            self.usage.prompt_tokens += response.prompt_tokens
+            self.usage.completion_tokens += response.completion_tokens
+        for w in response.warnings:
+            self.warn(w)
+        return response
+
+    def call(self, backend: Backend, request: ChatRequest) -> ChatResponse:
+        return self.record(backend.chat(request))
+
+    async def acall(self, backend: Backend, request: ChatRequest) -> ChatResponse:
+        return self.record(await achat(backend, request))
+
+    def warn(self, message: str) -> None:
+        """Keep a warning once (repeats are dropped) and log it."""
+        if message not in self.warnings:
+            self.warnings.append(message)
+            log.warning(message)
+
+    def finish(self) -> Usage:
+        self.usage.seconds = round(time.perf_counter() - self._started, 4)
+        return self.usage

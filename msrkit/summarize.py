@@ -1,0 +1,141 @@
+"""Item understanding: image descriptions (MLLM-MSR stage 1) and keyword summaries (MMSRARec).
+
+For an item with an image, a vision model first describes the image; then the
+item's text and that description are merged into a few keywords, so neither
+modality is ignored. A text-only backend makes keywords from text alone and
+says so once in the warnings. Every call goes through the cache, so an item is
+summarized once, whichever user it appears for.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from .backends.base import Backend
+from .data import Item
+from .errors import BackendError, InputError
+from .meter import Meter
+from .prompts import PromptSet, render_item
+
+__all__ = ["ItemSummarizer", "parse_keywords"]
+
+_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+
+
+def parse_keywords(text: str, *, limit: int) -> list[str]:
+    """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated."""
+    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
+    text = re.sub(r"^\s*keywords?\s*:", "", text.strip(), flags=re.I)
+    out: list[str] = []
+    seen: set[str] = set()
+    for raw in re.split(r"[,;\n]", text):
+        word = _BULLET.sub("", raw).strip(" .\"'`*#").strip()
+        if not word or len(word) > 40 or len(word.split()) > 4:
+            continue
+        low = word.lower()
+        if low not in seen:
+            seen.add(low)
+            out.append(low)
+        if len(out) >= limit:
+            break
+    return out
+
+
+class ItemSummarizer:
+    """Summarize items into keywords and image descriptions.
+
+    >>> summarizer = ItemSummarizer(get_backend("ollama/llava:7b"))   # doctest: +SKIP
+    >>> summarizer.summarize(items)[0].keywords                        # doctest: +SKIP
+    ['sci-fi', 'space', 'adventure']
+
+    ``vision_backend`` describes images when the main backend cannot see.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        prompts: PromptSet | None = None,
+        vision_backend: Backend | None = None,
+        max_keywords: int = 8,
+        max_side: int = 768,
+        describe_images: bool = True,
+        strict: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.prompts = prompts or PromptSet.load()
+        self.vision_backend = vision_backend or backend
+        self.max_keywords = max_keywords
+        self.max_side = max_side
+        self.describe_images = describe_images
+        self.strict = strict
+
+    def summarize(
+        self,
+        items: Iterable[Item],
+        *,
+        meter: Meter | None = None,
+        base_dir: Path | None = None,
+        on_item: Callable[[Item], None] | None = None,
+    ) -> list[Item]:
+        """Items with ``keywords`` (and ``image_description`` where they have an image) filled in."""
+        meter = meter or Meter()
+        out = []
+        for item in items:
+            done = self.summarize_item(item, meter=meter, base_dir=base_dir)
+            out.append(done)
+            if on_item is not None:
+                on_item(done)
+        return out
+
+    def summarize_item(self, item: Item, *, meter: Meter, base_dir: Path | None = None) -> Item:
+        if item.keywords is not None and (item.image_description or not item.image or not self.describe_images):
+            return item
+        update: dict[str, object] = {}
+        try:
+            description = item.image_description or self._describe(item, meter=meter, base_dir=base_dir)
+            if description:
+                update["image_description"] = description
+            if item.keywords is None:
+                update["keywords"] = self._keywords(item.model_copy(update=update), meter=meter)
+        except BackendError as exc:
+            if self.strict:
+                raise
+            meter.warn(f"item summaries incomplete: {exc}")
+        return item.model_copy(update=update)
+
+    def _describe(self, item: Item, *, meter: Meter, base_dir: Path | None) -> str | None:
+        if not (item.image and self.describe_images):
+            return None
+        backend = self.vision_backend
+        if not backend.capabilities.vision:
+            meter.warn(
+                f"{backend.name}/{backend.model} cannot see images: item keywords come from text only "
+                "(use a vision model, or a vision_backend for item summaries)"
+            )
+            return None
+        from .images import load_image
+
+        try:
+            image = load_image(item.image, base_dir=base_dir, max_side=self.max_side)
+        except InputError as exc:
+            if self.strict:
+                raise
+            meter.warn(f"item {item.item_id}: image skipped: {exc}")
+            return None
+        request = self.prompts["image_description"].request(images=[image])
+        text = meter.call(backend, request).text.strip()
+        return " ".join(text.split())[:600] or None
+
+    def _keywords(self, item: Item, *, meter: Meter) -> list[str]:
+        if not (item.title or item.description or item.image_description):
+            return []
+        rendered = render_item(item.model_copy(update={"keywords": None}), max_chars=600)
+        request = self.prompts["item_keywords"].request(item=rendered, max_keywords=self.max_keywords)
+        return parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
+
+    def summarize_all(self, items: Sequence[Item], **kwargs: object) -> list[Item]:
+        """Alias of :meth:`summarize` for a whole catalog."""
+        return self.summarize(items, **kwargs)  # type: ignore[arg-type]
