@@ -88,6 +88,7 @@ class History(BaseModel):
     candidates: list[Item | str] | None = None
     target: str | None = None
     _base_dir: Path | None = PrivateAttr(default=None)
+    _source: str | None = PrivateAttr(default=None)
 
     @field_validator("user_id", "target", mode="before")
     @classmethod
@@ -106,8 +107,15 @@ class History(BaseModel):
         """The folder relative image paths are read from (the history file's)."""
         return self._base_dir
 
-    def with_base_dir(self, base_dir: Path | None) -> History:
+    @property
+    def source(self) -> str | None:
+        """Where this history was read from (``file`` or ``file:line``), for error messages."""
+        return self._source
+
+    def with_base_dir(self, base_dir: Path | None, source: str | None = None) -> History:
         self._base_dir = base_dir
+        if source is not None:
+            self._source = source
         return self
 
     def items(self) -> list[HistoryEntry]:

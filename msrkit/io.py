@@ -117,7 +117,7 @@ def load_histories(path: str | Path) -> list[History]:
     for where, obj in read_records(p):
         src = f"{p}:{where.removeprefix('line ')}" if where.startswith("line") else str(p)
         h = parse_history(obj, source=src, where="" if where.startswith("line") else where)
-        out.append(h.with_base_dir(p.resolve().parent))
+        out.append(h.with_base_dir(p.resolve().parent, source=src + (f" {where}" if where.startswith("[") else "")))
     if not out:
         raise InputError("holds no history", source=str(p))
     return out
@@ -148,13 +148,14 @@ def _merge(base: Item, override: Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
-def resolve(history: History, catalog: Mapping[str, Item] | None = None, *, source: str = "<history>") -> History:
+def resolve(history: History, catalog: Mapping[str, Item] | None = None, *, source: str | None = None) -> History:
     """Replace bare ids with catalog items and fill missing fields of inline items from the catalog.
 
     Raises :class:`InputError` for an id neither inline nor in the catalog, for
     empty candidates and for a target that is not a candidate.
     """
     catalog = catalog or {}
+    source = source or history.source or "<history>"
     entries: list[HistoryEntry | str] = []
     for i, entry in enumerate(history.history):
         entries.append(_resolve_one(entry, catalog, HistoryEntry, source, f"history[{i}]"))
@@ -176,7 +177,7 @@ def resolve(history: History, catalog: Mapping[str, Item] | None = None, *, sour
         if history.target is not None and history.target not in ids:
             raise InputError(f"target '{history.target}' is not among the candidates", source=source, path="target")
     out = history.model_copy(update={"history": entries, "candidates": candidates})
-    return out.with_base_dir(history.base_dir)
+    return out.with_base_dir(history.base_dir, source=history.source)
 
 
 def _resolve_one(entry: Any, catalog: Mapping[str, Item], cls: type[Item], source: str, path: str) -> Any:

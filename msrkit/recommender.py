@@ -119,7 +119,7 @@ class Recommender:
 
     def load(self, history: History | Mapping[str, Any] | str | Path) -> History:
         """Validate and resolve one history (an object, a dict, or a ``history.json`` path)."""
-        source = "<history>"
+        source = None
         if isinstance(history, (str, Path)):
             source = str(history)
             loaded = load_histories(history)
@@ -127,7 +127,7 @@ class Recommender:
                 raise InputError(f"holds {len(loaded)} histories: use rank_many()", source=source)
             history = loaded[0]
         elif not isinstance(history, History):
-            history = parse_history(dict(history), source=source)
+            history = parse_history(dict(history), source="<history>")
         return resolve(history, self.catalog, source=source)
 
     # -- ranking ---------------------------------------------------------------

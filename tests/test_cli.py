@@ -1,0 +1,73 @@
+"""The command line: output formats, documented exit codes, one clear line instead of a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "history.json"
+
+
+def msrkit(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "msrkit.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120, env=env
+    )
+
+
+def test_rank_json_with_backend_none_keeps_every_candidate(tmp_path: Path) -> None:
+    out = msrkit("rank", str(EXAMPLE), "--backend", "none", "--json", "--cache-dir", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    ranking = json.loads(out.stdout)
+    given = [c["item_id"] for c in json.loads(EXAMPLE.read_text())["candidates"]]
+    assert sorted(r["item_id"] for r in ranking["ranking"]) == sorted(given)
+    assert [r["rank"] for r in ranking["ranking"]] == list(range(1, len(given) + 1))
+    assert ranking["backend"] == "none" and ranking["usage"]["llm_calls"] == 0
+    assert set(ranking) >= {"user_id", "ranking", "preference_summary", "degraded", "warnings", "usage"}
+
+
+def test_rank_top_k_and_table(tmp_path: Path) -> None:
+    out = msrkit("rank", str(EXAMPLE), "--backend", "none", "--top-k", "3", "--json", "--no-cache")
+    assert len(json.loads(out.stdout)["ranking"]) == 3
+    table = msrkit("rank", str(EXAMPLE), "--backend", "none", "--no-cache")
+    assert table.returncode == 0 and "Right Stuff" not in table.stdout and "rank" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "needle"),
+    [
+        ('{"history": [', 3, "invalid JSON"),
+        ('{"history": [{"title": "x"}], "candidates": ["a"]}', 3, "history[0].item_id"),
+        ('{"history": ["a"], "candidates": ["b"]}', 3, "unknown item id 'a'"),
+        ('{"history": [], "candidates": []}', 3, "candidates"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code(tmp_path: Path, content: str, code: int, needle: str) -> None:
+    p = tmp_path / "h.json"
+    p.write_text(content, encoding="utf-8")
+    out = msrkit("rank", str(p), "--backend", "none", "--no-cache")
+    assert out.returncode == code, out.stderr
+    assert needle in out.stderr and str(p) in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_bad_backend_string_is_a_config_error(tmp_path: Path) -> None:
+    out = msrkit("rank", str(EXAMPLE), "--backend", "nonsense", "--no-cache")
+    assert out.returncode == 4 and "KIND/MODEL" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_prompts_list_and_render() -> None:
+    listed = msrkit("prompts", "list")
+    assert listed.returncode == 0 and "listwise_rank@v1#" in listed.stdout
+    shown = msrkit("prompts", "render", "listwise_rank", str(EXAMPLE))
+    assert shown.returncode == 0, shown.stderr
+    assert "[10] " in shown.stdout and "Tin Men" in shown.stdout
+
+
+def test_help_lists_exit_codes() -> None:
+    out = msrkit("--help")
+    assert out.returncode == 0 and "Exit codes" in out.stdout
