@@ -45,7 +45,36 @@ _EXPORTS = {
     "load_interactions": "msrkit.io",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+__all__ = [
+    "BackendError",
+    "BackendPermanentError",
+    "BackendTransientError",
+    "BackendUnavailableError",
+    "ConfigError",
+    "FakeBackend",
+    "History",
+    "HistoryEntry",
+    "InputError",
+    "Item",
+    "ItemSummarizer",
+    "MissingDependencyError",
+    "MsrkitError",
+    "OutputParseError",
+    "PreferenceSummarizer",
+    "PromptSet",
+    "PromptTemplate",
+    "RankedItem",
+    "Ranking",
+    "Recommender",
+    "TemplateError",
+    "Usage",
+    "UsageError",
+    "__version__",
+    "get_backend",
+    "load_catalog",
+    "load_histories",
+    "load_interactions",
+]
 
 if TYPE_CHECKING:
     from .backends import get_backend

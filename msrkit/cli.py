@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -47,14 +47,16 @@ BackendOpt = Annotated[
         help="auto | none | llamacpp/PATH.gguf | llamacpp/default | openai/MODEL | ollama/NAME:TAG",
     ),
 ]  # fmt: skip
-BaseUrlOpt = Annotated[Optional[str], typer.Option("--base-url", help="Endpoint for openai/ollama backends.")]
-CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="items.jsonl resolving bare item ids.")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Endpoint for openai/ollama backends.")]
+CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="items.jsonl resolving bare item ids.")]
 InteractionsOpt = Annotated[
-    Optional[Path], typer.Option("--interactions", help="interactions.jsonl/.csv for collaborative retrieval.")
+    Path | None, typer.Option("--interactions", help="interactions.jsonl/.csv for collaborative retrieval.")
 ]
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="A folder made by `msrkit index build`.")]
-PromptsOpt = Annotated[Optional[Path], typer.Option("--prompts", help="A folder of templates overriding the shipped ones.")]
-CacheDirOpt = Annotated[Optional[Path], typer.Option("--cache-dir", envvar="MSRKIT_CACHE_DIR", help="Cache folder.")]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="A folder made by `msrkit index build`.")]
+PromptsOpt = Annotated[
+    Path | None, typer.Option("--prompts", help="A folder of templates overriding the shipped ones.")
+]
+CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="MSRKIT_CACHE_DIR", help="Cache folder.")]
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the response cache.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
@@ -103,12 +105,16 @@ def rank(
     prompts: PromptsOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the Ranking object(s) as JSON (one per line).")] = False,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the Ranking object(s) as JSON (one per line).")
+    ] = False,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = None,
     passes: Annotated[int, typer.Option(min=1, help="Listwise passes over shuffled orders (Borda).")] = 1,
     window: Annotated[int, typer.Option(min=2, help="Sliding window size for long candidate lists.")] = 20,
     stride: Annotated[int, typer.Option(min=1, help="Sliding window stride.")] = 10,
-    fusion_weight: Annotated[float, typer.Option(min=0.0, max=1.0, help="1 = LLM order only, 0 = retrieval only.")] = 0.5,
+    fusion_weight: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="1 = LLM order only, 0 = retrieval only.")
+    ] = 0.5,
     pointwise: Annotated[bool, typer.Option(help="Score each candidate by p(yes) (needs logprobs).")] = False,
     item_summaries: Annotated[bool, typer.Option(help="Summarize items into keywords first.")] = True,
     preference_summary: Annotated[bool, typer.Option(help="Run the recurrent preference summary.")] = True,
@@ -280,12 +286,13 @@ def cache_clear(cache_dir: CacheDirOpt = None) -> None:
 @app.command(epilog="Example: msrkit summarize items.jsonl --out items.enriched.jsonl")
 def summarize(
     path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog).")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Write the enriched catalog here (JSONL).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the enriched catalog here (JSONL).")] = None,
     backend: BackendOpt = "auto",
     base_url: BaseUrlOpt = None,
     prompts: PromptsOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")] = 4,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
@@ -313,7 +320,11 @@ def summarize(
         with Progress(disable=quiet, transient=False) as progress:
             task = progress.add_task("summarizing", total=len(items))
             for item in summarizer.summarize(
-                items, meter=meter, base_dir=path.resolve().parent, on_item=lambda _: progress.advance(task)
+                items,
+                meter=meter,
+                base_dir=path.resolve().parent,
+                on_item=lambda _: progress.advance(task),
+                concurrency=concurrency,
             ):
                 done.append(item)
         if out is not None:
@@ -350,7 +361,9 @@ def _write_jsonl(path: Path, records: Any) -> None:
 # -- index -------------------------------------------------------------------------
 
 
-@index_app.command("build", epilog="Example: msrkit index build --interactions inter.jsonl --catalog items.jsonl --out idx/")
+@index_app.command(
+    "build", epilog="Example: msrkit index build --interactions inter.jsonl --catalog items.jsonl --out idx/"
+)
 def index_build(
     interactions: Annotated[Path, typer.Option("--interactions", help="interactions.jsonl or .csv")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the index to.")],

@@ -65,9 +65,7 @@ class MissingDependencyError(MsrkitError):
     def __init__(self, package: str, extra: str, purpose: str) -> None:
         self.package = package
         self.extra = extra
-        super().__init__(
-            f"{purpose} needs the package '{package}': pip install 'msrkit[{extra}]'"
-        )
+        super().__init__(f"{purpose} needs the package '{package}': pip install 'msrkit[{extra}]'")
 
 
 class BackendError(MsrkitError):

@@ -183,11 +183,17 @@ def resolve(history: History, catalog: Mapping[str, Item] | None = None, *, sour
 def _resolve_one(entry: Any, catalog: Mapping[str, Item], cls: type[Item], source: str, path: str) -> Any:
     if isinstance(entry, str):
         if entry not in catalog:
-            hint = "it is not in the catalog" if catalog else "give the item inline or pass a catalog (--catalog items.jsonl)"
+            hint = (
+                "it is not in the catalog"
+                if catalog
+                else "give the item inline or pass a catalog (--catalog items.jsonl)"
+            )
             raise InputError(f"unknown item id '{entry}': {hint}", source=source, path=path)
         return validate(cls, catalog[entry].model_dump(), source=source, path=path)
     if entry.item_id in catalog:
-        return validate(cls, _merge(catalog[entry.item_id], entry.model_dump(exclude_unset=True)), source=source, path=path)
+        return validate(
+            cls, _merge(catalog[entry.item_id], entry.model_dump(exclude_unset=True)), source=source, path=path
+        )
     return entry if isinstance(entry, cls) else validate(cls, entry.model_dump(), source=source, path=path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from .backends.base import Backend, ChatRequest, ChatResponse, achat
@@ -20,14 +21,16 @@ class Meter:
         self.usage = Usage()
         self.warnings: list[str] = []
         self._started = time.perf_counter()
+        self._lock = threading.Lock()
 
     def record(self, response: ChatResponse) -> ChatResponse:
-        if response.cached:
-            self.usage.cache_hits += 1
-        else:
-            self.usage.llm_calls += 1
-            self.usage.prompt_tokens += response.prompt_tokens
-            self.usage.completion_tokens += response.completion_tokens
+        with self._lock:
+            if response.cached:
+                self.usage.cache_hits += 1
+            else:
+                self.usage.llm_calls += 1
+                self.usage.prompt_tokens += response.prompt_tokens
+                self.usage.completion_tokens += response.completion_tokens
         for w in response.warnings:
             self.warn(w)
         return response
@@ -40,9 +43,11 @@ class Meter:
 
     def warn(self, message: str) -> None:
         """Keep a warning once (repeats are dropped) and log it."""
-        if message not in self.warnings:
+        with self._lock:
+            if message in self.warnings:
+                return
             self.warnings.append(message)
-            log.warning(message)
+        log.warning(message)
 
     def finish(self) -> Usage:
         self.usage.seconds = round(time.perf_counter() - self._started, 4)

@@ -220,9 +220,7 @@ class Recommender:
     def _collaborative(self, seen: list[str], user: str | None) -> list[str]:
         if self.index is None or not self.stages.collaborative:
             return []
-        return list(
-            self.index.next_item_context(seen, k=self.collaborative_k, catalog=self.catalog, exclude_user=user)
-        )
+        return list(self.index.next_item_context(seen, k=self.collaborative_k, catalog=self.catalog, exclude_user=user))
 
     def _llm(
         self,

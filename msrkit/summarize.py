@@ -10,7 +10,8 @@ summarized once, whichever user it appears for.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .backends.base import Backend
@@ -79,16 +80,25 @@ class ItemSummarizer:
         meter: Meter | None = None,
         base_dir: Path | None = None,
         on_item: Callable[[Item], None] | None = None,
+        concurrency: int = 1,
     ) -> list[Item]:
-        """Items with ``keywords`` (and ``image_description`` where they have an image) filled in."""
+        """Items with ``keywords`` (and ``image_description`` where they have an image) filled in.
+
+        ``concurrency`` > 1 runs that many items at once (for remote backends; an
+        in-process model serializes its calls anyway). Order is kept.
+        """
         meter = meter or Meter()
-        out = []
-        for item in items:
+
+        def one(item: Item) -> Item:
             done = self.summarize_item(item, meter=meter, base_dir=base_dir)
-            out.append(done)
             if on_item is not None:
                 on_item(done)
-        return out
+            return done
+
+        if concurrency <= 1:
+            return [one(item) for item in items]
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="msrkit-summarize") as pool:
+            return list(pool.map(one, items))
 
     def summarize_item(self, item: Item, *, meter: Meter, base_dir: Path | None = None) -> Item:
         if item.keywords is not None and (item.image_description or not item.image or not self.describe_images):
@@ -135,7 +145,3 @@ class ItemSummarizer:
         rendered = render_item(item.model_copy(update={"keywords": None}), max_chars=600)
         request = self.prompts["item_keywords"].request(item=rendered, max_keywords=self.max_keywords)
         return parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
-
-    def summarize_all(self, items: Sequence[Item], **kwargs: object) -> list[Item]:
-        """Alias of :meth:`summarize` for a whole catalog."""
-        return self.summarize(items, **kwargs)  # type: ignore[arg-type]

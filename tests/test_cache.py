@@ -28,7 +28,7 @@ def test_key_depends_on_everything_that_changes_an_answer() -> None:
 def test_images_are_keyed_by_content_not_identity() -> None:
     ident = {"backend": "fake", "model": "m"}
     a = ChatRequest((Message("user", (ImagePart(b"abc"), TextPart("x"))),))
-    b = ChatRequest((Message("user", (ImagePart(bytes(b"abc")), TextPart("x"))),))
+    b = ChatRequest((Message("user", (ImagePart(b"abc"), TextPart("x"))),))
     c = ChatRequest((Message("user", (ImagePart(b"abd"), TextPart("x"))),))
     assert request_key(ident, a) == request_key(ident, b) != request_key(ident, c)
 

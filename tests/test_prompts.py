@@ -20,9 +20,7 @@ def test_shipped_templates_cover_every_task_and_validate() -> None:
 
 def test_missing_required_placeholder_is_rejected() -> None:
     with pytest.raises(TemplateError, match=r"\['candidates'\]"):
-        PromptTemplate.from_dict(
-            {"id": "listwise_rank", "version": 1, "user": "$preference $collaborative $count"}
-        )
+        PromptTemplate.from_dict({"id": "listwise_rank", "version": 1, "user": "$preference $collaborative $count"})
 
 
 def test_malformed_dollar_is_rejected() -> None:

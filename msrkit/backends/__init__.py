@@ -24,7 +24,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 from ..errors import ConfigError, MissingDependencyError
 from .base import Backend, Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart, achat
@@ -99,9 +100,8 @@ def _ollama_models(host: str, timeout: float = 0.3) -> list[str] | None:
     return [m.get("name") or m.get("model") for m in data.get("models", []) if m.get("name") or m.get("model")]
 
 
-def ollama_host(env: dict[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    host = env.get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
+def ollama_host(env: Mapping[str, str] | None = None) -> str:
+    host = (os.environ if env is None else env).get("OLLAMA_HOST") or DEFAULT_OLLAMA_HOST
     return host if "://" in host else f"http://{host}"
 
 
@@ -153,21 +153,25 @@ def get_backend(
         from .llamacpp import LlamaCppBackend
 
         path = str(embedded_model_path()) if model == "default" else model
-        return LlamaCppBackend(path, **options)
+        return cast(Backend, LlamaCppBackend(path, **options))
     if kind == "openai":
         from .openai import OpenAIBackend
 
-        return OpenAIBackend(model, base_url=base_url, api_key=api_key, **options)
+        return cast(Backend, OpenAIBackend(model, base_url=base_url, api_key=api_key, **options))
     from .ollama import OllamaBackend
 
-    return OllamaBackend(model, host=base_url or options.pop("host", None), **options)
+    return cast(Backend, OllamaBackend(model, host=base_url or options.pop("host", None), **options))
 
 
 def available_backends(env: dict[str, str] | None = None) -> list[dict[str, str]]:
     """What is installed and reachable, for ``msrkit backends``."""
     env = dict(os.environ) if env is None else env
     rows = []
-    for kind, package, extra in (("llamacpp", "llama_cpp", "local"), ("openai", "openai", ""), ("ollama", "ollama", "")):
+    for kind, package, extra in (
+        ("llamacpp", "llama_cpp", "local"),
+        ("openai", "openai", ""),
+        ("ollama", "ollama", ""),
+    ):
         installed = importlib.util.find_spec(package) is not None
         detail = "installed" if installed else f"missing: pip install 'msrkit[{extra}]'"
         if kind == "llamacpp" and installed:
