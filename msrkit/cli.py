@@ -384,6 +384,245 @@ def index_build(
     _guard(run)
 
 
+# -- data --------------------------------------------------------------------------
+
+data_app = typer.Typer(help="Convert real data sets into items.jsonl, interactions.jsonl and cases.jsonl.")
+app.add_typer(data_app, name="data")
+
+NegativesOpt = Annotated[int, typer.Option(min=0, help="Sampled negatives per case (both papers: 20).")]
+SeedOpt = Annotated[int, typer.Option(help="Seed for negative sampling.")]
+MaxHistoryOpt = Annotated[int, typer.Option(min=1, help="Keep the last N history items per case.")]
+
+
+def _write_dataset(out: Path, catalog: Any, interactions: Any, negatives: int, seed: int, max_history: int) -> None:
+    from .datasets import leave_one_out, write_catalog, write_jsonl
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_catalog(out / "items.jsonl", catalog)
+    write_jsonl(out / "interactions.jsonl", ({"user_id": i.user_id, "item_id": i.item_id, "timestamp": i.timestamp}
+                                              for i in interactions))  # fmt: skip
+    cases = leave_one_out(catalog, interactions, negatives=negatives, seed=seed, max_history=max_history)
+    write_jsonl(out / "cases.jsonl", cases)
+    typer.echo(f"{len(catalog)} items, {len(interactions)} interactions, {len(cases)} cases -> {out}")
+
+
+@data_app.command("movielens", epilog="Example: msrkit data movielens --out data/ml-100k")
+def data_movielens(
+    out: Annotated[Path, typer.Option("--out", help="Folder for items/interactions/cases .jsonl")],
+    negatives: NegativesOpt = 20,
+    seed: SeedOpt = 0,
+    max_history: MaxHistoryOpt = 50,
+) -> None:
+    """MovieLens-100k from the recbole wheel (pip install --no-deps recbole), split leave-one-out by time."""
+
+    def run() -> None:
+        from .datasets import load_movielens_100k
+
+        catalog, interactions = load_movielens_100k()
+        _write_dataset(out, catalog, interactions, negatives, seed, max_history)
+
+    _guard(run)
+
+
+@data_app.command("recbole", epilog="Example: msrkit data recbole path/to/ml-1m --out data/ml-1m")
+def data_recbole(
+    directory: Annotated[Path, typer.Argument(help="A folder of RecBole atomic files (.inter, .item).")],
+    out: Annotated[Path, typer.Option("--out")],
+    negatives: NegativesOpt = 20,
+    seed: SeedOpt = 0,
+    max_history: MaxHistoryOpt = 50,
+) -> None:
+    """RecBole atomic files, split leave-one-out by time."""
+
+    def run() -> None:
+        from .datasets import load_recbole
+
+        catalog, interactions = load_recbole(directory)
+        _write_dataset(out, catalog, interactions, negatives, seed, max_history)
+
+    _guard(run)
+
+
+@data_app.command("amazon", epilog="Example: msrkit data amazon Baby.jsonl --meta meta_Baby.jsonl --out data/baby")
+def data_amazon(
+    reviews: Annotated[Path, typer.Argument(help="Amazon-reviews-style JSONL (optionally .gz).")],
+    out: Annotated[Path, typer.Option("--out")],
+    meta: Annotated[Path | None, typer.Option("--meta", help="Item metadata JSONL: titles, images.")] = None,
+    negatives: NegativesOpt = 20,
+    seed: SeedOpt = 0,
+    max_history: MaxHistoryOpt = 50,
+) -> None:
+    """Amazon reviews + metadata, split leave-one-out by time."""
+
+    def run() -> None:
+        from .datasets import load_amazon
+
+        catalog, interactions = load_amazon(reviews, meta)
+        _write_dataset(out, catalog, interactions, negatives, seed, max_history)
+
+    _guard(run)
+
+
+# -- eval --------------------------------------------------------------------------
+
+ABLATIONS = ("retrieval", "+llm", "+summaries", "+collaborative")
+
+
+@app.command("eval", epilog="Example: msrkit eval data/ml-100k/cases.jsonl --catalog data/ml-100k/items.jsonl "
+             "--interactions data/ml-100k/interactions.jsonl --ablations --limit 50")  # fmt: skip
+def eval_cmd(
+    cases_path: Annotated[Path, typer.Argument(help="cases.jsonl: history objects with a 'target'.")],
+    catalog: CatalogOpt = None,
+    interactions: InteractionsOpt = None,
+    backend: BackendOpt = "auto",
+    base_url: BaseUrlOpt = None,
+    prompts: Annotated[
+        list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare prompt variants.")
+    ] = None,
+    rankings: Annotated[
+        Path | None, typer.Option("--rankings", help="Also score rankings from another system (JSONL).")
+    ] = None,
+    ablations: Annotated[bool, typer.Option(help="Run retrieval / +llm / +summaries / +collaborative.")] = False,
+    ks: Annotated[str, typer.Option("--ks", help="Cut-offs for HR@K and NDCG@K.")] = "1,5,10",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for results, report.json/.md/.png.")] = Path("msrkit-eval"),
+    fusion_weight: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    pointwise: Annotated[bool, typer.Option(help="Score by p(yes) (AUC becomes meaningful).")] = False,
+    resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate on cases: HR@K, NDCG@K, MRR (AUC with --pointwise), ablations, prompt variants, cost."""
+    _setup_logging(verbose, quiet)
+
+    def run() -> None:
+        from . import evaluate as ev
+        from .io import load_catalog, load_histories, load_interactions
+        from .recommender import Recommender
+
+        cut = [int(k) for k in ks.split(",") if k.strip()]
+        cases = load_histories(cases_path)[:limit]
+        cat = load_catalog(catalog) if catalog else {}
+        index = _eval_index(load_interactions(interactions), cases, cat) if interactions else None
+        variants = _eval_variants(backend, ablations=ablations, prompt_dirs=prompts or [], has_index=index is not None)
+        out.mkdir(parents=True, exist_ok=True)
+        reports: dict[str, Any] = {}
+        for name, (spec, stages, prompt_dir) in variants.items():
+            rec = Recommender(
+                spec, base_url=base_url, catalog=cat, index=index, prompts=prompt_dir, stages=stages,
+                cache=_cache_arg(cache_dir, no_cache), fusion_weight=fusion_weight, pointwise=pointwise,
+            )  # fmt: skip
+            with rec:
+                reports[name] = ev.evaluate(
+                    cases, rec.rank, ks=cut, out_path=out / f"{_slug(name)}.results.jsonl",
+                    resume=resume, progress=not quiet, name=name,
+                )  # fmt: skip
+        if rankings is not None:
+            reports[rankings.name] = ev.score_rankings(
+                [resolve_case(c, cat) for c in cases], ev.load_rankings(rankings), ks=cut, name=rankings.name
+            )
+        comparison = ev.compare(reports, ks=cut)
+        (out / "report.json").write_text(ev.to_json(comparison), encoding="utf-8")
+        markdown = ev.to_markdown(comparison) + "\n\n" + _cost_table(reports)
+        (out / "report.md").write_text(markdown, encoding="utf-8")
+        try:
+            ev.plot(comparison, out / "report.png")
+        except Exception as exc:  # noqa: BLE001 - a plot is optional
+            from .errors import MsrkitError
+
+            if not isinstance(exc, MsrkitError):
+                raise
+            typer.echo(f"warning: no plot: {exc}", err=True)
+        typer.echo(markdown)
+        typer.echo(f"\nwritten: {out}/report.json, report.md, report.png, *.results.jsonl", err=True)
+
+    _guard(run)
+
+
+def resolve_case(case: Any, catalog: Any) -> Any:
+    from .io import resolve
+
+    return resolve(case, catalog)
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "run"
+
+
+def _eval_index(interactions: Any, cases: Any, catalog: Any) -> Any:
+    from .retrieval import CollaborativeIndex, interactions_before
+
+    return CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog or None)
+
+
+def _eval_variants(
+    backend: str, *, ablations: bool, prompt_dirs: list[Path], has_index: bool
+) -> dict[str, tuple[str, Any, Path | None]]:
+    from .recommender import Stages
+
+    if backend == "none":
+        return {"retrieval": ("none", Stages(llm=False), None)}
+    if prompt_dirs:
+        return {str(d): (backend, Stages(collaborative=has_index), d) for d in prompt_dirs}
+    if not ablations:
+        return {"msrkit": (backend, Stages(collaborative=has_index), None)}
+    out = {
+        "retrieval": ("none", Stages(llm=False), None),
+        "+llm": (backend, Stages(item_summaries=False, preference_summary=False, collaborative=False), None),
+        "+summaries": (backend, Stages(collaborative=False), None),
+    }
+    if has_index:
+        out["+collaborative"] = (backend, Stages(), None)
+    return out
+
+
+def _cost_table(reports: dict[str, Any]) -> str:
+    lines = ["| variant | cases | LLM calls/case | tokens/case | cache hits | s/case | degraded | errors |",
+             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name, r in reports.items():
+        n = max(len(r.results), 1)
+        u = r.usage
+        degraded = sum(1 for x in r.results if x.degraded)
+        errors = r.counts.get("error", 0)
+        lines.append(
+            f"| {name} | {len(r.results)} | {u.llm_calls / n:.2f} | {(u.prompt_tokens + u.completion_tokens) / n:.0f} "
+            f"| {u.cache_hits} | {u.seconds / n:.2f} | {degraded} | {errors} |"
+        )
+    return "\n".join(lines)
+
+
+# -- export-sft ----------------------------------------------------------------------
+
+
+@app.command("export-sft", epilog="Example: msrkit export-sft cases.jsonl --catalog items.jsonl --out sft.jsonl")
+def export_sft_cmd(
+    cases_path: Annotated[Path, typer.Argument(help="cases.jsonl")],
+    out: Annotated[Path, typer.Option("--out", help="Chat-format JSONL to write.")],
+    catalog: CatalogOpt = None,
+    task: Annotated[str, typer.Option(help="listwise | yesno")] = "listwise",
+    prompts: PromptsOpt = None,
+) -> None:
+    """Turn cases into chat-format fine-tuning data (the papers' last stage)."""
+
+    def run() -> None:
+        from .evaluate import export_sft
+        from .io import load_catalog, load_histories
+        from .prompts import PromptSet
+
+        if task not in ("listwise", "yesno"):
+            raise _config(f"--task must be listwise or yesno, not {task!r}")
+        cases = load_histories(cases_path)
+        examples = export_sft(
+            cases, task=task, prompts=PromptSet.load(prompts),  # type: ignore[arg-type]
+            out=out, catalog=load_catalog(catalog) if catalog else None,
+        )  # fmt: skip
+        typer.echo(f"{len(examples)} examples -> {out}")
+
+    _guard(run)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
