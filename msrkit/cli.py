@@ -111,7 +111,7 @@ def rank(
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = None,
     passes: Annotated[int, typer.Option(min=1, help="Listwise passes over shuffled orders (Borda).")] = 1,
     window: Annotated[int, typer.Option(min=2, help="Sliding window size for long candidate lists.")] = 20,
-    stride: Annotated[int, typer.Option(min=1, help="Sliding window stride.")] = 10,
+    stride: Annotated[int | None, typer.Option(min=1, help="Sliding window stride (default: window/2).")] = None,
     fusion_weight: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="1 = LLM order only, 0 = retrieval only.")
     ] = 0.5,
@@ -120,17 +120,21 @@ def rank(
     preference_summary: Annotated[bool, typer.Option(help="Run the recurrent preference summary.")] = True,
     strict: Annotated[bool, typer.Option(help="Fail instead of falling back to retrieval order.")] = False,
     max_side: Annotated[int, typer.Option(min=32, help="Downscale images to this many pixels at most.")] = 768,
+    out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per user here (resumable).")] = None,
+    resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
     """Rank each user's candidates and print a table (or JSON with --json)."""
     _setup_logging(verbose, quiet)
+    histories: list[Any] = []
 
     def run() -> None:
+        from .batch import rank_batch
         from .io import load_histories
         from .recommender import Recommender, Stages
 
-        histories = load_histories(path)
+        histories.extend(load_histories(path))
         stages = Stages(item_summaries=item_summaries, preference_summary=preference_summary)
         rec = Recommender(
             backend, base_url=base_url, catalog=catalog, interactions=interactions, index=_load_index(index),
@@ -138,14 +142,25 @@ def rank(
             passes=passes, fusion_weight=fusion_weight, pointwise=pointwise, strict=strict, max_side=max_side,
         )  # fmt: skip
         with rec:
-            for history in histories:
-                ranking = rec.rank(history)
-                if top_k is not None:
-                    ranking = ranking.model_copy(update={"ranking": ranking.ranking[:top_k]})
-                if json_out:
-                    typer.echo(ranking.model_dump_json())
-                else:
-                    _print_ranking(ranking, quiet=quiet)
+            summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=show)
+        if out is not None and not quiet:
+            typer.echo(
+                f"{summary.ranked} ranked, {summary.skipped} already in {out}, {summary.failed} failed", err=True
+            )
+        if summary.errors:
+            raise typer.Exit(min(getattr(e, "exit_code", 1) for _, e in summary.errors))
+
+    def show(key: str, outcome: Any) -> None:
+        if isinstance(outcome, BaseException):
+            _err(f"user {key}: {outcome}" if len(histories) > 1 else str(outcome))
+            return
+        ranking = outcome
+        if top_k is not None:
+            ranking = ranking.model_copy(update={"ranking": ranking.ranking[:top_k]})
+        if json_out:
+            typer.echo(ranking.model_dump_json())
+        elif out is None or not quiet:
+            _print_ranking(ranking, quiet=quiet)
 
     _guard(run)
 

@@ -27,7 +27,9 @@ from .data import History, Item, RankedItem, Ranking
 from .errors import BackendError, ConfigError, InputError
 from .io import Interaction, load_catalog, load_histories, load_interactions, parse_history, resolve
 from .meter import Meter
+from .preferences import blocks
 from .prompts import PromptSet
+from .retry import RetryingBackend
 
 __all__ = ["Recommender", "Stages"]
 
@@ -56,6 +58,8 @@ class Recommender:
     ``llamacpp/PATH``) or a backend object. ``cache``: ``True`` (default
     folder), a folder, a :class:`ResponseCache`, or ``False``.
     ``fusion_weight``: 1.0 trusts the LLM order alone, 0.0 the retrieval order.
+    ``retries``: how often a transient backend failure (429, 5xx, timeout,
+    connection) is retried, within ``retry_max_seconds`` in all; 0 disables.
     """
 
     def __init__(
@@ -74,7 +78,7 @@ class Recommender:
         block_size: int = 3,
         max_history: int = 60,
         window: int = 20,
-        stride: int = 10,
+        stride: int | None = None,
         passes: int = 1,
         fusion_weight: float = 0.5,
         pointwise: bool = False,
@@ -84,12 +88,16 @@ class Recommender:
         strict: bool = False,
         seed: int = 0,
         backend_options: Mapping[str, Any] | None = None,
+        retries: int = 4,
+        retry_max_seconds: float = 60.0,
     ) -> None:
-        if not 0.0 <= fusion_weight <= 1.0:
-            raise ConfigError(f"fusion_weight must lie in [0, 1], got {fusion_weight}")
+        stride = stride if stride is not None else max(1, window // 2)
+        _check_options(fusion_weight=fusion_weight, block_size=block_size, window=window, stride=stride, passes=passes)
         self.stages = stages or Stages()
         self.prompts = prompts if isinstance(prompts, PromptSet) else PromptSet.load(prompts)
         self.cache = _make_cache(cache)
+        self.retries = retries
+        self.retry_max_seconds = retry_max_seconds
         raw = None
         if self.stages.llm:
             raw = get_backend(backend, base_url=base_url, api_key=api_key, **dict(backend_options or {}))
@@ -111,9 +119,12 @@ class Recommender:
         self.seed = seed
 
     def _wrap(self, backend: Backend | None) -> Backend | None:
-        if backend is None or self.cache is None or isinstance(backend, CachedBackend):
+        """``CachedBackend(RetryingBackend(backend))``: the cache outside retry (see :mod:`msrkit.retry`)."""
+        if backend is None or isinstance(backend, CachedBackend):
             return backend
-        return CachedBackend(backend, self.cache)
+        if self.retries > 0 and not isinstance(backend, RetryingBackend):
+            backend = RetryingBackend(backend, attempts=self.retries + 1, max_seconds=self.retry_max_seconds)
+        return backend if self.cache is None else CachedBackend(backend, self.cache)
 
     # -- input -----------------------------------------------------------------
 
@@ -193,10 +204,11 @@ class Recommender:
             max_side=self.max_side, strict=self.strict,
         )  # fmt: skip
         base = history.base_dir
-        return (
-            summarizer.summarize(items, meter=meter, base_dir=base),
-            summarizer.summarize(candidates, meter=meter, base_dir=base),
-        )
+        # only the items the preference summary will read: older ones would cost calls for nothing
+        spans = blocks(len(items), block_size=self.block_size, max_items=self.max_history)
+        start = spans[0][0] if spans else len(items)
+        recent = summarizer.summarize(items[start:], meter=meter, base_dir=base)
+        return [*items[:start], *recent], summarizer.summarize(candidates, meter=meter, base_dir=base)
 
     def _preference(self, items: Sequence[Item], meter: Meter) -> str:
         if not self.stages.preference_summary:
@@ -308,6 +320,17 @@ class Recommender:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _check_options(*, fusion_weight: float, block_size: int, window: int, stride: int, passes: int) -> None:
+    if not 0.0 <= fusion_weight <= 1.0:
+        raise ConfigError(f"fusion_weight must lie in [0, 1], got {fusion_weight}")
+    if block_size < 1:
+        raise ConfigError(f"block_size must be at least 1, got {block_size}")
+    if window < 2 or not 1 <= stride < window:
+        raise ConfigError(f"need window >= 2 and 1 <= stride < window, got window={window}, stride={stride}")
+    if passes < 1:
+        raise ConfigError(f"passes must be at least 1, got {passes}")
 
 
 def _backend_name(backend: Backend | None) -> str:

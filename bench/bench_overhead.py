@@ -1,0 +1,83 @@
+"""msrkit's own overhead per ``rank`` request, LLM time excluded.
+
+A zero-latency scripted backend (FakeBackend) answers instantly, so what is
+timed is msrkit: validation, prompt rendering, parsing, repair, fusion,
+caching. Prints median and p95 per request, and LLM calls per request.
+
+    python bench/bench_overhead.py            # 20 and 1,000 candidates, cold and cached
+    python bench/bench_overhead.py --repeat 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+
+from msrkit import FakeBackend, Recommender
+from msrkit.recommender import Stages
+
+
+def history(n_history: int, n_candidates: int, user: str = "u") -> dict[str, object]:
+    return {
+        "user_id": user,
+        "history": [{"item_id": f"h{i}", "title": f"History movie {i}"} for i in range(n_history)],
+        "candidates": [{"item_id": f"c{i}", "title": f"Candidate movie {i}"} for i in range(n_candidates)],
+    }
+
+
+def timed(fn: Callable[[], object], repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def report(label: str, ms: list[float], calls: float) -> None:
+    p95 = sorted(ms)[int(0.95 * (len(ms) - 1))]
+    print(f"{label:<48} median {statistics.median(ms):8.3f} ms   p95 {p95:8.3f} ms   llm calls/request {calls:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=100)
+    args = parser.parse_args()
+    stages = Stages(item_summaries=False, preference_summary=False, collaborative=False)
+    for n in (20, 1000):
+        fake = FakeBackend()
+        rec = Recommender(fake, cache=False, stages=stages, window=20, stride=10)
+        h = history(10, n)
+        rec.rank(h)  # warm imports
+        before = fake.calls
+        ms = timed(lambda: rec.rank(h), args.repeat)
+        report(f"overhead, {n} candidates, no cache", ms, (fake.calls - before) / args.repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = FakeBackend()
+        rec = Recommender(fake, cache=tmp, stages=Stages(collaborative=False))
+        h = history(10, 20)
+        rec.rank(h)
+        before = fake.calls
+        ms = timed(lambda: rec.rank(h), args.repeat)
+        report("identical request again (cache hit), 20 candidates", ms, (fake.calls - before) / args.repeat)
+        cold_calls = []
+        for n_hist in (3, 7, 10):
+            f2 = FakeBackend()
+            r2 = Recommender(f2, cache=f"{tmp}/cold{n_hist}", stages=Stages(collaborative=False, item_summaries=False))
+            r2.rank(history(n_hist, 20, user=f"cold{n_hist}"))
+            cold_calls.append((n_hist, f2.calls))
+        print("cold user, k=3, 20 candidates, item summaries off: " + ", ".join(f"n={n}: {c} calls" for n, c in cold_calls))
+        grow = Recommender(fake, cache=tmp, stages=Stages(collaborative=False))
+        grow.rank(history(10, 20))
+        before = fake.calls
+        h11 = history(11, 20)
+        grow.rank(h11)
+        print(f"returning user, 10 -> 11 history items (item summaries cached): {fake.calls - before - 1} new summary "
+              f"call(s) for the new item's keywords + preference + rerank = {fake.calls - before} LLM calls")
+
+
+if __name__ == "__main__":
+    main()
