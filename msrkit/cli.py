@@ -120,6 +120,10 @@ def rank(
     preference_summary: Annotated[bool, typer.Option(help="Run the recurrent preference summary.")] = True,
     strict: Annotated[bool, typer.Option(help="Fail instead of falling back to retrieval order.")] = False,
     max_side: Annotated[int, typer.Option(min=32, help="Downscale images to this many pixels at most.")] = 768,
+    retries: Annotated[int, typer.Option(min=0, help="Retries of transient backend failures (429, 5xx...).")] = 4,
+    n_candidates: Annotated[
+        int, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none.")
+    ] = 20,
     out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per user here (resumable).")] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
     verbose: VerboseOpt = 0,
@@ -140,6 +144,7 @@ def rank(
             backend, base_url=base_url, catalog=catalog, interactions=interactions, index=_load_index(index),
             prompts=prompts, cache=_cache_arg(cache_dir, no_cache), stages=stages, window=window, stride=stride,
             passes=passes, fusion_weight=fusion_weight, pointwise=pointwise, strict=strict, max_side=max_side,
+            retries=retries, n_candidates=n_candidates,
         )  # fmt: skip
         with rec:
             summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=show)

@@ -7,6 +7,7 @@ candidates to rank), and the ``Ranking`` that comes back.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,11 @@ def _id(value: Any) -> Any:
     if isinstance(value, int):
         return str(value)
     return value
+
+
+@functools.cache
+def _known_fields(cls: type[BaseModel]) -> frozenset[str]:
+    return frozenset(_ITEM_FIELDS | set(cls.model_fields))
 
 
 class Item(BaseModel):
@@ -48,11 +54,13 @@ class Item(BaseModel):
     def _keep_unknown_keys(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        known = _ITEM_FIELDS | set(cls.model_fields)
-        extra = {k: v for k, v in data.items() if k not in known}
-        if not extra:
+        known = _known_fields(cls)
+        if known.issuperset(data):
             return data
+        extra = {k: v for k, v in data.items() if k not in known}
         kept = {k: v for k, v in data.items() if k in known}
+        if not isinstance(kept.get("attributes") or {}, dict):
+            return data  # validation then names 'attributes' as the field to fix
         attributes = dict(kept.get("attributes") or {})
         attributes.update(extra)
         kept["attributes"] = attributes

@@ -28,6 +28,7 @@ import random
 import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
@@ -35,7 +36,7 @@ from pydantic import BaseModel
 
 from .data import History, HistoryEntry, Item
 from .errors import InputError, MissingDependencyError
-from .io import Interaction
+from .io import Interaction, validate
 
 __all__ = [
     "movielens_100k_dir",
@@ -114,6 +115,11 @@ def _recbole_name(folder: Path) -> str:
 
 def _recbole_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(source, {column: value})`` with values typed by the header (``name:type``)."""
+    with _decoding(path):
+        yield from _recbole_rows_unchecked(path)
+
+
+def _recbole_rows_unchecked(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     with _open_text(path) as fh:
         header = fh.readline().rstrip("\r\n")
         if not header:
@@ -160,8 +166,32 @@ def _recbole_interactions(path: Path) -> list[Interaction]:
         for key in ("user_id", "item_id"):
             if not rec.get(key):
                 raise InputError(f"field '{key}' required: add it", source=source, path=key)
-        rows.append(Interaction(str(rec["user_id"]), str(rec["item_id"]), rec.get("timestamp")))
+        timestamp = _timestamp(rec.get("timestamp"), source)
+        rows.append(Interaction(_token(rec["user_id"]), _token(rec["item_id"]), timestamp))
     return rows
+
+
+def _token(value: Any) -> str:
+    """An id read from any column type: a float column's ``3.0`` is the token ``3``."""
+    if isinstance(value, list):
+        return " ".join(_token(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _timestamp(value: Any, source: str) -> float | None:
+    if value is None or value == "" or value == []:
+        return None
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise InputError(
+                f"timestamp {value!r} is not one number: declare the column as 'timestamp:float'",
+                source=source,
+                path="timestamp",
+            )
+        value = value[0]
+    return _float_or_none(value, source)
 
 
 def _recbole_items(path: Path) -> dict[str, Item]:
@@ -177,20 +207,20 @@ def _recbole_items(path: Path) -> dict[str, Item]:
 def _recbole_item(rec: dict[str, Any], *, source: str) -> Item:
     if not rec.get("item_id"):
         raise InputError("field 'item_id' required: add it", source=source, path="item_id")
-    data: dict[str, Any] = {"item_id": rec.pop("item_id")}
+    data: dict[str, Any] = {"item_id": _token(rec.pop("item_id"))}
     attributes: dict[str, Any] = {}
     for key, value in rec.items():
         if value in (None, "", []):
             continue
         if key in _TITLE_COLUMNS and "title" not in data:
-            data["title"] = " ".join(value) if isinstance(value, list) else value
+            data["title"] = " ".join(map(str, value)) if isinstance(value, list) else str(value)
         elif key == "description":
-            data["description"] = " ".join(value) if isinstance(value, list) else value
+            data["description"] = " ".join(map(str, value)) if isinstance(value, list) else str(value)
         elif key in _GENRE_COLUMNS:
-            attributes["genres"] = value if isinstance(value, list) else [value]
+            attributes["genres"] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
         else:
             attributes[key] = value
-    return Item(**data, attributes=attributes)
+    return validate(Item, {**data, "attributes": attributes}, source=source)  # type: ignore[no-any-return]
 
 
 # --------------------------------------------------------------------------- Amazon reviews
@@ -219,6 +249,11 @@ def load_amazon(
 
 
 def _json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    with _decoding(path):
+        yield from _json_lines_unchecked(path)
+
+
+def _json_lines_unchecked(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     with _open_text(path) as fh:
         for n, line in enumerate(fh, 1):
             if not line.strip():
@@ -232,10 +267,12 @@ def _json_lines(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _parse_line(line: str, *, source: str) -> Any:
     try:
         return json.loads(line)
+    except RecursionError:
+        raise InputError("JSON nested too deeply to read", source=source) from None
     except json.JSONDecodeError as exc:
         try:
             return ast.literal_eval(line.strip())
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source) from None
 
 
@@ -277,19 +314,27 @@ def _amazon_item(rec: dict[str, Any], *, source: str) -> Item:
     description = rec.get("description")
     if isinstance(description, list):
         description = " ".join(str(d) for d in description if d)
-    return Item(
-        item_id=str(item_id),
-        title=str(rec["title"]) if rec.get("title") else None,
-        description=description or None,
-        image=images[0] if images else None,
-        attributes=attributes,
-    )
+    elif description is not None and not isinstance(description, str):
+        description = str(description)
+    data = {
+        "item_id": str(item_id),
+        "title": str(rec["title"]) if rec.get("title") else None,
+        "description": description or None,
+        "image": images[0] if images else None,
+        "attributes": attributes,
+    }
+    return validate(Item, data, source=source)  # type: ignore[no-any-return]
 
 
 def _image_urls(rec: Mapping[str, Any]) -> list[str]:
     urls: list[str] = []
     for key in ("images", "imageURLHighRes", "imageURL"):
-        for entry in rec.get(key) or []:
+        entries = rec.get(key)
+        if isinstance(entries, str):
+            entries = [entries]
+        if not isinstance(entries, list):
+            continue  # not a shape image URLs come in: ignored (the item keeps its text)
+        for entry in entries:
             url = _first(entry, ("hi_res", "large", "thumb")) if isinstance(entry, dict) else entry
             if isinstance(url, str) and url and url not in urls:
                 urls.append(url)
@@ -312,7 +357,7 @@ def load_csv(
     """Interactions from a CSV whose column names you choose; the time column may be absent."""
     p = Path(path)
     rows = []
-    with _open_text(p) as fh:
+    with _decoding(p), _open_text(p) as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         header = reader.fieldnames or []
         for col in (user_column, item_column):
@@ -330,6 +375,19 @@ def load_csv(
 
 
 # --------------------------------------------------------------------------- shared helpers
+
+
+@contextmanager
+def _decoding(path: Path) -> Iterator[None]:
+    """Turn decoding failures met while reading ``path`` into input errors."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text: save the file as UTF-8", source=str(path)) from None
+    except csv.Error as exc:
+        raise InputError(f"not valid CSV: {exc}", source=str(path)) from None
+    except (OSError, EOFError) as exc:  # a truncated or invalid .gz
+        raise InputError(f"cannot read: {exc}", source=str(path)) from None
 
 
 def _open_text(path: Path) -> IO[str]:

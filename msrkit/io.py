@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +84,15 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
                 yield f"line {n}", json.loads(line)
             except json.JSONDecodeError as exc:
                 raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=f"{p}:{n}") from None
+            except RecursionError:
+                raise InputError("JSON nested too deeply to read", source=f"{p}:{n}") from None
         return
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg}", source=f"{p}:{exc.lineno}:{exc.colno}") from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply to read", source=str(p)) from None
     if isinstance(data, list):
         for i, obj in enumerate(data):
             yield f"[{i}]", obj
@@ -98,7 +103,7 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
 def _is_json(text: str) -> bool:
     try:
         json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
     return True
 
@@ -171,7 +176,7 @@ def resolve(history: History, catalog: Mapping[str, Item] | None = None, *, sour
             _resolve_one(c, catalog, Item, source, f"candidates[{i}]") for i, c in enumerate(history.candidates)
         ]
         ids = [c.item_id for c in candidates if isinstance(c, Item)]
-        dup = {x for x in ids if ids.count(x) > 1}
+        dup = {x for x, n in Counter(ids).items() if n > 1}
         if dup:
             raise InputError(f"candidate id(s) {sorted(dup)} appear more than once", source=source, path="candidates")
         if history.target is not None and history.target not in ids:
@@ -212,6 +217,12 @@ def load_interactions(path: str | Path) -> list[Interaction]:
                     rows.append(_interaction(rec, source=f"{p}:{n}"))
         except FileNotFoundError:
             raise InputError("no such file", source=str(p)) from None
+        except OSError as exc:
+            raise InputError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{len(rows) + 2}") from None
+        except csv.Error as exc:
+            raise InputError(f"not valid CSV: {exc}", source=f"{p}:{len(rows) + 2}") from None
     else:
         for where, obj in read_records(p):
             rows.append(_interaction(obj, source=f"{p}:{where.removeprefix('line ')}"))

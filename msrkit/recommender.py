@@ -139,7 +139,9 @@ class Recommender:
             history = loaded[0]
         elif not isinstance(history, History):
             history = parse_history(dict(history), source="<history>")
-        return resolve(history, self.catalog, source=source)
+        resolved = resolve(history, self.catalog, source=source)
+        _check_images(resolved)
+        return resolved
 
     # -- ranking ---------------------------------------------------------------
 
@@ -284,12 +286,13 @@ class Recommender:
         order = sorted(range(len(candidates)), key=lambda i: (-final[i], i))
         llm_rank = _ranks(llm_scores) if llm_scores is not None else None
         retr_rank = _ranks(retrieval) if retrieval is not None else None
+        history_terms = {t for e in history.items() for t in _terms(e)}
         ranked = [
             RankedItem(
                 item_id=candidates[i].item_id,
                 rank=pos + 1,
                 score=round(final[i], 6),
-                reason=_reason(candidates[i], history, llm_rank, retr_rank, i),
+                reason=_reason(candidates[i], history_terms, llm_rank, retr_rank, i),
                 title=candidates[i].title,
             )
             for pos, i in enumerate(order)
@@ -333,6 +336,25 @@ def _check_options(*, fusion_weight: float, block_size: int, window: int, stride
         raise ConfigError(f"passes must be at least 1, got {passes}")
 
 
+def _check_images(history: History) -> None:
+    """A local or ``data:`` image that is missing or not an image fails now, naming the item."""
+    from .images import check_image
+
+    entries = [("history", history.items()), ("candidates", history.candidate_items() if history.candidates else [])]
+    for field, items in entries:
+        for i, item in enumerate(items):
+            if not item.image:
+                continue
+            try:
+                check_image(item.image, base_dir=history.base_dir)
+            except InputError as exc:
+                raise InputError(
+                    f"{exc} (item '{item.item_id}'; fix or remove its 'image')",
+                    source=history.source,
+                    path=f"{field}[{i}].image",
+                ) from None
+
+
 def _backend_name(backend: Backend | None) -> str:
     return "none" if backend is None else f"{backend.name}/{backend.model}"
 
@@ -360,9 +382,11 @@ def _final_scores(
     return list(fuse(llm_order, retrieval, weight=weight))
 
 
-def _reason(item: Item, history: History, llm_rank: list[int] | None, retr_rank: list[int] | None, i: int) -> str:
+def _reason(
+    item: Item, history_terms: set[str], llm_rank: list[int] | None, retr_rank: list[int] | None, i: int
+) -> str:
     parts = []
-    shared = _shared_terms(item, history)
+    shared = [t for t in dict.fromkeys(_terms(item)) if t in history_terms]
     if shared:
         parts.append("shares " + ", ".join(shared[:3]) + " with the history")
     if llm_rank is not None:
@@ -378,14 +402,6 @@ def _terms(item: Item) -> list[str]:
     if isinstance(genres, list):
         terms += [str(g).lower() for g in genres]
     return terms
-
-
-def _shared_terms(item: Item, history: History) -> list[str]:
-    mine = _terms(item)
-    if not mine:
-        return []
-    theirs = {t for e in history.items() for t in _terms(e)}
-    return [t for t in dict.fromkeys(mine) if t in theirs]
 
 
 def _make_cache(cache: bool | str | Path | ResponseCache) -> ResponseCache | None:

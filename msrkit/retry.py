@@ -143,8 +143,7 @@ class RetryingBackend:
 
         return give_up
 
-    def _options(self) -> dict[str, object]:
-        started = self._clock()
+    def _options(self, started: float) -> dict[str, object]:
         return {
             "retry": retry_if_exception_type(BackendTransientError),
             "wait": self._wait,
@@ -155,14 +154,40 @@ class RetryingBackend:
 
     # -- the backend -------------------------------------------------------------
 
+    # The first attempt runs outside tenacity (most calls succeed: no retry machinery per call);
+    # a transient failure hands over to tenacity, whose first "attempt" re-raises that failure,
+    # so attempt counts, waits and the time bound are exactly as if tenacity had made every call.
+
     def chat(self, request: ChatRequest) -> ChatResponse:
-        retrying = Retrying(sleep=self._sleep, **self._options())  # type: ignore[arg-type]
-        response: ChatResponse = retrying(self.inner.chat, request)
+        started = self._clock()
+        try:
+            return self.inner.chat(request)
+        except BackendTransientError as exc:
+            pending = [exc]
+
+        def attempt(req: ChatRequest) -> ChatResponse:
+            if pending:
+                raise pending.pop()
+            return self.inner.chat(req)
+
+        retrying = Retrying(sleep=self._sleep, **self._options(started))  # type: ignore[arg-type]
+        response: ChatResponse = retrying(attempt, request)
         return response
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
-        retrying = AsyncRetrying(sleep=self._asleep, **self._options())  # type: ignore[arg-type]
-        response: ChatResponse = await retrying(achat, self.inner, request)
+        started = self._clock()
+        try:
+            return await achat(self.inner, request)
+        except BackendTransientError as exc:
+            pending = [exc]
+
+        async def attempt(req: ChatRequest) -> ChatResponse:
+            if pending:
+                raise pending.pop()
+            return await achat(self.inner, req)
+
+        retrying = AsyncRetrying(sleep=self._asleep, **self._options(started))  # type: ignore[arg-type]
+        response: ChatResponse = await retrying(attempt, request)
         return response
 
     def close(self) -> None:

@@ -44,11 +44,14 @@ def test_rank_top_k_and_table(tmp_path: Path) -> None:
         ('{"history": [{"title": "x"}], "candidates": ["a"]}', 3, "history[0].item_id"),
         ('{"history": ["a"], "candidates": ["b"]}', 3, "unknown item id 'a'"),
         ('{"history": [], "candidates": []}', 3, "candidates"),
+        ('{"history": [{"item_id": "a", "image": "poster.jpg"}], "candidates": ["b"]}', 3, "history[0].image"),
+        ('{"history": [], "candidates": [{"item_id": "b", "image": "nope.png"}]}', 3, "does not exist"),
     ],
 )
 def test_bad_input_is_one_line_with_exit_code(tmp_path: Path, content: str, code: int, needle: str) -> None:
     p = tmp_path / "h.json"
     p.write_text(content, encoding="utf-8")
+    (tmp_path / "poster.jpg").write_text("not a picture")
     out = msrkit("rank", str(p), "--backend", "none", "--no-cache")
     assert out.returncode == code, out.stderr
     assert needle in out.stderr and str(p) in out.stderr
@@ -71,3 +74,12 @@ def test_prompts_list_and_render() -> None:
 def test_help_lists_exit_codes() -> None:
     out = msrkit("--help")
     assert out.returncode == 0 and "Exit codes" in out.stdout
+
+
+def test_unreachable_backend_is_exit_6_with_strict(tmp_path: Path) -> None:
+    out = msrkit(
+        "rank", str(EXAMPLE), "--backend", "openai/x", "--base-url", "http://127.0.0.1:9/v1", "--strict",
+        "--no-cache", "--retries", "0",
+    )  # fmt: skip
+    assert out.returncode == 6, out.stderr
+    assert "127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1

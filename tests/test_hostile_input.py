@@ -12,11 +12,9 @@ and 1,000 candidates cost a bounded, documented number of calls; item text that
 tries to take over the prompt cannot break the output contract (the ranking is
 a permutation of the candidates).
 
-Known bugs found here are pinned by ``xfail(strict=True)`` regression tests
-(``test_known_bug_*``): the property strategies step around exactly those
-shapes (see ``_known_bug_shape``) so the properties keep guarding everything
-else. When a bug is fixed its xfail turns into an XPASS failure: delete the
-mark and the matching exclusion.
+Bugs the properties found (deep JSON, CSV field limits, non-UTF-8 files, odd
+types in RecBole and Amazon files, non-mapping attributes) are fixed and kept
+as ``test_fixed_bug_*`` regression tests.
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from msrkit import datasets, io
@@ -101,18 +99,6 @@ def only_msrkit_errors(load: Callable[[], Any]) -> Any:
         return None
 
 
-def _known_bug_shape(obj: Any) -> bool:
-    """Shapes that hit a bug pinned by a ``test_known_bug_*`` test below (kept out of the properties)."""
-    if isinstance(obj, dict):
-        extra = set(obj) - set(ITEM_KEYS[:-1])  # "timestamp" is an unknown key for an Item
-        if extra and obj.get("attributes") and not isinstance(obj["attributes"], dict):
-            return True  # data.Item._keep_unknown_keys: dict(<int> or [None]) -> TypeError
-        return any(_known_bug_shape(v) for v in obj.values())
-    if isinstance(obj, list):
-        return any(_known_bug_shape(v) for v in obj)
-    return False
-
-
 # -- msrkit.io -----------------------------------------------------------------------
 
 
@@ -127,7 +113,6 @@ def test_load_histories_on_arbitrary_bytes(data: bytes, suffix: str) -> None:
 @HOSTILE
 @given(obj=st.one_of(history_like, st.lists(history_like, max_size=3), json_values))
 def test_load_histories_on_any_json(obj: Any) -> None:
-    assume(not _known_bug_shape(obj))
     with tempfile.TemporaryDirectory() as tmp:
         out = only_msrkit_errors(lambda: io.load_histories(_write(tmp, "h.json", _dump(obj))))
     assert out is None or all(isinstance(h, History) for h in out)
@@ -136,7 +121,6 @@ def test_load_histories_on_any_json(obj: Any) -> None:
 @HOSTILE
 @given(objs=st.lists(st.one_of(history_like, json_values), min_size=1, max_size=4), junk=garbage_lines)
 def test_load_histories_on_jsonl_with_junk_lines(objs: list[Any], junk: list[str]) -> None:
-    assume(not _known_bug_shape(objs))
     lines = [_dump(o) for o in objs] + junk
     with tempfile.TemporaryDirectory() as tmp:
         only_msrkit_errors(lambda: io.load_histories(_write(tmp, "h.jsonl", "\n".join(lines))))
@@ -145,7 +129,6 @@ def test_load_histories_on_jsonl_with_junk_lines(objs: list[Any], junk: list[str
 @HOSTILE
 @given(objs=st.lists(st.one_of(item_like, json_values), max_size=5), as_list=st.booleans())
 def test_load_catalog_on_any_records(objs: list[Any], as_list: bool) -> None:
-    assume(not _known_bug_shape(objs))
     text = _dump(objs) if as_list else "\n".join(_dump(o) for o in objs)
     with tempfile.TemporaryDirectory() as tmp:
         out = only_msrkit_errors(lambda: io.load_catalog(_write(tmp, "items.json" if as_list else "items.jsonl", text)))
@@ -179,18 +162,10 @@ def test_load_interactions_csv_on_any_text(header: list[str], rows: list[list[st
 
 
 @HOSTILE
-@given(data=st.binary(max_size=300).filter(lambda b: _utf8(b)))
-def test_load_interactions_csv_on_arbitrary_utf8_bytes(data: bytes) -> None:
+@given(data=st.binary(max_size=300))
+def test_load_interactions_csv_on_arbitrary_bytes(data: bytes) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         only_msrkit_errors(lambda: io.load_interactions(_write(tmp, "i.csv", data)))
-
-
-def _utf8(data: bytes) -> bool:  # non-UTF-8 CSV: test_known_bug_csv_not_utf8
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 # -- validation of Item / History directly -------------------------------------------------
@@ -199,7 +174,6 @@ def _utf8(data: bytes) -> bool:  # non-UTF-8 CSV: test_known_bug_csv_not_utf8
 @HOSTILE
 @given(obj=st.one_of(item_like, json_values))
 def test_item_validation_gives_input_errors(obj: Any) -> None:
-    assume(not _known_bug_shape(obj))
     item = only_msrkit_errors(lambda: io.validate(Item, obj, source="<test>"))
     assert item is None or (isinstance(item, Item) and item.item_id)
 
@@ -207,7 +181,6 @@ def test_item_validation_gives_input_errors(obj: Any) -> None:
 @HOSTILE
 @given(obj=st.one_of(history_like, json_values), catalog_ids=st.lists(st.text(min_size=1, max_size=4), max_size=3))
 def test_history_parse_and_resolve_give_input_errors(obj: Any, catalog_ids: list[str]) -> None:
-    assume(not _known_bug_shape(obj))
     catalog = {i: Item(item_id=i, title=f"t{i}") for i in catalog_ids if i.strip()}
     history = only_msrkit_errors(lambda: io.parse_history(obj))
     if history is None:
@@ -234,7 +207,6 @@ recbole_cell = st.text(alphabet=string.ascii_letters + string.digits + " .-é", 
 def test_load_recbole_on_any_atomic_files(
     inter: list[tuple[str, str]], item: list[tuple[str, str]] | None, rows: list[list[str]]
 ) -> None:
-    assume(not _recbole_known_bug(inter, item))
 
     def table(cols: list[tuple[str, str]]) -> str:
         return "\n".join(["\t".join(f"{c}:{t}" for c, t in cols), *("\t".join(r) for r in rows)]) + "\n"
@@ -249,13 +221,6 @@ def test_load_recbole_on_any_atomic_files(
     if out is not None:
         catalog, rows_out = out
         assert all(r.item_id in catalog for r in rows_out)
-
-
-def _recbole_known_bug(inter: list[tuple[str, str]], item: list[tuple[str, str]] | None) -> bool:
-    # test_known_bug_recbole_float_item_column, test_known_bug_recbole_timestamp_seq
-    item_float = any(c in ("item_id", "title", "description") and t.startswith("float") for c, t in item or [])
-    ts_not_float = any(c == "timestamp" and t != "float" for c, t in inter)
-    return item_float or ts_not_float
 
 
 review_like = st.dictionaries(
@@ -277,7 +242,6 @@ meta_like = st.dictionaries(
 def test_load_amazon_on_any_lines(
     reviews: list[Any], meta: list[Any] | None, junk: list[str], python_literals: bool
 ) -> None:
-    assume(not any(_amazon_meta_known_bug(m) for m in meta or []))
     dump = repr if python_literals else _dump
     with tempfile.TemporaryDirectory() as tmp:
         r = _write(tmp, "reviews.jsonl", "\n".join([*map(dump, reviews), *junk]))
@@ -286,22 +250,6 @@ def test_load_amazon_on_any_lines(
     if out is not None:
         catalog, rows = out
         assert all(row.item_id in catalog for row in rows)
-
-
-def _amazon_meta_known_bug(meta: Any) -> bool:
-    # test_known_bug_amazon_meta_odd_types
-    if not isinstance(meta, dict):
-        return False
-    images = any(k in meta and not isinstance(meta[k], (list, type(None))) and meta[k] != "" for k in
-                 ("images", "imageURL", "imageURLHighRes"))  # fmt: skip
-    if any(isinstance(v, list) and any(not isinstance(e, (dict, str)) or isinstance(e, dict) for e in v)
-           for k, v in meta.items() if k in ("images", "imageURL", "imageURLHighRes")):  # fmt: skip
-        images = True
-    odd_text = any(
-        k in meta and meta[k] not in (None, "", [], {}) and not isinstance(meta[k], str)
-        for k in ("description", "asin", "parent_asin")
-    )
-    return images or odd_text
 
 
 @HOSTILE
@@ -317,7 +265,7 @@ def test_load_csv_on_any_text(header: list[str], rows: list[list[str]], delim: s
     assert out is None or all(r.user_id and r.item_id for r in out)
 
 
-# -- known bugs (found by the properties above), pinned until fixed ---------------------------
+# -- bugs the properties above found, fixed; kept as regression tests ---------------------------
 
 
 def _leaks(load: Callable[[], Any]) -> BaseException | None:
@@ -330,11 +278,7 @@ def _leaks(load: Callable[[], Any]) -> BaseException | None:
     return None
 
 
-KNOWN = pytest.mark.xfail(strict=True, reason="known bug, see docstring: a non-msrkit exception escapes a loader")
-
-
-@KNOWN
-def test_known_bug_deeply_nested_json(tmp_path: Path) -> None:
+def test_fixed_bug_deeply_nested_json(tmp_path: Path) -> None:
     """io.read_records (and datasets._parse_line): json.loads raises RecursionError, not JSONDecodeError."""
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000)
@@ -343,8 +287,7 @@ def test_known_bug_deeply_nested_json(tmp_path: Path) -> None:
     assert _leaks(lambda: datasets.load_amazon(path)) is None
 
 
-@KNOWN
-def test_known_bug_csv_field_over_the_csv_module_limit(tmp_path: Path) -> None:
+def test_fixed_bug_csv_field_over_the_csv_module_limit(tmp_path: Path) -> None:
     """io.load_interactions / datasets.load_csv: csv.Error ('field larger than field limit') escapes."""
     path = tmp_path / "big.csv"
     path.write_text("user_id,item_id\nu," + "x" * 200_000 + "\n")
@@ -352,8 +295,7 @@ def test_known_bug_csv_field_over_the_csv_module_limit(tmp_path: Path) -> None:
     assert _leaks(lambda: datasets.load_csv(path)) is None
 
 
-@KNOWN
-def test_known_bug_csv_not_utf8(tmp_path: Path) -> None:
+def test_fixed_bug_csv_not_utf8(tmp_path: Path) -> None:
     """io.load_interactions, datasets.load_csv: UnicodeDecodeError escapes (read_records catches it, CSV does not)."""
     path = tmp_path / "latin1.csv"
     path.write_bytes("user_id,item_id\nJosé,i\n".encode("latin-1"))
@@ -361,8 +303,7 @@ def test_known_bug_csv_not_utf8(tmp_path: Path) -> None:
     assert _leaks(lambda: datasets.load_csv(path)) is None
 
 
-@KNOWN
-def test_known_bug_attributes_not_a_mapping_with_unknown_keys(tmp_path: Path) -> None:
+def test_fixed_bug_attributes_not_a_mapping_with_unknown_keys(tmp_path: Path) -> None:
     """data.Item._keep_unknown_keys: dict(3) raises TypeError, which pydantic does not turn into a ValidationError."""
     path = tmp_path / "items.jsonl"
     for line in ('{"item_id": "a", "attributes": 3, "color": "red"}', '{"item_id": "a", "attributes": [null], "x": 1}'):
@@ -370,8 +311,7 @@ def test_known_bug_attributes_not_a_mapping_with_unknown_keys(tmp_path: Path) ->
         assert _leaks(lambda: io.load_catalog(path)) is None
 
 
-@KNOWN
-def test_known_bug_amazon_meta_odd_types(tmp_path: Path) -> None:
+def test_fixed_bug_amazon_meta_odd_types(tmp_path: Path) -> None:
     """datasets._amazon_item / _image_urls: Item(...) built directly (ValidationError) and images=5 (TypeError)."""
     reviews = tmp_path / "r.jsonl"
     reviews.write_text('{"reviewerID": "u", "asin": "a"}\n')
@@ -381,16 +321,14 @@ def test_known_bug_amazon_meta_odd_types(tmp_path: Path) -> None:
         assert _leaks(lambda: datasets.load_amazon(reviews, meta)) is None  # noqa: B023
 
 
-@KNOWN
-def test_known_bug_recbole_float_item_column(tmp_path: Path) -> None:
+def test_fixed_bug_recbole_float_item_column(tmp_path: Path) -> None:
     """datasets._recbole_item: Item(**data) with a float item_id/description raises a pydantic ValidationError."""
     (tmp_path / "d.inter").write_text("user_id:token\titem_id:token\nu\t1.5\n")
     (tmp_path / "d.item").write_text("item_id:float\n1.5\n")
     assert _leaks(lambda: datasets.load_recbole(tmp_path, "d")) is None
 
 
-@KNOWN
-def test_known_bug_recbole_timestamp_seq(tmp_path: Path) -> None:
+def test_fixed_bug_recbole_timestamp_seq(tmp_path: Path) -> None:
     """datasets._recbole_interactions: a token_seq timestamp is kept as a list; sorting then raises TypeError."""
     (tmp_path / "d.inter").write_text("user_id:token\titem_id:token\ttimestamp:token_seq\nu\ti\ta b\nu\tj\t\nu\tk\t3\n")
     assert _leaks(lambda: datasets.load_recbole(tmp_path, "d")) is None
@@ -484,9 +422,8 @@ def test_big_history_and_many_candidates_cost_a_bounded_number_of_calls() -> Non
     assert fake.calls == summary_calls + rank_calls == ranking.usage.llm_calls
 
 
-@pytest.mark.xfail(strict=True, reason="recommender._summaries summarizes the whole history, not the last max_history")
-def test_item_summaries_are_not_capped_by_max_history() -> None:
-    """Known cost bug: items the preference summary never reads are still summarized (300 + 30 = 330 calls)."""
+def test_item_summaries_are_capped_by_max_history() -> None:
+    """Items the preference summary never reads are not summarized (was a cost bug: 300 + 30 = 330 calls)."""
     history = [{"item_id": f"h{i}", "title": f"seen {i}"} for i in range(300)]
     candidates = [{"item_id": f"c{i}", "title": f"cand {i}"} for i in range(30)]
     fake = FakeBackend()
