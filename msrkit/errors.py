@@ -20,6 +20,8 @@ each branch to a documented exit code (see ``EXIT_CODES``).
 
 from __future__ import annotations
 
+import re
+
 
 class MsrkitError(Exception):
     """Base of every error msrkit raises on purpose."""
@@ -128,3 +130,11 @@ EXIT_CODES: dict[int, str] = {
     7: "a prompt template is invalid",
     130: "interrupted (Ctrl-C); partial output is valid",
 }
+
+
+_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
+
+
+def redact(text: str, limit: int = 300) -> str:
+    """A log-safe, short version of an error message: anything shaped like a key is masked."""
+    return _SECRET.sub("[redacted]", text)[:limit]

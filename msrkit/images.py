@@ -69,7 +69,7 @@ def _fetch(url: str, *, timeout: float, max_bytes: int) -> bytes:
             length = resp.headers.get("Content-Length")
             if length and length.isdigit() and int(length) > max_bytes:
                 raise InputError(f"image URL {_short(url)} is {int(length)} bytes, over the {max_bytes}-byte cap")
-            data = resp.read(max_bytes + 1)
+            data: bytes = resp.read(max_bytes + 1)
     except InputError:
         raise
     except urllib.error.HTTPError as exc:

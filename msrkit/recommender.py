@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +62,7 @@ class Recommender:
     ``fusion_weight``: 1.0 trusts the LLM order alone, 0.0 the retrieval order.
     ``retries``: how often a transient backend failure (429, 5xx, timeout,
     connection) is retried, within ``retry_max_seconds`` in all; 0 disables.
+    ``concurrency``: how many :meth:`arank` requests run at once.
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Recommender:
         backend_options: Mapping[str, Any] | None = None,
         retries: int = 4,
         retry_max_seconds: float = 60.0,
+        concurrency: int = 8,
     ) -> None:
         stride = stride if stride is not None else max(1, window // 2)
         _check_options(fusion_weight=fusion_weight, block_size=block_size, window=window, stride=stride, passes=passes)
@@ -117,6 +121,11 @@ class Recommender:
         self.max_side = max_side
         self.strict = strict
         self.seed = seed
+        if concurrency < 1:
+            raise ConfigError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self._executor: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     def _wrap(self, backend: Backend | None) -> Backend | None:
         """``CachedBackend(RetryingBackend(backend))``: the cache outside retry (see :mod:`msrkit.retry`)."""
@@ -160,8 +169,22 @@ class Recommender:
             yield self.rank(history)
 
     async def arank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
-        """``rank`` for async code (runs in a worker thread)."""
-        return await asyncio.to_thread(self.rank, history)
+        """``rank`` for async code (web apps): runs on this recommender's own worker threads.
+
+        At most ``concurrency`` requests run at once (the others wait their
+        turn), so a burst of requests never grows threads or connections
+        without bound.
+
+        >>> rankings = await asyncio.gather(*(rec.arank(h) for h in histories))   # doctest: +SKIP
+        """
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(), self.rank, history)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="msrkit-rank")
+            return self._executor
 
     def _rank(self, history: History, meter: Meter) -> Ranking:
         seen = [e.item_id for e in history.items()]
@@ -311,7 +334,10 @@ class Recommender:
         )
 
     def close(self) -> None:
-        """Release the backend (and its model) and the cache."""
+        """Release the worker threads, the backend (and its model) and the cache."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         for backend in (self.backend, self.vision_backend):
             if backend is not None:
                 backend.close()
@@ -340,7 +366,8 @@ def _check_images(history: History) -> None:
     """A local or ``data:`` image that is missing or not an image fails now, naming the item."""
     from .images import check_image
 
-    entries = [("history", history.items()), ("candidates", history.candidate_items() if history.candidates else [])]
+    candidates: list[Item] = history.candidate_items() if history.candidates else []
+    entries: list[tuple[str, Sequence[Item]]] = [("history", history.items()), ("candidates", candidates)]
     for field, items in entries:
         for i, item in enumerate(items):
             if not item.image:

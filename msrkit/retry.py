@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
@@ -44,19 +43,11 @@ from tenacity import (
 )
 
 from .backends.base import Backend, Capabilities, ChatRequest, ChatResponse, achat
-from .errors import BackendError, BackendTransientError, ConfigError
+from .errors import BackendError, BackendTransientError, ConfigError, redact
 
 __all__ = ["RetryingBackend"]
 
 log = logging.getLogger("msrkit")
-
-_SECRET = re.compile(r"(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
-
-
-def _redact(text: str, limit: int = 300) -> str:
-    """A log-safe, short version of an error message: anything shaped like a key is masked."""
-    return _SECRET.sub("[redacted]", text)[:limit]
-
 
 class RetryingBackend:
     """A backend that retries its inner backend's transient failures.
@@ -126,7 +117,7 @@ class RetryingBackend:
         error = state.outcome.exception() if state.outcome is not None else None
         log.info(
             "%s/%s: %s (attempt %d of %d); retrying in %.2f s",
-            self.name, self.model, _redact(f"{type(error).__name__}: {error}"),
+            self.name, self.model, redact(f"{type(error).__name__}: {error}"),
             state.attempt_number, self.attempts, float(getattr(state, "upcoming_sleep", 0.0) or 0.0),
         )  # fmt: skip
 

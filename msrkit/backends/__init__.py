@@ -22,9 +22,9 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, cast
 
 from ..errors import ConfigError, MissingDependencyError

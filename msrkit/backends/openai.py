@@ -1,0 +1,395 @@
+"""Any OpenAI-compatible chat endpoint: OpenAI itself, vLLM, LM Studio, llama.cpp's server, Ollama's ``/v1``.
+
+Wire format (the Chat Completions API, ``POST {base_url}/chat/completions``):
+
+- ``messages``: ``{"role": ..., "content": "text"}`` for a text-only message; a message
+  with images gets a list of content parts, images first, then the text::
+
+      [{"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,..."}},
+       {"type": "text", "text": "..."}]
+
+- ``max_tokens``, ``temperature``, ``seed``, ``stop``;
+- ``logprobs: true`` with ``top_logprobs: n`` (at most 20) when asked for and supported;
+- ``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict": false}}``
+  (structured outputs) when a schema is asked for and supported.
+
+The answer's ``choices[0].message.content``, ``finish_reason``,
+``choices[0].logprobs.content[i].top_logprobs`` and ``usage`` become a
+:class:`~msrkit.backends.base.ChatResponse`.
+
+Errors are mapped by the client's exception class and the HTTP status, never by
+message text. No message msrkit builds carries the API key: it is taken from
+the status and a short, redacted part of the body only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Mapping
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import openai
+
+from ..errors import (
+    BackendError,
+    BackendTransientError,
+    BackendUnavailableError,
+    ConfigError,
+    error_for_status,
+    redact,
+)
+from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart
+
+__all__ = [
+    "OpenAIBackend",
+    "guess_vision",
+    "to_openai_messages",
+    "openai_params",
+    "parse_openai_completion",
+    "parse_retry_after",
+    "images_left_out_warning",
+]
+
+MAX_TOP_LOGPROBS = 20  # the Chat Completions API's limit
+LOCAL_PLACEHOLDER_KEY = "not-needed"
+
+# Model names that usually accept images. A guess only: pass ``vision=True/False`` to override it.
+_VISION_NAMES = re.compile(
+    r"gpt-4o|gpt-4\.1|gpt-4-turbo|gpt-4-vision|gpt-5|chatgpt-4o|(?:^|[/:_-])o[134](?!-mini\b)(?:$|[-:_])|o4-mini"
+    r"|llava|bakllava|vision|[-_.:]vl\b|vl[-_:]|qwen2\.5vl|qwen2-vl|qwen3-vl|internvl|gemma-?3(?![:_-]?(?:1b|270m))"
+    r"|pixtral|minicpm-v|moondream|llama-?4|mistral-small-?3\.[12]|granite3\.2-vision|phi-?3\.5-vision"
+    r"|phi-?4-multimodal|claude-3|claude-(?:sonnet|opus|haiku)-4|gemini",
+    re.IGNORECASE,
+)
+
+
+def guess_vision(model: str) -> bool:
+    """Whether a model's name says it can see images (``gpt-4o``, ``llava:7b``, ``qwen2.5vl``, ``gemma3:4b``...).
+
+    Only a guess from the name: backends take ``vision=True`` or ``vision=False`` to override it.
+    """
+    return bool(_VISION_NAMES.search(model))
+
+
+def images_left_out_warning(kind: str, model: str, request: ChatRequest) -> str:
+    """The warning a text-only backend adds when it drops a request's images."""
+    n = sum(len(m.images) for m in request.messages)
+    return f"{kind}/{model} cannot see images (text-only): {n} image(s) left out; pass vision=True if it can"
+
+
+# -- translation (pure) -----------------------------------------------------------------------------
+
+
+def _image_url(image: ImagePart) -> dict[str, Any]:
+    import base64
+
+    data = base64.b64encode(image.data).decode("ascii")
+    return {"type": "image_url", "image_url": {"url": f"data:{image.mime};base64,{data}"}}
+
+
+def _openai_message(message: Message) -> dict[str, Any]:
+    if not message.images:
+        return {"role": message.role, "content": message.text_content}
+    parts = [_image_url(p) for p in message.parts if isinstance(p, ImagePart)]
+    parts += [{"type": "text", "text": p.text} for p in message.parts if isinstance(p, TextPart)]
+    return {"role": message.role, "content": parts}
+
+
+def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The request's messages as Chat Completions ``messages`` (images inline as base64 data URIs, before the text)."""
+    return [_openai_message(m) for m in request.messages]
+
+
+def _schema_name(schema: Mapping[str, Any]) -> str:
+    name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "response"))
+    return name[:64] or "response"
+
+
+def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) -> dict[str, Any]:
+    """The keyword arguments of ``client.chat.completions.create`` (the JSON body) for a request."""
+    params: dict[str, Any] = {
+        "model": model,
+        "messages": to_openai_messages(request),
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+    }
+    if request.seed is not None:
+        params["seed"] = request.seed
+    if request.stop:
+        params["stop"] = list(request.stop)
+    if request.top_logprobs and capabilities.logprobs:
+        params["logprobs"] = True
+        params["top_logprobs"] = min(request.top_logprobs, MAX_TOP_LOGPROBS)
+    if request.json_schema is not None and capabilities.json_schema:
+        params["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": _schema_name(request.json_schema), "schema": request.json_schema, "strict": False},
+        }
+    return params
+
+
+def _top_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
+    tokens = getattr(logprobs, "content", None) if logprobs is not None else None
+    if not tokens:
+        return None
+    rows: list[dict[str, float]] = []
+    for token in tokens:
+        alternatives = getattr(token, "top_logprobs", None) or [token]
+        row: dict[str, float] = {}
+        for alt in alternatives:
+            row.setdefault(str(alt.token), float(alt.logprob))
+        rows.append(row)
+    return rows
+
+
+def parse_openai_completion(completion: Any) -> ChatResponse:
+    """A ``ChatCompletion`` as a :class:`ChatResponse` (``text`` is ``""`` when the content is null).
+
+    Raises :class:`~msrkit.errors.BackendTransientError` for an answer without choices (not an OpenAI answer).
+    """
+    choices = getattr(completion, "choices", None)
+    if not choices:
+        raise BackendTransientError("the server's answer has no choices (not a chat completion)")
+    choice = choices[0]
+    usage = getattr(completion, "usage", None)
+    message = getattr(choice, "message", None)
+    return ChatResponse(
+        text=(getattr(message, "content", None) or "") if message is not None else "",
+        prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+        top_logprobs=_top_logprobs(getattr(choice, "logprobs", None)),
+        model=str(getattr(completion, "model", "") or ""),
+        finish_reason=getattr(choice, "finish_reason", None),
+    )
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date); ``None`` if absent."""
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    try:
+        if "retry-after-ms" in lowered:
+            return max(0.0, float(lowered["retry-after-ms"]) / 1000)
+    except ValueError:
+        pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+# -- errors -----------------------------------------------------------------------------------------
+
+
+def _status_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        message = inner.get("message") if isinstance(inner, Mapping) else inner
+        if message:
+            return redact(str(message), 200)
+    return redact(str(exc.message), 200)
+
+
+def _connect_error_classes() -> tuple[type[BaseException], ...]:
+    classes: list[type[BaseException]] = [httpx.ConnectError, ConnectionRefusedError, socket.gaierror]
+    try:  # recent openai clients use their own fork of httpx
+        import httpx2
+
+        classes.append(httpx2.ConnectError)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
+_CONNECT_ERRORS = _connect_error_classes()
+
+
+def _could_not_connect(exc: BaseException) -> bool:
+    """Whether a connection error's chain says nothing answered (refused, unknown host), not a cut-off answer."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, _CONNECT_ERRORS):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+class OpenAIBackend:
+    """A model behind an OpenAI-compatible Chat Completions endpoint.
+
+    >>> OpenAIBackend("gpt-4o-mini")                                            # doctest: +SKIP
+    >>> OpenAIBackend("qwen2.5vl", base_url="http://127.0.0.1:8080/v1")         # doctest: +SKIP
+
+    ``base_url`` falls back to ``OPENAI_BASE_URL`` (else OpenAI's own endpoint),
+    ``api_key`` to ``OPENAI_API_KEY`` (a local server needs none). Capabilities:
+
+    - ``vision``: as given, else guessed from the model name (:func:`guess_vision`);
+      a text-only model gets its requests without images and a warning;
+    - ``logprobs``: ``True`` unless ``logprobs=False`` (some servers ignore the option);
+    - ``json_schema``: as given, else ``True`` only for OpenAI's own endpoint;
+    - or ``capabilities=Capabilities(...)`` to set them all.
+
+    The client never retries (``max_retries=0``): wrap in :class:`~msrkit.retry.RetryingBackend`.
+    ``client_options`` go to ``openai.OpenAI`` (e.g. ``default_headers``).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        vision: bool | None = None,
+        logprobs: bool = True,
+        json_schema: bool | None = None,
+        capabilities: Capabilities | None = None,
+        organization: str | None = None,
+        **client_options: Any,
+    ) -> None:
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None
+        key = api_key or os.environ.get("OPENAI_API_KEY")
+        if not key and self.base_url is None:
+            raise ConfigError(
+                f"openai/{model}: no API key: set OPENAI_API_KEY, pass api_key=, or give base_url= for a local server"
+            )
+        self.timeout = float(timeout)
+        self._settings: dict[str, Any] = {
+            "api_key": key or LOCAL_PLACEHOLDER_KEY,
+            "base_url": self.base_url,
+            "organization": organization,
+            "timeout": self.timeout,
+            "max_retries": 0,
+            **client_options,
+        }
+        self._capabilities = capabilities or Capabilities(
+            vision=guess_vision(model) if vision is None else vision,
+            logprobs=logprobs,
+            json_schema=(self.base_url is None) if json_schema is None else json_schema,
+            context_size=None,
+        )
+        self._client = openai.OpenAI(**self._settings)
+        self._aclient: openai.AsyncOpenAI | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend(model={self.model!r}, base_url={self._where()!r})"
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    def _where(self) -> str:
+        return _without_userinfo(self.base_url) if self.base_url else "default"
+
+    def identity(self) -> dict[str, str]:
+        return {"kind": self.name, "model": self.model, "base_url": self._where()}
+
+    # -- calls --------------------------------------------------------------------------------------
+
+    def _prepare(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
+        warnings: list[str] = []
+        if request.has_images and not self._capabilities.vision:
+            warnings.append(images_left_out_warning(self.name, self.model, request))
+            request = request.without_images()
+        return openai_params(request, self.model, self._capabilities), warnings
+
+    def _finish(self, completion: Any, started: float, warnings: list[str]) -> ChatResponse:
+        try:
+            response = parse_openai_completion(completion)
+        except BackendError as exc:
+            exc.backend, exc.model = self.name, self.model
+            exc.args = (f"{self.name}/{self.model}: {exc}",)
+            raise
+        response.seconds = time.perf_counter() - started
+        response.warnings.extend(warnings)
+        return response
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        params, warnings = self._prepare(request)
+        started = time.perf_counter()
+        try:
+            completion = self._client.chat.completions.create(**params)
+        except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
+            self._raise(exc)
+        return self._finish(completion, started, warnings)
+
+    def _async_client(self) -> openai.AsyncOpenAI:
+        loop = asyncio.get_running_loop()
+        if self._aclient is None or self._aloop is not loop:
+            # an httpx async pool belongs to one event loop: a new loop gets a new client
+            settings = {k: v for k, v in self._settings.items() if k != "http_client"}
+            self._aclient, self._aloop = openai.AsyncOpenAI(**settings), loop
+        return self._aclient
+
+    async def achat(self, request: ChatRequest) -> ChatResponse:
+        """The same call from async code, on an ``openai.AsyncOpenAI`` client with the same settings."""
+        params, warnings = self._prepare(request)
+        client = self._async_client()
+        started = time.perf_counter()
+        try:
+            completion = await client.chat.completions.create(**params)
+        except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
+            self._raise(exc)
+        return self._finish(completion, started, warnings)
+
+    def _raise(self, exc: Exception) -> NoReturn:
+        """Raise the msrkit error for a client failure; the raw cause is kept only where it cannot hold a secret."""
+        who: dict[str, Any] = {"backend": self.name, "model": self.model}
+        if isinstance(exc, openai.APITimeoutError):
+            raise BackendTransientError(f"timed out after {self.timeout:g}s", **who) from exc
+        if isinstance(exc, openai.APIConnectionError):
+            if _could_not_connect(exc):
+                raise BackendUnavailableError(f"could not connect to {self._where()}", **who) from exc
+            raise BackendTransientError(f"connection to {self._where()} failed or was cut off", **who) from exc
+        if isinstance(exc, openai.APIStatusError):
+            retry_after = parse_retry_after(exc.response.headers)
+            error = error_for_status(exc.status_code, _status_message(exc), retry_after=retry_after, **who)
+            raise error from None  # the client's exception holds the raw body, which may echo the key
+        if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
+            raise BackendTransientError("the server's answer was not valid JSON for a chat completion", **who) from None
+        if isinstance(exc, BackendError):
+            raise exc
+        raise BackendError(redact(f"unexpected {type(exc).__name__}: {exc}", 300), **who) from None
+
+    def close(self) -> None:
+        """Close the HTTP clients (an async client's pool is dropped with its event loop)."""
+        self._client.close()
+        self._aclient, self._aloop = None, None
+
+    async def aclose(self) -> None:
+        if self._aclient is not None:
+            await self._aclient.close()
+        self.close()

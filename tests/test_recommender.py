@@ -1,0 +1,65 @@
+"""The Recommender's own contracts, with a scripted backend: async concurrency bounds, cleanup."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from msrkit.backends.base import ChatRequest, ChatResponse
+from msrkit.backends.fake import FakeBackend
+from msrkit.errors import ConfigError
+from msrkit.recommender import Recommender, Stages
+
+RANK_ONLY = Stages(item_summaries=False, preference_summary=False, collaborative=False)
+
+
+class SlowFake(FakeBackend):
+    """Answers after a short sleep and records how many calls were in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        with self._lock:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+        try:
+            time.sleep(0.02)
+            return super().chat(request)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+def history(user: str) -> dict[str, Any]:
+    return {"user_id": user, "history": [], "candidates": [{"item_id": f"c{i}", "title": f"t{i}"} for i in range(4)]}
+
+
+def test_arank_runs_at_most_concurrency_requests_at_once() -> None:
+    fake = SlowFake()
+    rec = Recommender(fake, cache=False, stages=RANK_ONLY, retries=0, concurrency=3)
+
+    async def burst() -> list[Any]:
+        return await asyncio.gather(*(rec.arank(history(f"u{i}")) for i in range(24)))
+
+    before = threading.active_count()
+    rankings = asyncio.run(burst())
+    assert [r.user_id for r in rankings] == [f"u{i}" for i in range(24)]
+    assert all(sorted(r.item_ids()) == ["c0", "c1", "c2", "c3"] for r in rankings)
+    assert fake.calls == 24
+    assert 1 < fake.peak <= 3, fake.peak  # concurrent, but bounded
+    assert threading.active_count() - before <= 3
+    rec.close()
+    assert threading.active_count() <= before
+
+
+def test_concurrency_must_be_positive() -> None:
+    with pytest.raises(ConfigError, match="concurrency"):
+        Recommender(FakeBackend(), cache=False, concurrency=0)
