@@ -1,0 +1,337 @@
+"""llama-cpp-python in-process: a GGUF file on this machine, no server.
+
+    backend = LlamaCppBackend("model.gguf", n_ctx=4096)
+    backend = LlamaCppBackend("llava.gguf", mmproj="mmproj.gguf", chat_handler="llava15")
+
+The model loads on the first chat, once per process: backends built with the
+same file and settings share one ``llama_cpp.Llama`` (a lock serialises calls,
+since a ``Llama`` is not thread-safe). Log-probabilities need the model loaded
+with ``logits_all=True``, which costs ``n_ctx x vocabulary`` floats of memory and
+some prompt time, so that variant is loaded only when a request asks for them.
+
+A vision model needs its projector file (``mmproj``) and the chat handler of its
+family; images then travel as OpenAI-style ``image_url`` parts with ``data:``
+URLs. A text-only model gets the request without its images and a warning.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib.util
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDependencyError
+from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, TextPart
+
+__all__ = ["LlamaCppBackend", "to_llamacpp_messages", "parse_top_logprobs", "CHAT_HANDLERS"]
+
+log = logging.getLogger("msrkit")
+
+# Our short names for the multimodal chat handlers in ``llama_cpp.llama_chat_format``.
+# Only those the installed version defines can be used; ``mtmd`` uses the model's own template.
+CHAT_HANDLERS: dict[str, str] = {
+    "llava15": "Llava15ChatHandler",
+    "llava16": "Llava16ChatHandler",
+    "obsidian": "ObsidianChatHandler",
+    "moondream": "MoondreamChatHandler",
+    "nanollava": "NanoLlavaChatHandler",
+    "llama3-vision-alpha": "Llama3VisionAlphaChatHandler",
+    "minicpm-v-2.6": "MiniCPMv26ChatHandler",
+    "qwen2.5-vl": "Qwen25VLChatHandler",
+    "mtmd": "MTMDChatHandler",
+    "gemma3": "MTMDChatHandler",
+    "gemma4": "Gemma4ChatHandler",
+}
+DEFAULT_HANDLER = "llava15"
+
+
+# --------------------------------------------------------------------------- translation (pure)
+
+
+def _data_url(image: ImagePart) -> str:
+    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
+
+
+def to_llamacpp_messages(request: ChatRequest) -> list[dict[str, Any]]:
+    """The request's messages as llama-cpp-python chat messages.
+
+    Text-only messages carry a string; a message with images carries OpenAI-style
+    content parts, images as ``image_url`` parts with ``data:`` URLs, in order.
+    """
+    out: list[dict[str, Any]] = []
+    for message in request.messages:
+        if not message.images:
+            out.append({"role": message.role, "content": message.text_content})
+            continue
+        parts: list[dict[str, Any]] = []
+        for part in message.parts:
+            if isinstance(part, TextPart):
+                parts.append({"type": "text", "text": part.text})
+            else:
+                parts.append({"type": "image_url", "image_url": {"url": _data_url(part)}})
+        out.append({"role": message.role, "content": parts})
+    return out
+
+
+def parse_top_logprobs(logprobs: dict[str, Any] | None) -> list[dict[str, float]] | None:
+    """``choices[0]["logprobs"]`` (chat form) as one ``{token: logprob}`` per generated token."""
+    if not logprobs or not logprobs.get("content"):
+        return None
+    out: list[dict[str, float]] = []
+    for entry in logprobs["content"]:
+        alternatives: dict[str, float] = {}
+        for alt in entry.get("top_logprobs") or []:
+            alternatives.setdefault(str(alt["token"]), float(alt["logprob"]))  # numpy float32 -> float
+        if not alternatives:
+            alternatives[str(entry["token"])] = float(entry["logprob"])
+        out.append(alternatives)
+    return out
+
+
+def completion_kwargs(request: ChatRequest, *, default_seed: int) -> dict[str, Any]:
+    """Keyword arguments for ``Llama.create_chat_completion`` (messages left out)."""
+    kwargs: dict[str, Any] = {
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        "seed": default_seed if request.seed is None else request.seed,
+        "stop": list(request.stop),
+    }
+    if request.top_logprobs is not None:
+        kwargs["logprobs"] = True
+        kwargs["top_logprobs"] = request.top_logprobs
+    if request.json_schema is not None:
+        kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+    return kwargs
+
+
+# --------------------------------------------------------------------------- shared models
+
+
+@dataclass
+class _Loaded:
+    llama: Any
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    users: int = 0
+
+
+_MODELS: dict[tuple[Any, ...], _Loaded] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _acquire(key: tuple[Any, ...], load: Any) -> _Loaded:
+    with _MODELS_LOCK:
+        entry = _MODELS.get(key)
+        if entry is None:
+            entry = _MODELS[key] = _Loaded(load())
+        entry.users += 1
+        return entry
+
+
+def _release(key: tuple[Any, ...]) -> None:
+    with _MODELS_LOCK:
+        entry = _MODELS.get(key)
+        if entry is None:
+            return
+        entry.users -= 1
+        if entry.users <= 0:
+            del _MODELS[key]
+            close = getattr(entry.llama, "close", None)
+            if close is not None:
+                close()
+
+
+def _handler_class(name: str) -> Any:
+    from llama_cpp import llama_chat_format
+
+    attr = CHAT_HANDLERS.get(name)
+    cls = getattr(llama_chat_format, attr, None) if attr else None
+    if cls is None:
+        known = ", ".join(k for k, v in CHAT_HANDLERS.items() if hasattr(llama_chat_format, v))
+        raise ConfigError(f"unknown llama.cpp chat_handler '{name}': use one of {known}")
+    return cls
+
+
+# --------------------------------------------------------------------------- backend
+
+
+class LlamaCppBackend:
+    """A GGUF model run in-process by llama-cpp-python."""
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        mmproj: str | Path | None = None,
+        chat_handler: str | None = None,
+        chat_format: str | None = None,
+        vision: bool | None = None,
+        verbose: bool = False,
+        seed: int = 0,
+        **llama_options: Any,
+    ) -> None:
+        path = Path(model_path).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"llama.cpp model file not found: {path}")
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise MissingDependencyError("llama-cpp-python", "local", "the llamacpp backend")
+        mmproj_path = Path(mmproj).expanduser() if mmproj else None
+        if mmproj_path is not None and not mmproj_path.is_file():
+            raise ConfigError(f"llama.cpp projector (mmproj) file not found: {mmproj_path}")
+        if chat_handler is not None and mmproj_path is None:
+            raise ConfigError(f"chat_handler='{chat_handler}' needs mmproj=PATH (the vision projector file)")
+        self.path = path.resolve()
+        self.model = path.name.removesuffix(".gguf")
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self.n_gpu_layers = n_gpu_layers
+        self.mmproj = mmproj_path.resolve() if mmproj_path else None
+        self.chat_handler = (chat_handler or DEFAULT_HANDLER) if self.mmproj else None
+        self.chat_format = chat_format
+        self.verbose = verbose
+        self.seed = seed
+        if n_threads is not None:
+            # prompt processing too: more threads than free cores make llama.cpp's spinning workers crawl
+            llama_options.setdefault("n_threads_batch", n_threads)
+        self.llama_options = llama_options
+        self._vision = bool(self.mmproj) if vision is None else vision
+        self._held: dict[tuple[Any, ...], _Loaded] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(vision=self._vision, logprobs=True, json_schema=True, context_size=self.n_ctx)
+
+    def identity(self) -> dict[str, str]:
+        stat = self.path.stat()
+        digest = hashlib.sha256(f"{self.path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        return {
+            "kind": self.name,
+            "model": self.model,
+            "path_digest": digest,
+            "n_ctx": str(self.n_ctx),
+            "mmproj": self.mmproj.name if self.mmproj else "",
+        }
+
+    # ----------------------------------------------------------------- loading
+
+    def _key(self, logits_all: bool) -> tuple[Any, ...]:
+        options = tuple(sorted((k, repr(v)) for k, v in self.llama_options.items()))
+        return (
+            str(self.path),
+            self.n_ctx,
+            self.n_threads,
+            self.n_gpu_layers,
+            str(self.mmproj or ""),
+            self.chat_handler,
+            self.chat_format,
+            logits_all,
+            options,
+        )
+
+    def _load(self, logits_all: bool) -> Any:
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            raise MissingDependencyError("llama-cpp-python", "local", "the llamacpp backend") from exc
+        handler = None
+        if self.mmproj is not None:
+            handler = _handler_class(self.chat_handler or DEFAULT_HANDLER)(
+                clip_model_path=str(self.mmproj), verbose=self.verbose
+            )
+        started = time.perf_counter()
+        try:
+            llama = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                n_gpu_layers=self.n_gpu_layers,
+                chat_handler=handler,
+                chat_format=self.chat_format,
+                logits_all=logits_all,
+                seed=self.seed,
+                verbose=self.verbose,
+                **self.llama_options,
+            )
+        except (ValueError, RuntimeError, OSError) as exc:
+            raise BackendPermanentError(
+                f"could not load {self.path}: {exc}", backend=self.name, model=self.model
+            ) from exc
+        log.info("llamacpp: loaded %s (n_ctx=%d) in %.1fs", self.path.name, self.n_ctx, time.perf_counter() - started)
+        return llama
+
+    def _model(self, *, logprobs: bool) -> _Loaded:
+        """The shared model for this call; a model loaded with ``logits_all`` serves every call."""
+        with self._lock:
+            logits_all = logprobs or self._key(True) in self._held
+            key = self._key(logits_all)
+            if key not in self._held:
+                self._held[key] = _acquire(key, lambda: self._load(logits_all))
+            return self._held[key]
+
+    # ----------------------------------------------------------------- chat
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        warnings: list[str] = []
+        if request.has_images and not self._vision:
+            count = sum(len(m.images) for m in request.messages)
+            warnings.append(
+                f"{self.name}/{self.model} cannot see images (text-only; pass mmproj=... for a vision model): "
+                f"{count} image(s) left out"
+            )
+            request = request.without_images()
+        entry = self._model(logprobs=request.top_logprobs is not None)
+        messages = to_llamacpp_messages(request)
+        started = time.perf_counter()
+        with entry.lock:
+            try:
+                raw = entry.llama.create_chat_completion(messages, **completion_kwargs(request, default_seed=self.seed))
+            except ValueError as exc:
+                raise self._value_error(entry.llama, messages, exc) from exc
+            except (RuntimeError, OSError, KeyError, TypeError) as exc:
+                raise BackendError(f"llama.cpp failed: {exc}", backend=self.name, model=self.model) from exc
+        return self._response(raw, time.perf_counter() - started, warnings)
+
+    def _value_error(self, llama: Any, messages: list[dict[str, Any]], exc: ValueError) -> BackendError:
+        """llama-cpp-python raises a bare ValueError for bad input; tell a too-long prompt apart by counting."""
+        text = "\n".join(m["content"] if isinstance(m["content"], str) else "" for m in messages)
+        n_tokens = len(llama.tokenize(text.encode("utf-8"), add_bos=True, special=False))
+        if n_tokens + 16 * len(messages) >= self.n_ctx:  # template tokens per message are a small overhead
+            return BackendPermanentError(
+                f"the prompt has about {n_tokens} tokens but n_ctx is {self.n_ctx}: raise n_ctx "
+                f"(e.g. n_ctx={2 * self.n_ctx}) or shorten the history / candidate list",
+                backend=self.name,
+                model=self.model,
+            )
+        return BackendPermanentError(f"llama.cpp rejected the request: {exc}", backend=self.name, model=self.model)
+
+    def _response(self, raw: dict[str, Any], seconds: float, warnings: list[str]) -> ChatResponse:
+        choice = raw["choices"][0]
+        usage = raw.get("usage") or {}
+        return ChatResponse(
+            text=choice["message"].get("content") or "",
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            top_logprobs=parse_top_logprobs(choice.get("logprobs")),
+            model=self.model,
+            seconds=seconds,
+            finish_reason=choice.get("finish_reason"),
+            warnings=warnings,
+        )
+
+    def close(self) -> None:
+        """Release this backend's hold on its shared models (freed when no backend holds them)."""
+        with self._lock:
+            for key in self._held:
+                _release(key)
+            self._held.clear()
