@@ -209,13 +209,15 @@ class Recommender:
                 "no 'candidates': give them, or pass a catalog and interactions to generate them",
                 path="candidates",
             )
-        found = self.index.generate_candidates(seen, n=self.n_candidates, exclude_seen=True)
+        found = self.index.generate_candidates(
+            seen, n=self.n_candidates, exclude_seen=True, exclude_user=history.user_id
+        )
         return [self.catalog[i] for i, _ in found if i in self.catalog]
 
     def _retrieval_scores(self, seen: list[str], candidates: list[Item], user: str | None) -> list[float] | None:
         if self.index is None:
             return None
-        return list(self.index.score_candidates(seen, [c.item_id for c in candidates]))
+        return list(self.index.score_candidates(seen, [c.item_id for c in candidates], exclude_user=user))
 
     def _summaries(self, history: History, candidates: list[Item], meter: Meter) -> tuple[list[Item], list[Item]]:
         items = history.items()
