@@ -43,10 +43,26 @@ _EXPORTS = {
     "load_histories": "msrkit.io",
     "load_catalog": "msrkit.io",
     "load_interactions": "msrkit.io",
+    "Stages": "msrkit.recommender",
+    "CollaborativeIndex": "msrkit.retrieval",
+    "ListwiseReranker": "msrkit.rerank",
+    "PointwiseScorer": "msrkit.rerank",
+    "load_image": "msrkit.images",
+    "write_html": "msrkit.report",
+    "load_settings": "msrkit.config",
+    "Settings": "msrkit.config",
 }
 
 __all__ = [
     "BackendError",
+    "CollaborativeIndex",
+    "ListwiseReranker",
+    "PointwiseScorer",
+    "Settings",
+    "Stages",
+    "load_image",
+    "load_settings",
+    "write_html",
     "BackendPermanentError",
     "BackendTransientError",
     "BackendUnavailableError",
@@ -96,7 +112,12 @@ if TYPE_CHECKING:
     from .io import load_catalog, load_histories, load_interactions
     from .preferences import PreferenceSummarizer
     from .prompts import PromptSet, PromptTemplate
-    from .recommender import Recommender
+    from .config import Settings, load_settings
+    from .images import load_image
+    from .recommender import Recommender, Stages
+    from .report import write_html
+    from .rerank import ListwiseReranker, PointwiseScorer
+    from .retrieval import CollaborativeIndex
     from .summarize import ItemSummarizer
 
 

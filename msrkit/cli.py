@@ -60,6 +60,17 @@ CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", envvar="MSRKIT_
 NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the response cache.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+# rank/eval options default to None: None means "not given", so msrkit.toml and MSRKIT_* fill them
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Config file (default: $MSRKIT_CONFIG, ./msrkit.toml, [tool.msrkit] in pyproject)."),
+]
+SettingsBackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", "-b", help="auto | none | llamacpp/PATH.gguf | llamacpp/default | openai/MODEL | "
+                 "ollama/NAME:TAG (default: auto; env MSRKIT_BACKEND)"),
+]  # fmt: skip
+SettingsCacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder (env MSRKIT_CACHE_DIR).")]
 
 
 def _setup_logging(verbose: int, quiet: bool) -> None:
@@ -97,57 +108,79 @@ def _cache_arg(cache_dir: Path | None, no_cache: bool) -> Any:
 @app.command(epilog="Example: msrkit rank examples/history.json --top-k 5   |   msrkit rank users.jsonl --json")
 def rank(
     path: Annotated[Path, typer.Argument(help="history.json: one user, a JSON list of users, or a .jsonl.")],
-    backend: BackendOpt = "auto",
+    backend: SettingsBackendOpt = None,
     base_url: BaseUrlOpt = None,
+    vision_backend: Annotated[
+        str | None, typer.Option("--vision-backend", help="Backend for item image summaries (default: --backend).")
+    ] = None,
     catalog: CatalogOpt = None,
     interactions: InteractionsOpt = None,
     index: IndexOpt = None,
     prompts: PromptsOpt = None,
-    cache_dir: CacheDirOpt = None,
+    cache_dir: SettingsCacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the Ranking object(s) as JSON (one per line).")
     ] = False,
     top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = None,
-    passes: Annotated[int, typer.Option(min=1, help="Listwise passes over shuffled orders (Borda).")] = 1,
-    window: Annotated[int, typer.Option(min=2, help="Sliding window size for long candidate lists.")] = 20,
+    passes: Annotated[int | None, typer.Option(min=1, help="Listwise passes over shuffled orders (Borda; 1).")] = None,
+    window: Annotated[
+        int | None, typer.Option(min=2, help="Sliding window size for long candidate lists (20).")
+    ] = None,
     stride: Annotated[int | None, typer.Option(min=1, help="Sliding window stride (default: window/2).")] = None,
     fusion_weight: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="1 = LLM order only, 0 = retrieval only.")
-    ] = 0.5,
+        float | None, typer.Option(min=0.0, max=1.0, help="1 = LLM order only, 0 = retrieval only (0.5).")
+    ] = None,
     pointwise: Annotated[bool, typer.Option(help="Score each candidate by p(yes) (needs logprobs).")] = False,
     item_summaries: Annotated[bool, typer.Option(help="Summarize items into keywords first.")] = True,
     preference_summary: Annotated[bool, typer.Option(help="Run the recurrent preference summary.")] = True,
-    strict: Annotated[bool, typer.Option(help="Fail instead of falling back to retrieval order.")] = False,
-    max_side: Annotated[int, typer.Option(min=32, help="Downscale images to this many pixels at most.")] = 768,
-    retries: Annotated[int, typer.Option(min=0, help="Retries of transient backend failures (429, 5xx...).")] = 4,
+    strict: Annotated[
+        bool | None, typer.Option("--strict/--no-strict", help="Fail instead of falling back to retrieval order.")
+    ] = None,
+    max_side: Annotated[int | None, typer.Option(min=32, help="Downscale images to this many pixels (768).")] = None,
+    retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...; 4).")] = None,
     n_candidates: Annotated[
-        int, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none.")
-    ] = 20,
+        int | None, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none (20).")
+    ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per user here (resumable).")] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write one self-contained HTML report (with images) here.")
+    ] = None,
+    config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Rank each user's candidates and print a table (or JSON with --json)."""
+    """Rank each user's candidates and print a table (or JSON with --json).
+
+    Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
+    """
     _setup_logging(verbose, quiet)
     histories: list[Any] = []
+    flags = dict(
+        backend=backend, base_url=base_url, vision_backend=vision_backend, catalog=catalog, interactions=interactions,
+        index=index, prompts=prompts, cache_dir=cache_dir, passes=passes, window=window, stride=stride,
+        fusion_weight=fusion_weight, strict=strict, max_side=max_side, retries=retries, n_candidates=n_candidates,
+    )  # fmt: skip
+    done: dict[str, Any] = {}
 
     def run() -> None:
-        from .batch import rank_batch
+        from .batch import batch_keys, rank_batch
+        from .config import load_settings
         from .io import load_histories
         from .recommender import Recommender, Stages
 
+        settings, _ = load_settings(flags, config=config)
         histories.extend(load_histories(path))
         stages = Stages(item_summaries=item_summaries, preference_summary=preference_summary)
         rec = Recommender(
-            backend, base_url=base_url, catalog=catalog, interactions=interactions, index=_load_index(index),
-            prompts=prompts, cache=_cache_arg(cache_dir, no_cache), stages=stages, window=window, stride=stride,
-            passes=passes, fusion_weight=fusion_weight, pointwise=pointwise, strict=strict, max_side=max_side,
-            retries=retries, n_candidates=n_candidates,
+            **settings.recommender_kwargs(), index=_load_index(settings.index),
+            cache=_cache_arg(settings.cache_dir, no_cache), stages=stages, pointwise=pointwise,
         )  # fmt: skip
         with rec:
             summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=show)
+        if html is not None:
+            _write_report(html, histories, batch_keys(histories), done, rec.catalog, quiet=quiet)
         if out is not None and not quiet:
             typer.echo(
                 f"{summary.ranked} ranked, {summary.skipped} already in {out}, {summary.failed} failed", err=True
@@ -160,6 +193,7 @@ def rank(
             _err(f"user {key}: {outcome}" if len(histories) > 1 else str(outcome))
             return
         ranking = outcome
+        done[key] = ranking
         if top_k is not None:
             ranking = ranking.model_copy(update={"ranking": ranking.ranking[:top_k]})
         if json_out:
@@ -168,6 +202,17 @@ def rank(
             _print_ranking(ranking, quiet=quiet)
 
     _guard(run)
+
+
+def _write_report(
+    html: Path, histories: list[Any], keys: list[str], done: dict[str, Any], catalog: Any, *, quiet: bool
+) -> None:
+    from .report import write_html
+
+    pairs = [(h, done[k]) for k, h in zip(keys, histories, strict=True) if k in done]
+    written = write_html(html, pairs, catalog=catalog)
+    if not quiet:
+        typer.echo(f"report: {written} ({len(pairs)} user(s))", err=True)
 
 
 def _load_index(index: Path | None) -> Any:
@@ -494,7 +539,7 @@ def eval_cmd(
     cases_path: Annotated[Path, typer.Argument(help="cases.jsonl: history objects with a 'target'.")],
     catalog: CatalogOpt = None,
     interactions: InteractionsOpt = None,
-    backend: BackendOpt = "auto",
+    backend: SettingsBackendOpt = None,
     base_url: BaseUrlOpt = None,
     prompts: Annotated[
         list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare prompt variants.")
@@ -506,33 +551,46 @@ def eval_cmd(
     ks: Annotated[str, typer.Option("--ks", help="Cut-offs for HR@K and NDCG@K.")] = "1,5,10",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for results, report.json/.md/.png.")] = Path("msrkit-eval"),
-    fusion_weight: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.5,
+    fusion_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="(0.5)")] = None,
     pointwise: Annotated[bool, typer.Option(help="Score by p(yes) (AUC becomes meaningful).")] = False,
     resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
-    cache_dir: CacheDirOpt = None,
+    cache_dir: SettingsCacheDirOpt = None,
     no_cache: NoCacheOpt = False,
+    config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
-    """Evaluate on cases: HR@K, NDCG@K, MRR (AUC with --pointwise), ablations, prompt variants, cost."""
+    """Evaluate on cases: HR@K, NDCG@K, MRR (AUC with --pointwise), ablations, prompt variants, cost.
+
+    Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
+    """
     _setup_logging(verbose, quiet)
+    flags = dict(
+        backend=backend, base_url=base_url, catalog=catalog, interactions=interactions, fusion_weight=fusion_weight,
+        cache_dir=cache_dir,
+    )  # fmt: skip
 
     def run() -> None:
         from . import evaluate as ev
+        from .config import load_settings
         from .io import load_catalog, load_histories, load_interactions
         from .recommender import Recommender
 
+        settings, _ = load_settings(flags, config=config)
         cut = [int(k) for k in ks.split(",") if k.strip()]
         cases = load_histories(cases_path)[:limit]
-        cat = load_catalog(catalog) if catalog else {}
-        index = _eval_index(load_interactions(interactions), cases, cat) if interactions else None
-        variants = _eval_variants(backend, ablations=ablations, prompt_dirs=prompts or [], has_index=index is not None)
+        cat = load_catalog(settings.catalog) if settings.catalog else {}
+        inter = settings.interactions
+        index = _eval_index(load_interactions(inter), cases, cat) if inter else None
+        variants = _eval_variants(
+            settings.backend, ablations=ablations, prompt_dirs=prompts or [], has_index=index is not None
+        )
         out.mkdir(parents=True, exist_ok=True)
         reports: dict[str, Any] = {}
         for name, (spec, stages, prompt_dir) in variants.items():
             rec = Recommender(
-                spec, base_url=base_url, catalog=cat, index=index, prompts=prompt_dir, stages=stages,
-                cache=_cache_arg(cache_dir, no_cache), fusion_weight=fusion_weight, pointwise=pointwise,
+                **_eval_options(settings, spec, stages, prompt_dir, cat), index=index, stages=stages,
+                cache=_cache_arg(settings.cache_dir, no_cache), pointwise=pointwise,
             )  # fmt: skip
             with rec:
                 reports[name] = ev.evaluate(
@@ -547,6 +605,9 @@ def eval_cmd(
         (out / "report.json").write_text(ev.to_json(comparison), encoding="utf-8")
         markdown = ev.to_markdown(comparison) + "\n\n" + _cost_table(reports)
         (out / "report.md").write_text(markdown, encoding="utf-8")
+        from .report import write_eval_html
+
+        write_eval_html(out / "report.html", comparison)
         try:
             ev.plot(comparison, out / "report.png")
         except Exception as exc:  # noqa: BLE001 - a plot is optional
@@ -556,7 +617,7 @@ def eval_cmd(
                 raise
             typer.echo(f"warning: no plot: {exc}", err=True)
         typer.echo(markdown)
-        typer.echo(f"\nwritten: {out}/report.json, report.md, report.png, *.results.jsonl", err=True)
+        typer.echo(f"\nwritten: {out}/report.json, report.md, report.html, report.png, *.results.jsonl", err=True)
 
     _guard(run)
 
@@ -565,6 +626,15 @@ def resolve_case(case: Any, catalog: Any) -> Any:
     from .io import resolve
 
     return resolve(case, catalog)
+
+
+def _eval_options(settings: Any, spec: str, stages: Any, prompt_dir: Path | None, catalog: Any) -> dict[str, Any]:
+    """Recommender options for one eval variant: the settings, with the variant's backend and prompts."""
+    options: dict[str, Any] = settings.recommender_kwargs()
+    options.update(backend=spec, catalog=catalog, interactions=None, prompts=prompt_dir or settings.prompts)
+    if not stages.llm:
+        options["vision_backend"] = None  # the retrieval variant calls no model
+    return options
 
 
 def _slug(name: str) -> str:
@@ -588,7 +658,7 @@ def _eval_variants(
         return {str(d): (backend, Stages(collaborative=has_index), d) for d in prompt_dirs}
     if not ablations:
         return {"msrkit": (backend, Stages(collaborative=has_index), None)}
-    out = {
+    out: dict[str, tuple[str, Any, Path | None]] = {
         "retrieval": ("none", Stages(llm=False), None),
         "+llm": (backend, Stages(item_summaries=False, preference_summary=False, collaborative=False), None),
         "+summaries": (backend, Stages(collaborative=False), None),
@@ -639,6 +709,35 @@ def export_sft_cmd(
             out=out, catalog=load_catalog(catalog) if catalog else None,
         )  # fmt: skip
         typer.echo(f"{len(examples)} examples -> {out}")
+
+    _guard(run)
+
+
+# -- config ------------------------------------------------------------------------
+
+config_app = typer.Typer(help="See the effective settings and where each came from.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show", epilog="Example: MSRKIT_WINDOW=30 msrkit config show --json")
+def config_show(
+    config: ConfigOpt = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON: each setting's value and source.")] = False,
+) -> None:
+    """Print each setting of rank/eval: defaults < config file < MSRKIT_* variables < flags."""
+
+    def run() -> None:
+        from .config import config_file_label, load_settings
+
+        settings, sources = load_settings({}, config=config)
+        values = settings.model_dump(mode="json")
+        if json_out:
+            rows = {k: {"value": v, "source": sources[k]} for k, v in values.items()}
+            typer.echo(json.dumps({"config_file": config_file_label(config), "settings": rows}))
+            return
+        typer.echo(f"# config file: {config_file_label(config) or 'none'}")
+        for key, value in values.items():
+            typer.echo(f"{key:<16} = {json.dumps(value):<32} # {sources[key]}")
 
     _guard(run)
 

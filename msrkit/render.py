@@ -7,6 +7,7 @@ show a visible placeholder instead, so the rendering is free and repeatable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from .io import load_catalog, load_histories, resolve
 from .prompts import PromptSet, render_item
@@ -27,7 +28,7 @@ def render_for_history(
     items = history.items()
     candidates = history.candidate_items() if history.candidates else []
     lines = "\n".join(f"- {render_item(i)}" for i in items[:3])
-    values = {
+    values: dict[str, Any] = {
         "items": lines,
         "previous": SUMMARY_PLACEHOLDER,
         "preference": SUMMARY_PLACEHOLDER,

@@ -1,0 +1,212 @@
+"""Settings for ``rank`` and ``eval``, from four sources in increasing precedence.
+
+1. built-in defaults (those of :class:`~msrkit.recommender.Recommender`);
+2. a config file: ``--config PATH``, else ``$MSRKIT_CONFIG``, else
+   ``./msrkit.toml``, else the ``[tool.msrkit]`` table of ``./pyproject.toml``;
+3. ``MSRKIT_<KEY>`` environment variables (``MSRKIT_WINDOW=30``), typed by the field;
+4. command-line flags.
+
+Every value is validated where it comes from, so an error names its source
+and key (``msrkit.toml: window: ...``, ``env MSRKIT_WINDOW: ...``). Relative
+paths in a config file are read from that file's folder. ``msrkit config show``
+prints each effective setting and where it came from.
+
+Example ``msrkit.toml``::
+
+    backend = "ollama/qwen2.5:7b"        # a cheap text model ranks ...
+    vision_backend = "ollama/llava:7b"   # ... a vision model summarizes item images
+    catalog = "data/items.jsonl"         # relative to this file
+    window = 20
+    fusion_weight = 0.6
+
+    [backend_options]
+    temperature = 0.0
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+__all__ = ["Settings", "load_settings", "find_config_file", "config_file_label", "PATH_KEYS", "CONFIG_FILE_NAME"]
+
+CONFIG_FILE_NAME = "msrkit.toml"
+#: keys holding paths: relative values in a config file are read from the file's folder
+PATH_KEYS = frozenset({"catalog", "interactions", "index", "prompts", "cache_dir"})
+
+
+class Settings(BaseModel):
+    """The effective options of ``rank`` / ``eval`` (defaults as in :class:`~msrkit.recommender.Recommender`)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    backend: str = "auto"
+    base_url: str | None = None
+    vision_backend: str | None = None
+    catalog: Path | None = None
+    interactions: Path | None = None
+    index: Path | None = None
+    prompts: Path | None = None
+    cache_dir: Path | None = None
+    window: int = Field(default=20, ge=2)
+    stride: int | None = Field(default=None, ge=1)
+    passes: int = Field(default=1, ge=1)
+    fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    block_size: int = Field(default=3, ge=1)
+    max_history: int = Field(default=60, ge=1)
+    n_candidates: int = Field(default=20, ge=1)
+    max_side: int = Field(default=768, ge=32)
+    retries: int = Field(default=4, ge=0)
+    strict: bool = False
+    collaborative_k: int = Field(default=3, ge=0)
+    backend_options: dict[str, Any] = Field(default_factory=dict)
+
+    def recommender_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :class:`~msrkit.recommender.Recommender` (all but ``index`` and ``cache_dir``)."""
+        return self.model_dump(exclude={"index", "cache_dir"})
+
+
+def _display(path: Path, cwd: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(cwd.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            table: dict[str, Any] = tomllib.load(fh)
+            return table
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+
+
+def find_config_file(
+    config: str | Path | None = None, *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Path, str, dict[str, Any]] | None:
+    """The config file in use: ``(path, label, table)``, or ``None`` where there is none.
+
+    An explicit ``config`` (or ``$MSRKIT_CONFIG``) must exist; ``./msrkit.toml``
+    and ``[tool.msrkit]`` in ``./pyproject.toml`` are used when present.
+    """
+    env = os.environ if env is None else env
+    here = Path(cwd) if cwd is not None else Path.cwd()
+    explicit = config if config is not None else (env.get("MSRKIT_CONFIG") or None)
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        path = path if path.is_absolute() else here / path
+        return path, _display(path, here), _read_toml(path)
+    local = here / CONFIG_FILE_NAME
+    if local.is_file():
+        return local, _display(local, here), _read_toml(local)
+    pyproject = here / "pyproject.toml"
+    if pyproject.is_file():
+        table = _read_toml(pyproject).get("tool", {}).get("msrkit")
+        if table is not None:
+            if not isinstance(table, dict):
+                raise ConfigError(f"{pyproject}: [tool.msrkit] must be a table")
+            return pyproject, f"{_display(pyproject, here)} [tool.msrkit]", table
+    return None
+
+
+def _file_layer(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw_key, value in table.items():
+        key = raw_key.replace("-", "_")
+        if key in PATH_KEYS and isinstance(value, str) and value:
+            p = Path(value).expanduser()
+            value = p if p.is_absolute() else path.parent / p
+        out[key] = value
+    return out
+
+
+def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    """``key -> (variable name, value)`` for every ``MSRKIT_<KEY>`` that names a setting."""
+    out: dict[str, tuple[str, Any]] = {}
+    for key in Settings.model_fields:
+        name = f"MSRKIT_{key.upper()}"
+        if name not in env:
+            continue
+        value: Any = env[name]
+        if value.strip() == "" and key not in ("backend", "backend_options"):
+            value = None  # MSRKIT_STRIDE= unsets an optional value
+        elif key == "backend_options":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(f"env {name}: backend_options must be a JSON object, got {value!r}") from None
+        out[key] = (name, value)
+    return out
+
+
+def _apply(settings: Settings, key: str, value: Any, source: str) -> None:
+    if key not in Settings.model_fields:
+        known = ", ".join(Settings.model_fields)
+        raise ConfigError(f"{source}: unknown setting '{key}' (known: {known})")
+    try:
+        setattr(settings, key, value)
+    except ValidationError as exc:
+        why = "; ".join(e["msg"] for e in exc.errors())
+        raise ConfigError(f"{source}: {key}: {why} (got {value!r})") from None
+
+
+def load_settings(
+    cli_overrides: Mapping[str, Any] | None = None,
+    *,
+    config: str | Path | None = None,
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[Settings, dict[str, str]]:
+    """The effective settings and, per key, where each came from.
+
+    ``cli_overrides`` holds flag values; ``None`` means the flag was not given.
+    Sources are ``"default"``, the config file's label (``"msrkit.toml"``,
+    ``"pyproject.toml [tool.msrkit]"``), ``"env MSRKIT_<KEY>"`` or ``"flag"``.
+
+    >>> settings, sources = load_settings({"window": 30}, env={"MSRKIT_BACKEND": "none"})
+    >>> settings.window, sources["window"], sources["backend"]
+    (30, 'flag', 'env MSRKIT_BACKEND')
+    """
+    env = os.environ if env is None else env
+    settings = Settings()
+    sources = dict.fromkeys(Settings.model_fields, "default")
+    found = find_config_file(config, cwd=cwd, env=env)
+    if found is not None:
+        path, label, table = found
+        for key, value in _file_layer(path, table).items():
+            _apply(settings, key, value, label)
+            sources[key] = label
+    for key, (name, value) in _env_layer(env).items():
+        _apply(settings, key, value, f"env {name}")
+        sources[key] = f"env {name}"
+    for key, value in (cli_overrides or {}).items():
+        if value is not None:
+            _apply(settings, key, value, f"flag --{key.replace('_', '-')}")
+            sources[key] = "flag"
+    return settings, sources
+
+
+def config_file_label(
+    config: str | Path | None = None, *, cwd: str | Path | None = None, env: Mapping[str, str] | None = None
+) -> str | None:
+    """The path of the config file in use (for ``msrkit config show``), or ``None``."""
+    found = find_config_file(config, cwd=cwd, env=env)
+    return str(found[0]) if found else None
