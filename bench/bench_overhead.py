@@ -53,7 +53,7 @@ def main() -> None:
         h = history(10, n)
         rec.rank(h)  # warm imports
         before = fake.calls
-        ms = timed(lambda: rec.rank(h), args.repeat)
+        ms = timed(lambda rec=rec, h=h: rec.rank(h), args.repeat)  # type: ignore[misc]
         report(f"overhead, {n} candidates, no cache", ms, (fake.calls - before) / args.repeat)
     with tempfile.TemporaryDirectory() as tmp:
         fake = FakeBackend()
@@ -69,14 +69,17 @@ def main() -> None:
             r2 = Recommender(f2, cache=f"{tmp}/cold{n_hist}", stages=Stages(collaborative=False, item_summaries=False))
             r2.rank(history(n_hist, 20, user=f"cold{n_hist}"))
             cold_calls.append((n_hist, f2.calls))
-        print("cold user, k=3, 20 candidates, item summaries off: " + ", ".join(f"n={n}: {c} calls" for n, c in cold_calls))
+        calls = ", ".join(f"n={n}: {c} calls" for n, c in cold_calls)
+        print(f"cold user, k=3, 20 candidates, item summaries off: {calls}")
         grow = Recommender(fake, cache=tmp, stages=Stages(collaborative=False))
         grow.rank(history(10, 20))
         before = fake.calls
         h11 = history(11, 20)
         grow.rank(h11)
-        print(f"returning user, 10 -> 11 history items (item summaries cached): {fake.calls - before - 1} new summary "
-              f"call(s) for the new item's keywords + preference + rerank = {fake.calls - before} LLM calls")
+        print(
+            f"returning user, 10 -> 11 history items (item summaries cached): {fake.calls - before - 1} new summary "
+            f"call(s) for the new item's keywords + preference + rerank = {fake.calls - before} LLM calls"
+        )
 
 
 if __name__ == "__main__":

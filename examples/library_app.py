@@ -1,7 +1,7 @@
 """Use msrkit from an application: rank one user's candidates, read the reasons and the cost.
 
-    python examples/library_app.py                      # the embedded model (weak: plumbing only)
-    MSRKIT_BACKEND=ollama/llava:7b python examples/library_app.py
+python examples/library_app.py                      # the embedded model (weak: plumbing only)
+MSRKIT_BACKEND=ollama/llava:7b python examples/library_app.py
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The same user through different backends: only the backend string changes.
 
-    python examples/swap_backends.py                                   # embedded llama.cpp model
-    python examples/swap_backends.py openai/my-model http://127.0.0.1:8000/v1
-    python examples/swap_backends.py ollama/llava:7b http://127.0.0.1:11434
-    python examples/swap_backends.py llamacpp/path/to/model.gguf
+python examples/swap_backends.py                                   # embedded llama.cpp model
+python examples/swap_backends.py openai/my-model http://127.0.0.1:8000/v1
+python examples/swap_backends.py ollama/llava:7b http://127.0.0.1:11434
+python examples/swap_backends.py llamacpp/path/to/model.gguf
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ HERE = Path(__file__).resolve().parent
 def rank_with(backend: str, base_url: str | None) -> list[str]:
     with Recommender(backend=backend, base_url=base_url, cache=False) as rec:
         ranking = rec.rank(HERE / "history.json")
-    print(f"{ranking.backend}: {ranking.usage.llm_calls} calls, {ranking.usage.seconds:.1f} s, degraded={ranking.degraded}")
+    print(
+        f"{ranking.backend}: {ranking.usage.llm_calls} calls, {ranking.usage.seconds:.1f} s, degraded={ranking.degraded}"
+    )
     return ranking.item_ids()
 
 

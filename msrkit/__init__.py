@@ -95,6 +95,7 @@ __all__ = [
 if TYPE_CHECKING:
     from .backends import get_backend
     from .backends.fake import FakeBackend
+    from .config import Settings, load_settings
     from .data import History, HistoryEntry, Item, RankedItem, Ranking, Usage
     from .errors import (
         BackendError,
@@ -109,11 +110,10 @@ if TYPE_CHECKING:
         TemplateError,
         UsageError,
     )
+    from .images import load_image
     from .io import load_catalog, load_histories, load_interactions
     from .preferences import PreferenceSummarizer
     from .prompts import PromptSet, PromptTemplate
-    from .config import Settings, load_settings
-    from .images import load_image
     from .recommender import Recommender, Stages
     from .report import write_html
     from .rerank import ListwiseReranker, PointwiseScorer

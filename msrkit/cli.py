@@ -405,6 +405,66 @@ def summarize(
     _guard(run)
 
 
+@app.command(
+    "eval-keywords",
+    epilog="Example: msrkit eval-keywords items.jsonl --prompts prompts/ --prompts my_variant/ --limit 50",
+)
+def eval_keywords(
+    path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog); given keywords are ignored.")],
+    prompts: Annotated[
+        list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare item_keywords prompts.")
+    ] = None,
+    backend: BackendOpt = "auto",
+    base_url: BaseUrlOpt = None,
+    limit: Annotated[int | None, typer.Option(min=2, help="Only the first N items.")] = None,
+    budget: Annotated[int, typer.Option(min=1, help="Keyword count that still counts as fully brief.")] = 5,
+    distractors: Annotated[int, typer.Option(min=1, help="Other items to pick from in reconstruction.")] = 4,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare keyword-summarization prompts: brevity, information kept, reconstruction (MMSRARec's reward)."""
+    _setup_logging(verbose, quiet)
+
+    def run() -> None:
+        from rich.progress import Progress
+
+        from .backends import get_backend
+        from .cache import CachedBackend, ResponseCache
+        from .io import load_catalog
+        from .keyword_quality import evaluate_keyword_prompts
+        from .prompts import PromptSet
+
+        items = list(load_catalog(path).values())[:limit]
+        if len(items) < 2:
+            raise _config("eval-keywords needs at least 2 items (reconstruction picks among them)")
+        raw = get_backend(backend, base_url=base_url)
+        if raw is None:
+            raise _config("eval-keywords needs an LLM backend, not 'none'")
+        llm = raw if no_cache else CachedBackend(raw, ResponseCache(cache_dir))
+        variants = {str(d): PromptSet.load(d) for d in prompts} if prompts else {"shipped": PromptSet.load()}
+        with Progress(disable=quiet or json_out, transient=True) as progress:
+            task = progress.add_task("summarizing", total=len(items) * len(variants))
+            scores = evaluate_keyword_prompts(
+                items, llm, variants, budget=budget, distractors=distractors,
+                on_item=lambda _: progress.advance(task),
+            )  # fmt: skip
+        llm.close()
+        if json_out:
+            typer.echo(json.dumps(scores, indent=2))
+            return
+        metrics = ["keywords", "brevity", "similarity", "coverage", "grounded", "reconstruction", "reward", "llm_calls"]
+        typer.echo("| prompts | " + " | ".join(metrics) + " |")
+        typer.echo("|---|" + "---:|" * len(metrics))
+        for name, row in scores.items():
+            typer.echo(f"| {name} | " + " | ".join(f"{row[m]:.3f}" if m != "llm_calls" else f"{row[m]:.0f}"
+                                                  for m in metrics) + " |")  # fmt: skip
+
+    _guard(run)
+
+
 def _config(message: str) -> Exception:
     from .errors import ConfigError
 

@@ -32,6 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .backends.base import Backend, ChatRequest, Message
 from .data import Item, Usage
@@ -273,3 +274,62 @@ def _options(item: Item, pool: Sequence[Item], distractors: int, rng: random.Ran
     options = [item, *rng.sample(others, min(distractors, len(others)))]
     rng.shuffle(options)
     return options
+
+
+# --------------------------------------------------------------------------- comparing summarization prompts
+
+
+def evaluate_keyword_prompts(
+    items: Sequence[Item],
+    backend: Backend,
+    prompt_sets: Mapping[str, Any],
+    *,
+    budget: int = 5,
+    distractors: int = 4,
+    seed: int = 0,
+    on_item: Any = None,
+) -> dict[str, dict[str, float]]:
+    """Summarize ``items`` with each prompt set's ``item_keywords`` template and score the keywords.
+
+    Given keywords are dropped first, so each variant's prompt is what is
+    measured. Per variant: mean keyword count, brevity, similarity, coverage,
+    grounding, reconstruction accuracy (``distractors`` other items of the
+    same list), and LLM calls. Summaries go through ``backend`` (a cached
+    backend makes a rerun free).
+    """
+    from .summarize import ItemSummarizer
+
+    bare = [i.model_copy(update={"keywords": None}) for i in items]
+    idf = build_idf(_source_text(i) for i in bare)
+    out: dict[str, dict[str, float]] = {}
+    for name, prompts in prompt_sets.items():
+        meter = Meter()
+        summarized = ItemSummarizer(backend, prompts=prompts, describe_images=False).summarize(
+            bare, meter=meter, on_item=on_item
+        )
+        scores = [keyword_quality(i, budget=budget, idf=idf, reference=_source_text(i)) for i in summarized]
+        recon = reconstruction_accuracy(summarized, backend, distractors=distractors, seed=seed, meter=meter)
+        n = max(len(scores), 1)
+        usage = meter.finish()
+        out[name] = {
+            "items": float(len(scores)),
+            "keywords": sum(s.count for s in scores) / n,
+            "brevity": sum(s.brevity for s in scores) / n,
+            "similarity": sum(s.similarity for s in scores) / n,
+            "coverage": sum(s.coverage for s in scores) / n,
+            "grounded": sum(s.grounded for s in scores) / n,
+            "reconstruction": recon.accuracy,
+            "reward": sum(s.reward(reconstruction=recon.accuracy) for s in scores) / n,
+            "llm_calls": float(usage.llm_calls),
+            "cache_hits": float(usage.cache_hits),
+        }
+    return out
+
+
+def _source_text(item: Item) -> str:
+    """What the keywords summarize: title, description and the descriptive attributes."""
+    parts = [item.title or "", item.description or ""]
+    for key in ("genres", "genre", "category", "categories", "brand"):
+        value = item.attributes.get(key)
+        parts.extend(map(str, value) if isinstance(value, list) else [str(value)] if value else [])
+    return " ".join(p for p in parts if p)

@@ -49,6 +49,7 @@ __all__ = ["RetryingBackend"]
 
 log = logging.getLogger("msrkit")
 
+
 class RetryingBackend:
     """A backend that retries its inner backend's transient failures.
 

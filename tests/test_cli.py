@@ -44,7 +44,11 @@ def test_rank_top_k_and_table(tmp_path: Path) -> None:
         ('{"history": [{"title": "x"}], "candidates": ["a"]}', 3, "history[0].item_id"),
         ('{"history": ["a"], "candidates": ["b"]}', 3, "unknown item id 'a'"),
         ('{"history": [], "candidates": []}', 3, "candidates"),
-        ('{"history": [{"item_id": "a", "image": "poster.jpg"}], "candidates": [{"item_id": "b"}]}', 3, "history[0].image"),
+        (
+            '{"history": [{"item_id": "a", "image": "poster.jpg"}], "candidates": [{"item_id": "b"}]}',
+            3,
+            "history[0].image",
+        ),
         ('{"history": [], "candidates": [{"item_id": "b", "image": "nope.png"}]}', 3, "does not exist"),
     ],
 )

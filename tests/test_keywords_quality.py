@@ -108,3 +108,32 @@ def test_reconstruction_is_deterministic_for_a_seed() -> None:
     reconstruction_accuracy(CATALOG, a, seed=5)
     reconstruction_accuracy(CATALOG, b, seed=5)
     assert [r.messages for r in a.requests] == [r.messages for r in b.requests]
+
+
+def test_evaluate_keyword_prompts_compares_variants_and_reuses_nothing_wrongly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from msrkit.backends.fake import FakeBackend
+    from msrkit.keyword_quality import evaluate_keyword_prompts
+    from msrkit.prompts import PromptSet
+
+    variant = tmp_path / "short"
+    variant.mkdir()
+    (variant / "item_keywords.toml").write_text(
+        'id = "item_keywords"\nversion = 2\nuser = "Two keywords for: $item (at most $max_keywords)"\n'
+    )
+
+    def answer(request):  # type: ignore[no-untyped-def]
+        text = request.messages[-1].text_content
+        if text.startswith("Two keywords"):
+            return "space, robots"
+        if "Which item" in text:
+            return "[1]"
+        return "space, robots, comedy, drama, love, war, music"
+
+    items = [Item(item_id=f"i{n}", title=f"Space robots {n}", attributes={"genres": ["Comedy"]}) for n in range(4)]
+    fake = FakeBackend(default=answer)
+    scores = evaluate_keyword_prompts(items, fake, {"shipped": PromptSet.load(), "short": PromptSet.load(variant)})
+    assert scores["short"]["keywords"] == 2 and scores["shipped"]["keywords"] > 5
+    assert scores["short"]["brevity"] == 1.0 > scores["shipped"]["brevity"]
+    assert scores["short"]["grounded"] == 1.0  # both keywords appear in the titles
+    assert 0.0 <= scores["shipped"]["reconstruction"] <= 1.0
+    assert scores["short"]["llm_calls"] == 4 + 4  # 4 summaries + 4 reconstruction questions
