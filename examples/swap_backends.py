@@ -19,9 +19,8 @@ HERE = Path(__file__).resolve().parent
 def rank_with(backend: str, base_url: str | None) -> list[str]:
     with Recommender(backend=backend, base_url=base_url, cache=False) as rec:
         ranking = rec.rank(HERE / "history.json")
-    print(
-        f"{ranking.backend}: {ranking.usage.llm_calls} calls, {ranking.usage.seconds:.1f} s, degraded={ranking.degraded}"
-    )
+    usage = ranking.usage
+    print(f"{ranking.backend}: {usage.llm_calls} calls, {usage.seconds:.1f} s, degraded={ranking.degraded}")
     return ranking.item_ids()
 
 
