@@ -17,6 +17,7 @@ wrapped by :func:`quote` so item text can never pose as instructions.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import string
@@ -86,12 +87,12 @@ class PromptTemplate:
     description: str = ""
     source: str = ""
 
-    @property
+    @functools.cached_property
     def hash(self) -> str:
         body = "\x00".join((self.id, str(self.version), self.system, self.user, str(self.max_tokens)))
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
-    @property
+    @functools.cached_property
     def tag(self) -> str:
         """``id@version#hash``: names exactly which prompt produced a result."""
         return f"{self.id}@v{self.version}#{self.hash}"

@@ -415,7 +415,7 @@ def _reason(
     item: Item, history_terms: set[str], llm_rank: list[int] | None, retr_rank: list[int] | None, i: int
 ) -> str:
     parts = []
-    shared = [t for t in dict.fromkeys(_terms(item)) if t in history_terms]
+    shared = [t for t in dict.fromkeys(_terms(item)) if t in history_terms] if history_terms else []
     if shared:
         parts.append("shares " + ", ".join(shared[:3]) + " with the history")
     if llm_rank is not None:

@@ -61,6 +61,7 @@ __all__ = [
     "p_yes",
     "format_candidates",
     "RANKING_SCHEMA",
+    "ranking_schema",
     "RRF_K",
 ]
 
@@ -74,6 +75,18 @@ RANKING_SCHEMA: dict[str, Any] = {
 _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _BRACKETED = re.compile(r"\[\s*(\d{1,6})\s*\]")
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,6})(?![\w])")
+
+
+def ranking_schema(count: int) -> dict[str, Any]:
+    """:data:`RANKING_SCHEMA` for ``count`` candidates: exactly ``count`` numbers from 1 to ``count``.
+
+    Backends that constrain decoding with the schema (llama.cpp grammars,
+    Ollama ``format``) then cannot run on past the list; duplicates are still
+    possible and repaired.
+    """
+    item = {"type": "integer", "minimum": 1, "maximum": count}
+    ranking = {"type": "array", "items": item, "minItems": count, "maxItems": count}
+    return {**RANKING_SCHEMA, "properties": {"ranking": ranking}}
 
 
 def strip_think(text: str) -> str:
@@ -131,12 +144,16 @@ def parse_order(text: str, *, ids: Sequence[str] = ()) -> Parsed:
     [2, 1]
     """
     text = strip_think(text)
-    numbers = _json_numbers(text)
+    json_first = "{" in text or "```" in text  # an object or a fenced block: JSON is meant
+    numbers = _json_numbers(text) if json_first else None
     if numbers is not None:
         return Parsed(numbers, "json")
     bracketed = [int(m) for m in _BRACKETED.findall(text)]
-    if bracketed:
+    if bracketed:  # "[3] > [1]"; a JSON list "[3, 1]" has no "[n]" in it (and "[3]" reads the same either way)
         return Parsed(bracketed, "brackets")
+    numbers = None if json_first else _json_numbers(text)
+    if numbers is not None:
+        return Parsed(numbers, "json")
     plain = [int(m) for m in _NUMBER.findall(text)]
     if plain:
         return Parsed(plain, "numbers")
@@ -364,7 +381,7 @@ class ListwiseReranker:
         if self.backend.capabilities.json_schema:
             from dataclasses import replace
 
-            request = replace(request, json_schema=RANKING_SCHEMA)
+            request = replace(request, json_schema=ranking_schema(len(items)))
         stats["windows"] += 1
         response = meter.call(self.backend, request)
         parsed = parse_order(response.text, ids=[c.item_id for c in items])

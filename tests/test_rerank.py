@@ -167,7 +167,9 @@ def test_json_schema_is_requested_when_the_backend_supports_it() -> None:
         capabilities=Capabilities(json_schema=True), default=lambda r: json.dumps({"ranking": [2, 1, 3]})
     )
     result = ListwiseReranker(fake).rank(items(3), preference="p")
-    assert fake.requests[0].json_schema == RANKING_SCHEMA
+    schema = fake.requests[0].json_schema
+    assert schema is not None and schema["required"] == RANKING_SCHEMA["required"]
+    assert schema["properties"]["ranking"]["maxItems"] == 3 == schema["properties"]["ranking"]["items"]["maximum"]
     assert result.order == [1, 0, 2] and result.diagnostics["forms"] == {"json": 1}
 
 
