@@ -213,9 +213,11 @@ def _top_docs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` documents by BM25 (ties: lower document id first), with MaxScore pruning.
 
-    Terms are taken by decreasing upper bound; the documents holding the first ``j`` terms are
-    scored in full, and once the bounds of the remaining terms add up to less than the k-th
-    score found, no other document can enter the top ``k``.
+    Terms are taken by decreasing upper bound (rare items first) and their postings added into
+    a score accumulator, term at a time. Once the bounds of the remaining terms add up to less
+    than the k-th best partial score, no document not met yet can enter the top ``k``: only the
+    documents met whose partial score plus that bound can still reach it are finished, by
+    looking their remaining terms up in the (sorted) postings.
     """
     s = model.scores
     if k <= 0 or not len(terms):
@@ -224,42 +226,42 @@ def _top_docs(
     order = np.argsort(-ub, kind="stable")
     terms, weights, ub = terms[order], weights[order], ub[order]
     rest = np.concatenate([np.cumsum(ub[::-1])[::-1][1:], [0.0]])  # bound of the terms after j
-    lengths = s["indptr"][terms + 1] - s["indptr"][terms]
-    budget = int(s["num_docs"]) // 8  # past this many postings, scoring every document is cheaper
-    j = 1
-    while True:
-        if int(lengths[:j].sum()) > budget:
-            return _dense_top(model, terms, weights, k, exclude)
-        docs = np.unique(
-            np.concatenate([s["indices"][s["indptr"][t] : s["indptr"][t + 1]] for t in terms[:j].tolist()])
-        ).astype(np.int64)
-        if exclude is not None:
-            docs = docs[docs != exclude]
-        scores = _score_docs(model, terms, weights, docs)
-        keep = scores > 0
-        docs, scores = docs[keep], scores[keep]
-        if j >= len(terms):
+    n_docs = int(s["num_docs"])
+    partial = np.zeros(n_docs, dtype=np.float64)  # score over the terms processed so far
+    met = np.zeros(n_docs, dtype=bool)
+    if exclude is not None and 0 <= exclude < n_docs:
+        met[exclude] = True  # never a candidate
+    found: list[np.ndarray] = []  # the documents met so far, each once
+    floor = -np.inf  # the k-th best partial score: a lower bound of the k-th best full score
+    last = len(terms) - 1
+    for j, (t, w) in enumerate(zip(terms.tolist(), weights.tolist(), strict=True)):
+        lo, hi = s["indptr"][t], s["indptr"][t + 1]
+        posting = s["indices"][lo:hi]
+        partial[posting] += w * s["data"][lo:hi]  # a document holds a token once per column
+        fresh = posting[~met[posting]]
+        met[fresh] = True
+        if len(fresh):
+            found.append(fresh.astype(np.int64))
+        if j == last:
             break
-        if len(docs) >= k and rest[j - 1] < np.partition(scores, len(scores) - k)[len(scores) - k]:
-            break
-        j += 1  # one term at a time: the first terms are the rare ones, with short postings
+        met_count = sum(len(f) for f in found)
+        if met_count >= k:
+            docs = np.concatenate(found) if len(found) > 1 else found[0]
+            found = [docs]
+            floor = float(np.partition(partial[docs], met_count - k)[met_count - k])
+            if rest[j] < floor:
+                break  # a document not met yet scores at most rest[j]: it cannot reach the top k
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    docs = np.sort(np.concatenate(found))
+    scores = partial[docs]
+    if j < last:  # finish the documents that could still reach the k-th score
+        maybe = scores + rest[j] >= floor
+        docs, scores = docs[maybe], scores[maybe] + _score_docs(model, terms[j + 1 :], weights[j + 1 :], docs[maybe])
+    keep = scores > 0
+    docs, scores = docs[keep], scores[keep]
     top = np.lexsort((docs, -scores))[:k]
     return docs[top], scores[top]
-
-
-def _dense_top(
-    model: Any, terms: np.ndarray, weights: np.ndarray, k: int, exclude: int | None
-) -> tuple[np.ndarray, np.ndarray]:
-    scores = _dense_scores(model, terms, weights)
-    if exclude is not None:
-        scores[exclude] = 0.0
-    docs = np.flatnonzero(scores > 0)
-    vals = scores[docs]
-    if len(docs) > k:
-        kth = np.partition(vals, len(vals) - k)[len(vals) - k]
-        docs, vals = docs[vals >= kth], vals[vals >= kth]
-    top = np.lexsort((docs, -vals))[:k]
-    return docs[top], vals[top]
 
 
 # --------------------------------------------------------------------------- text

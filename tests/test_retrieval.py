@@ -217,9 +217,15 @@ def test_pruned_top_k_equals_brute_force() -> None:
         for t, w in zip(terms, weights, strict=False):
             lo, hi = docs["indptr"][t], docs["indptr"][t + 1]
             dense[docs["indices"][lo:hi]] += w * docs["data"][lo:hi]
-        order = np.lexsort((np.arange(len(dense)), -dense))[:5]
-        got = idx.similar_users(seen, k=5)
-        assert [idx.user_index[u] for u, _ in got] == order.tolist()
+        k = (1, 3, 5, 10)[seed % 4]
+        exclude = int(np.argmax(dense)) if seed % 2 else None  # the best match left out, as a user's own document
+        if exclude is not None:
+            dense[exclude] = 0.0
+        order = [d for d in np.lexsort((np.arange(len(dense)), -dense)).tolist() if dense[d] > 0][:k]
+        name = idx.user_ids[exclude] if exclude is not None else None
+        got = idx.similar_users(seen, k=k, exclude_user=name)
+        assert [idx.user_index[u] for u, _ in got] == order
+        assert [s for _, s in got] == pytest.approx(dense[order].tolist())
 
 
 def test_generate_candidates_sorted_unseen_length_n() -> None:
