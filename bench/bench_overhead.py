@@ -91,15 +91,30 @@ def main() -> None:
             cold_calls.append((n_hist, f2.calls))
         calls = ", ".join(f"n={n}: {c} calls" for n, c in cold_calls)
         print(f"cold user, k=3, 20 candidates, item summaries off: {calls}")
-        grow = Recommender(fake, cache=tmp, stages=Stages(collaborative=False))
-        grow.rank(history(10, 20))
-        before = fake.calls
-        h11 = history(11, 20)
-        grow.rank(h11)
+        # the returning user took one of the candidates ranked for them last time (its keywords are cached)
+        model = FakeBackend(default=_answer)
+        grow = Recommender(model, cache=f"{tmp}/grow", stages=Stages(collaborative=False))
+        first = history(10, 21, user="returning")
+        grow.rank(first)
+        took = first["candidates"][0]  # type: ignore[index]
+        again = {**first, "history": [*first["history"], took], "candidates": first["candidates"][1:]}  # type: ignore[index,misc]
+        before = len(model.requests)
+        ranking = grow.rank(again)
+        new = model.requests[before:]
+        by_stage = {t: sum(r.tag.startswith(t) for r in new) for t in ("item_keywords", "preference", "listwise")}
         print(
-            f"returning user, 10 -> 11 history items (item summaries cached): {fake.calls - before - 1} new summary "
-            f"call(s) for the new item's keywords + preference + rerank = {fake.calls - before} LLM calls"
+            f"returning user, 10 -> 11 history items (took a candidate): {len(new)} LLM calls "
+            f"({by_stage['item_keywords']} item keywords, {by_stage['preference']} summary block, "
+            f"{by_stage['listwise']} rerank), {ranking.usage.cache_hits} cache hits"
         )
+
+
+def _answer(request: Any) -> str:
+    """Rankings echo the candidates' order; summaries and keywords differ with their prompt (as a model's do)."""
+    text = request.messages[-1].text_content
+    if request.tag.startswith("listwise"):
+        return " > ".join(f"[{n}]" for n in range(1, text.count("\n[") + 2))
+    return f"summary {hash(text) % 10_000}, drama"
 
 
 if __name__ == "__main__":
