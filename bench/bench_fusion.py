@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--max-history", type=int, default=20)
     parser.add_argument("--full", action="store_true", help="the whole pipeline, not the listwise stage alone")
     parser.add_argument("--cache-dir", default=None)
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (1 on a busy 2-core machine)")
     args = parser.parse_args()
 
     catalog, interactions = load_movielens_100k()
@@ -56,8 +57,9 @@ def main() -> None:
         reports["retrieval"] = ev.evaluate(cases, rec.rank, name="retrieval", progress=False)
     moved = 0
     for name, weight in (("llm+fusion (0.5)", 0.5), ("llm only (1.0)", 1.0)):
+        options = {"n_threads": args.threads} if args.threads and args.backend.startswith("llamacpp") else {}
         rec = Recommender(args.backend, base_url=args.base_url, index=index, catalog=catalog, stages=stages,
-                          fusion_weight=weight, cache=cache)  # fmt: skip
+                          fusion_weight=weight, cache=cache, backend_options=options)  # fmt: skip
         with rec:
             if weight == 0.5:
                 for case in cases:  # cached: the evaluate() below reads the same answers

@@ -187,12 +187,22 @@ def rank(
             )
         if summary.errors:
             raise typer.Exit(min(getattr(e, "exit_code", 1) for _, e in summary.errors))
+        if unreachable:
+            _err(
+                f"the backend could not be reached: {len(unreachable)} of {len(histories)} ranking(s) fell back to "
+                "retrieval order (see the warning above; --backend none ranks by retrieval alone)"
+            )
+            raise typer.Exit(6)
+
+    unreachable: list[str] = []
 
     def show(key: str, outcome: Any) -> None:
         if isinstance(outcome, BaseException):
             _err(f"user {key}: {outcome}" if len(histories) > 1 else str(outcome))
             return
         ranking = outcome
+        if ranking.degraded and ranking.diagnostics.get("error") == "BackendUnavailableError":
+            unreachable.append(key)
         done[key] = ranking
         if top_k is not None:
             ranking = ranking.model_copy(update={"ranking": ranking.ranking[:top_k]})

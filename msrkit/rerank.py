@@ -324,6 +324,7 @@ class ListwiseReranker:
             if self.strict:
                 raise
             meter.warn(f"LLM ranking failed, falling back to retrieval order: {exc}")
+            stats["error"] = type(exc).__name__
             return RerankResult(start, borda([start], n), stats, degraded=True)
         if stats["failed_windows"] == stats["windows"]:
             why = "the model's answer held no usable candidate numbers (unparseable)"

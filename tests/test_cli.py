@@ -87,3 +87,12 @@ def test_unreachable_backend_is_exit_6_with_strict(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 6, out.stderr
     assert "127.0.0.1:9" in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_unreachable_backend_without_strict_still_prints_a_ranking_but_exits_6(tmp_path: Path) -> None:
+    out = msrkit("rank", str(EXAMPLE), "--backend", "openai/x", "--base-url", "http://127.0.0.1:9/v1", "--json",
+                 "--no-cache", "--retries", "0", "--no-item-summaries", "--no-preference-summary")  # fmt: skip
+    assert out.returncode == 6, out.stderr
+    ranking = json.loads(out.stdout)
+    assert ranking["degraded"] is True and len(ranking["ranking"]) == 10
+    assert "could not be reached" in out.stderr and "Traceback" not in out.stderr
