@@ -31,6 +31,7 @@ from typing import Any
 def serve(latency: float, port_out: Any) -> None:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out in separate writes
 
         def log_message(self, *args: Any) -> None:
             pass
