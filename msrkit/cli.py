@@ -177,8 +177,18 @@ def rank(
             **settings.recommender_kwargs(), index=_load_index(settings.index),
             cache=_cache_arg(settings.cache_dir, no_cache), stages=stages, pointwise=pointwise,
         )  # fmt: skip
-        with rec:
-            summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=show)
+        from rich.console import Console
+        from rich.progress import Progress
+
+        many = len(histories) > 1 and not quiet and (out is not None or json_out)  # tables would interleave
+        with rec, Progress(console=Console(stderr=True), disable=not many, transient=True) as progress:
+            task = progress.add_task("ranking", total=len(histories))
+
+            def advance(key: str, outcome: Any) -> None:
+                show(key, outcome)
+                progress.advance(task)
+
+            summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=advance)
         if html is not None:
             _write_report(html, histories, batch_keys(histories), done, rec.catalog, quiet=quiet)
         if out is not None and not quiet:
