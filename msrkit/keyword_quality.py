@@ -39,6 +39,8 @@ from .data import Item, Usage
 from .errors import BackendError
 from .meter import Meter
 from .prompts import quote, render_item
+from .text import STOPWORDS as _STOPWORDS
+from .text import WORD as _WORD
 
 __all__ = [
     "KeywordQuality",
@@ -51,57 +53,6 @@ __all__ = [
     "reconstruction_request",
     "parse_choice",
 ]
-
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "has",
-        "have",
-        "in",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "that",
-        "the",
-        "this",
-        "to",
-        "was",
-        "were",
-        "with",
-        "will",
-        "your",
-        "you",
-        "our",
-        "their",
-        "his",
-        "her",
-        "they",
-        "them",
-        "not",
-        "but",
-        "if",
-        "into",
-        "than",
-        "then",
-        "so",
-        "such",
-        "can",
-        "all",
-    ]
-)
-_WORD = re.compile(r"[a-z0-9]+")
 
 
 def tokens(text: str) -> list[str]:

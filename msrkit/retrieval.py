@@ -66,6 +66,7 @@ import numpy as np
 from .data import Item
 from .errors import InputError
 from .io import Interaction
+from .text import words
 
 __all__ = ["BlendWeights", "CollaborativeIndex", "DEFAULT_BLEND", "interactions_before", "okapi_bm25"]
 
@@ -77,32 +78,6 @@ K1 = 1.5
 B = 0.75
 ITEM_PREFIX = "i:"
 KEYWORD_PREFIX = "kw:"
-_WORD = re.compile(r"[a-z0-9]+")
-_STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "for",
-        "from",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "of",
-        "on",
-        "or",
-        "the",
-        "to",
-        "with",
-    ]
-)
 
 
 @dataclass(frozen=True)
@@ -268,7 +243,7 @@ def _top_docs(
 
 
 def _words(text: str) -> list[str]:
-    return [w for w in _WORD.findall(text.lower()) if w not in _STOPWORDS]
+    return words(text)
 
 
 def _item_words(item: Item) -> list[str]:
