@@ -126,6 +126,7 @@ class Recommender:
         self.concurrency = concurrency
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self._local = threading.local()
 
     def _wrap(self, backend: Backend | None) -> Backend | None:
         """``CachedBackend(RetryingBackend(backend))``: the cache outside retry (see :mod:`msrkit.retry`)."""
@@ -168,6 +169,20 @@ class Recommender:
         for history in histories:
             yield self.rank(history)
 
+    def _active(self) -> Backend:
+        """The backend the LLM stages call: this thread's bridge during :meth:`arank`, else ``self.backend``."""
+        backend = getattr(self._local, "backend", None) or self.backend
+        assert backend is not None
+        return backend
+
+    def _rank_bridged(self, history: History | Mapping[str, Any] | str | Path, loop: Any) -> Ranking:
+        assert self.backend is not None
+        self._local.backend = _LoopBridge(self.backend, loop)
+        try:
+            return self.rank(history)
+        finally:
+            self._local.backend = None
+
     async def arank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
         """``rank`` for async code (web apps): runs on this recommender's own worker threads.
 
@@ -178,6 +193,9 @@ class Recommender:
         >>> rankings = await asyncio.gather(*(rec.arank(h) for h in histories))   # doctest: +SKIP
         """
         loop = asyncio.get_running_loop()
+        if self.backend is not None and getattr(self.backend, "achat", None) is not None:
+            # the pipeline runs on a worker thread; its model calls run on this loop (the backend's async client)
+            return await loop.run_in_executor(self._pool(), self._rank_bridged, history, loop)
         return await loop.run_in_executor(self._pool(), self.rank, history)
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -225,9 +243,8 @@ class Recommender:
             return list(items), candidates
         from .summarize import ItemSummarizer
 
-        assert self.backend is not None
         summarizer = ItemSummarizer(
-            self.backend, prompts=self.prompts, vision_backend=self.vision_backend,
+            self._active(), prompts=self.prompts, vision_backend=self.vision_backend,
             max_side=self.max_side, strict=self.strict,
         )  # fmt: skip
         base = history.base_dir
@@ -244,9 +261,8 @@ class Recommender:
             return "; ".join(render_item(i, max_chars=80) for i in items[-10:])
         from .preferences import PreferenceSummarizer
 
-        assert self.backend is not None
         summarizer = PreferenceSummarizer(
-            self.backend, prompts=self.prompts, block_size=self.block_size, max_items=self.max_history
+            self._active(), prompts=self.prompts, block_size=self.block_size, max_items=self.max_history
         )
         try:
             return summarizer.summarize(items, meter=meter)
@@ -269,17 +285,16 @@ class Recommender:
         retrieval: list[float] | None,
         meter: Meter,
     ) -> tuple[list[float], dict[str, Any], bool]:
-        assert self.backend is not None
         preference = summary or "(no summary available)"
         if self.pointwise:
             from .rerank import PointwiseScorer
 
-            scorer = PointwiseScorer(self.backend, prompts=self.prompts)
+            scorer = PointwiseScorer(self._active(), prompts=self.prompts)
             return list(scorer.score(candidates, preference=preference, meter=meter)), {"scorer": "pointwise"}, False
         from .rerank import ListwiseReranker
 
         reranker = ListwiseReranker(
-            self.backend, prompts=self.prompts, window=self.window, stride=self.stride,
+            self._active(), prompts=self.prompts, window=self.window, stride=self.stride,
             passes=self.passes, seed=self.seed, strict=self.strict,
         )  # fmt: skip
         result = reranker.rank(
@@ -362,6 +377,36 @@ def _check_options(*, fusion_weight: float, block_size: int, window: int, stride
         raise ConfigError(f"need window >= 2 and 1 <= stride < window, got window={window}, stride={stride}")
     if passes < 1:
         raise ConfigError(f"passes must be at least 1, got {passes}")
+
+
+class _LoopBridge:
+    """A backend for :meth:`Recommender.arank`'s worker threads whose calls run on the event loop.
+
+    The pipeline's own work stays on the worker thread; each model call is the
+    wrapped backend's ``achat`` (its async client, sharing one connection pool)
+    scheduled on ``loop``, and the thread waits for its answer.
+    """
+
+    def __init__(self, inner: Backend, loop: asyncio.AbstractEventLoop) -> None:
+        self.inner = inner
+        self.loop = loop
+        self.name = inner.name
+        self.model = inner.model
+
+    @property
+    def capabilities(self) -> Any:
+        return self.inner.capabilities
+
+    def identity(self) -> dict[str, str]:
+        return self.inner.identity()
+
+    def chat(self, request: Any) -> Any:
+        from .backends.base import achat
+
+        return asyncio.run_coroutine_threadsafe(achat(self.inner, request), self.loop).result()
+
+    def close(self) -> None:
+        pass
 
 
 def _check_images(history: History) -> None:

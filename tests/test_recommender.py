@@ -63,3 +63,39 @@ def test_arank_runs_at_most_concurrency_requests_at_once() -> None:
 def test_concurrency_must_be_positive() -> None:
     with pytest.raises(ConfigError, match="concurrency"):
         Recommender(FakeBackend(), cache=False, concurrency=0)
+
+
+class AsyncFake(FakeBackend):
+    """A backend with a native ``achat``: records on which thread its calls ran and how many overlapped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def achat(self, request: ChatRequest) -> ChatResponse:
+        self.threads.add(threading.get_ident())
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.02)
+            return FakeBackend.chat(self, request)
+        finally:
+            self.in_flight -= 1
+
+
+def test_arank_runs_model_calls_on_the_event_loop_when_the_backend_is_async() -> None:
+    fake = AsyncFake()
+    rec = Recommender(fake, cache=False, stages=RANK_ONLY, retries=0, concurrency=4)
+
+    async def burst() -> tuple[list[Any], int]:
+        rankings = await asyncio.gather(*(rec.arank(history(f"u{i}")) for i in range(16)))
+        return rankings, threading.get_ident()
+
+    rankings, loop_thread = asyncio.run(burst())
+    rec.close()
+    assert all(sorted(r.item_ids()) == ["c0", "c1", "c2", "c3"] for r in rankings)
+    assert fake.calls == 16 and fake.threads == {loop_thread}  # every call ran on the loop, none on a worker
+    assert 1 < fake.peak <= 4
+    assert rec.rank(history("sync")).item_ids()  # plain rank() still calls the backend directly
