@@ -16,7 +16,6 @@ URLs. A text-only model gets the request without its images and a warning.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib.util
 import logging
@@ -27,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDependencyError
-from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, TextPart
+from ..images import to_data_uri
+from .base import Capabilities, ChatRequest, ChatResponse, TextPart
 
 __all__ = ["LlamaCppBackend", "to_llamacpp_messages", "parse_top_logprobs", "CHAT_HANDLERS"]
 
@@ -54,10 +54,6 @@ DEFAULT_HANDLER = "llava15"
 # --------------------------------------------------------------------------- translation (pure)
 
 
-def _data_url(image: ImagePart) -> str:
-    return f"data:{image.mime};base64,{base64.b64encode(image.data).decode('ascii')}"
-
-
 def to_llamacpp_messages(request: ChatRequest) -> list[dict[str, Any]]:
     """The request's messages as llama-cpp-python chat messages.
 
@@ -74,7 +70,7 @@ def to_llamacpp_messages(request: ChatRequest) -> list[dict[str, Any]]:
             if isinstance(part, TextPart):
                 parts.append({"type": "text", "text": part.text})
             else:
-                parts.append({"type": "image_url", "image_url": {"url": _data_url(part)}})
+                parts.append({"type": "image_url", "image_url": {"url": to_data_uri(part)}})
         out.append({"role": message.role, "content": parts})
     return out
 

@@ -21,7 +21,6 @@ its ``capabilities`` list holding ``"vision"``) unless ``vision=`` is given.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ import ollama
 import pydantic
 
 from ..errors import BackendError, BackendTransientError, BackendUnavailableError, error_for_status, redact
+from ..images import to_base64
 from . import ollama_host
 from .base import Capabilities, ChatRequest, ChatResponse, Message
 from .openai import guess_vision, images_left_out_warning
@@ -48,7 +48,7 @@ log = logging.getLogger("msrkit")
 def _ollama_message(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.text_content}
     if message.images:
-        wire["images"] = [base64.b64encode(image.data).decode("ascii") for image in message.images]
+        wire["images"] = [to_base64(image) for image in message.images]
     return wire
 
 

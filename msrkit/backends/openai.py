@@ -46,6 +46,7 @@ from ..errors import (
     error_for_status,
     redact,
 )
+from ..images import to_data_uri
 from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart
 
 __all__ = [
@@ -89,10 +90,7 @@ def images_left_out_warning(kind: str, model: str, request: ChatRequest) -> str:
 
 
 def _image_url(image: ImagePart) -> dict[str, Any]:
-    import base64
-
-    data = base64.b64encode(image.data).decode("ascii")
-    return {"type": "image_url", "image_url": {"url": f"data:{image.mime};base64,{data}"}}
+    return {"type": "image_url", "image_url": {"url": to_data_uri(image)}}
 
 
 def _openai_message(message: Message) -> dict[str, Any]:
