@@ -288,7 +288,6 @@ class ListwiseReranker:
         self.passes = passes
         self.seed = seed
         self.strict = strict
-        self._lines: tuple[Sequence[Item], list[str]] | None = None
 
     def rank(
         self,
@@ -312,6 +311,7 @@ class ListwiseReranker:
         if n <= 1:
             return RerankResult(start, borda([start], n), stats)
         context = _format_context(collaborative)
+        lines = [render_item(c) for c in candidates]  # once per call: windows overlap
         rng = random.Random(self.seed)
         orders = []
         try:
@@ -319,7 +319,7 @@ class ListwiseReranker:
                 order = list(start)
                 if p > 0:
                     rng.shuffle(order)
-                orders.append(self._one_pass(order, candidates, preference, context, meter, stats))
+                orders.append(self._one_pass(order, candidates, lines, preference, context, meter, stats))
         except BackendError as exc:
             if self.strict:
                 raise
@@ -342,16 +342,11 @@ class ListwiseReranker:
         final = sorted(range(n), key=lambda i: (-scores[i], tie[i]))
         return RerankResult(final, scores, stats)
 
-    def _rendered(self, candidates: Sequence[Item]) -> list[str]:
-        """Each candidate's prompt line, rendered once per ``rank`` call (windows overlap)."""
-        if self._lines is None or self._lines[0] is not candidates:
-            self._lines = (candidates, [render_item(c) for c in candidates])
-        return self._lines[1]
-
     def _one_pass(
         self,
         order: list[int],
         candidates: Sequence[Item],
+        lines: Sequence[str],
         preference: str,
         context: str,
         meter: Meter,
@@ -359,20 +354,22 @@ class ListwiseReranker:
     ) -> list[int]:
         for start in window_starts(len(order), self.window, self.stride):
             span = order[start : start + self.window]
-            order[start : start + self.window] = self._window(span, candidates, preference, context, meter, stats)
+            order[start : start + self.window] = self._window(
+                span, candidates, lines, preference, context, meter, stats
+            )
         return order
 
     def _window(
         self,
         span: list[int],
         candidates: Sequence[Item],
+        lines: Sequence[str],
         preference: str,
         context: str,
         meter: Meter,
         stats: dict[str, Any],
     ) -> list[int]:
         items = [candidates[i] for i in span]
-        lines = self._rendered(candidates)
         request = self.prompts["listwise_rank"].request(
             preference=quote(preference) or "(unknown)",
             collaborative=context,
