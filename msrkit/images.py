@@ -27,6 +27,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .backends.base import ImagePart
 from .errors import InputError
@@ -128,15 +129,10 @@ def read_image_bytes(
 
 def prepare_image(data: bytes, *, source: str = "<image>", max_side: int = 768) -> ImagePart:
     """Check that ``data`` is an image; downscale it to ``max_side`` when larger."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
-    try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"image {_short(source)} is not a readable image ({type(exc).__name__})") from None
+    image = _decode(data, source, load=True)
+    assert image is not None
     fmt = (image.format or "").upper()
     if max(image.size) <= max_side and fmt in _PASSTHROUGH:
         return ImagePart(data=data, mime=_PASSTHROUGH[fmt])
@@ -177,14 +173,23 @@ def check_image(ref: str, *, base_dir: str | Path | None = None) -> None:
     """
     if is_remote(ref):
         return
+    _decode(read_image_bytes(ref, base_dir=base_dir), ref, load=False)
+
+
+def _decode(data: bytes, source: str, *, load: bool) -> Any:
+    """Verify that ``data`` decodes as an image (``InputError`` if not); with ``load``, the decoded image."""
     from PIL import Image, UnidentifiedImageError
 
-    data = read_image_bytes(ref, base_dir=base_dir)
     try:
         with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
+            probe.verify()  # verify() leaves the image unusable: a loaded one is opened again
+        if not load:
+            return None
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return image
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"image {_short(ref)} is not a readable image ({type(exc).__name__})") from None
+        raise InputError(f"image {_short(source)} is not a readable image ({type(exc).__name__})") from None
 
 
 def to_base64(part: ImagePart) -> str:
