@@ -24,8 +24,8 @@ from dataclasses import asdict, replace
 import numpy as np
 
 from msrkit.datasets import leave_one_out, load_movielens_100k
+from msrkit.evaluation.metrics import summarize
 from msrkit.io import Interaction
-from msrkit.metrics import summarize
 from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, interactions_before
 
 COMPONENTS = ("transitions", "users", "text", "popularity")

@@ -82,7 +82,7 @@ def main() -> None:
     from msrkit.backends import get_backend
     from msrkit.data import Item
     from msrkit.meter import Meter
-    from msrkit.summarize import ItemSummarizer
+    from msrkit.summaries import ItemSummarizer
 
     ports: Any = multiprocessing.Queue()
     proc = multiprocessing.Process(target=serve, args=(args.latency, ports, None), daemon=True)

@@ -38,15 +38,15 @@ _EXPORTS = {
     "PromptSet": "msrkit.prompts",
     "PromptTemplate": "msrkit.prompts",
     "Recommender": "msrkit.recommender",
-    "ItemSummarizer": "msrkit.summarize",
-    "PreferenceSummarizer": "msrkit.preferences",
+    "ItemSummarizer": "msrkit.summaries",
+    "PreferenceSummarizer": "msrkit.summaries.preferences",
     "load_histories": "msrkit.io",
     "load_catalog": "msrkit.io",
     "load_interactions": "msrkit.io",
     "Stages": "msrkit.recommender",
     "CollaborativeIndex": "msrkit.retrieval",
-    "ListwiseReranker": "msrkit.rerank",
-    "PointwiseScorer": "msrkit.rerank",
+    "ListwiseReranker": "msrkit.ranking",
+    "PointwiseScorer": "msrkit.ranking",
     "load_image": "msrkit.images",
     "write_html": "msrkit.report",
     "load_settings": "msrkit.config",
@@ -112,13 +112,13 @@ if TYPE_CHECKING:
     )
     from .images import load_image
     from .io import load_catalog, load_histories, load_interactions
-    from .preferences import PreferenceSummarizer
     from .prompts import PromptSet, PromptTemplate
+    from .ranking import ListwiseReranker, PointwiseScorer
     from .recommender import Recommender, Stages
     from .report import write_html
-    from .rerank import ListwiseReranker, PointwiseScorer
     from .retrieval import CollaborativeIndex
-    from .summarize import ItemSummarizer
+    from .summaries import ItemSummarizer
+    from .summaries.preferences import PreferenceSummarizer
 
 
 def __getattr__(name: str) -> Any:

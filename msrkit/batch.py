@@ -30,6 +30,7 @@ PER_USER_ERRORS = (InputError, BackendError)
 
 @dataclass
 class BatchSummary:
+    keys: list[str] = field(default_factory=list)
     ranked: int = 0
     skipped: int = 0
     failed: int = 0
@@ -79,7 +80,8 @@ def rank_batch(
             path.write_text("", encoding="utf-8")
     fh = path.open("a", encoding="utf-8") if path is not None else None
     try:
-        for key, history in zip(batch_keys(histories), histories, strict=True):
+        summary.keys = batch_keys(histories)
+        for key, history in zip(summary.keys, histories, strict=True):
             if key in done:
                 summary.skipped += 1
                 continue

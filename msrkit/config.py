@@ -41,7 +41,15 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-__all__ = ["Settings", "load_settings", "find_config_file", "config_file_label", "PATH_KEYS", "CONFIG_FILE_NAME"]
+__all__ = [
+    "Settings",
+    "settings_from",
+    "load_settings",
+    "find_config_file",
+    "config_file_label",
+    "PATH_KEYS",
+    "CONFIG_FILE_NAME",
+]
 
 CONFIG_FILE_NAME = "msrkit.toml"
 #: keys holding paths: relative values in a config file are read from the file's folder
@@ -49,34 +57,83 @@ PATH_KEYS = frozenset({"catalog", "interactions", "index", "prompts", "cache_dir
 
 
 class Settings(BaseModel):
-    """The effective options of ``rank`` / ``eval`` (defaults as in :class:`~msrkit.recommender.Recommender`)."""
+    """Every option of the pipeline, with its default: the one place defaults live.
+
+    :class:`~msrkit.recommender.Recommender` takes a ``Settings`` (or the same
+    names as keyword arguments), and the command line fills one from flags,
+    ``MSRKIT_*`` variables and the config file (:func:`load_settings`).
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
+    # -- what to call, and with what data
     backend: str = "auto"
     base_url: str | None = None
     vision_backend: str | None = None
+    backend_options: dict[str, Any] = Field(default_factory=dict)
     catalog: Path | None = None
     interactions: Path | None = None
     index: Path | None = None
     prompts: Path | None = None
+    cache: bool = True
     cache_dir: Path | None = None
+    # -- which stages run (the ablations of ``msrkit eval``)
+    item_summaries: bool = True
+    preference_summary: bool = True
+    collaborative: bool = True
+    pointwise: bool = False
+    explain: bool = True
+    # -- stage knobs
+    block_size: int = Field(default=3, ge=1)
+    max_history: int = Field(default=60, ge=1)
+    max_side: int = Field(default=768, ge=32)
+    n_candidates: int = Field(default=20, ge=1)
+    collaborative_k: int = Field(default=3, ge=0)
     window: int = Field(default=20, ge=2)
     stride: int | None = Field(default=None, ge=1)
     passes: int = Field(default=1, ge=1)
     fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
-    block_size: int = Field(default=3, ge=1)
-    max_history: int = Field(default=60, ge=1)
-    n_candidates: int = Field(default=20, ge=1)
-    max_side: int = Field(default=768, ge=32)
-    retries: int = Field(default=4, ge=0)
+    explain_top_k: int = Field(default=3, ge=0)
+    seed: int = 0
+    # -- reliability and throughput
     strict: bool = False
-    collaborative_k: int = Field(default=3, ge=0)
-    backend_options: dict[str, Any] = Field(default_factory=dict)
+    retries: int = Field(default=4, ge=0)
+    retry_max_seconds: float = Field(default=60.0, gt=0)
+    concurrency: int = Field(default=8, ge=1)
 
-    def recommender_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for :class:`~msrkit.recommender.Recommender` (all but ``index`` and ``cache_dir``)."""
-        return self.model_dump(exclude={"index", "cache_dir"})
+    @property
+    def effective_stride(self) -> int:
+        """``stride``, or half the window when unset."""
+        return self.stride if self.stride is not None else max(1, self.window // 2)
+
+
+def settings_from(base: Settings | None = None, **overrides: Any) -> Settings:
+    """``base`` (or the defaults) with ``overrides`` applied and validated; a bad one is a :class:`ConfigError`."""
+    data = (base or Settings()).model_dump()
+    unknown = sorted(set(overrides) - set(Settings.model_fields))
+    if unknown:
+        raise ConfigError(f"unknown option(s) {unknown}; known: {', '.join(Settings.model_fields)}")
+    try:
+        settings = Settings.model_validate({**data, **overrides})
+    except ValidationError as exc:
+        raise ConfigError(_why(exc)) from None
+    return check(settings)
+
+
+def check(settings: Settings, sources: Mapping[str, str] | None = None) -> Settings:
+    """Checks across settings (each value alone is checked by its field)."""
+    if settings.stride is not None and settings.stride >= settings.window:
+        where = f"{sources['stride']}: " if sources else ""
+        raise ConfigError(f"{where}stride ({settings.stride}) must be smaller than window ({settings.window})")
+    return settings
+
+
+def _why(exc: ValidationError) -> str:
+    parts = []
+    for e in exc.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "settings"
+        parts.append(f"{key}: {e['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 def _display(path: Path, cwd: Path) -> str:
@@ -201,7 +258,7 @@ def load_settings(
         if value is not None:
             _apply(settings, key, value, f"flag --{key.replace('_', '-')}")
             sources[key] = "flag"
-    return settings, sources
+    return check(settings, sources), sources
 
 
 def config_file_label(

@@ -13,7 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-__all__ = ["Item", "HistoryEntry", "History", "RankedItem", "Ranking", "Usage"]
+__all__ = ["FAILURES", "Item", "HistoryEntry", "History", "RankedItem", "Ranking", "Usage", "failure_of"]
+
+#: Why a ranking is degraded (``Ranking.degraded_by``): the backend could not be reached, refused
+#: for good (bad key, no quota, unknown model), kept failing after its retries, or answered unusably.
+FAILURES = ("backend_unavailable", "backend_permanent", "backend_transient", "unparseable")
 
 _ITEM_FIELDS = {"item_id", "title", "description", "image", "attributes", "keywords", "image_description"}
 
@@ -174,13 +178,15 @@ class Ranking(BaseModel):
 
     ``ranking`` is always a permutation of the candidates: none lost, none
     invented, whatever the model answered. ``degraded`` is true when the LLM
-    stage failed or was unusable and the order fell back to retrieval.
+    stage failed or was unusable and the order fell back to retrieval;
+    ``degraded_by`` then says why (one of :data:`FAILURES`).
     """
 
     user_id: str | None = None
     ranking: list[RankedItem]
     preference_summary: str | None = None
     degraded: bool = False
+    degraded_by: str | None = None
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     backend: str | None = None
@@ -190,3 +196,16 @@ class Ranking(BaseModel):
 
     def item_ids(self) -> list[str]:
         return [r.item_id for r in self.ranking]
+
+
+def failure_of(exc: BaseException) -> str:
+    """The :data:`FAILURES` entry for a backend error (by class, never by message)."""
+    from .errors import BackendPermanentError, BackendUnavailableError, OutputParseError
+
+    if isinstance(exc, BackendUnavailableError):
+        return "backend_unavailable"
+    if isinstance(exc, OutputParseError):
+        return "unparseable"
+    if isinstance(exc, BackendPermanentError):
+        return "backend_permanent"
+    return "backend_transient"

@@ -47,6 +47,7 @@ __all__ = [
     "leave_one_out",
     "write_jsonl",
     "write_catalog",
+    "write_dataset",
 ]
 
 log = logging.getLogger("msrkit")
@@ -556,3 +557,23 @@ def write_catalog(path: str | Path, catalog: Mapping[str, Item] | Iterable[Item]
     """Write a catalog as ``items.jsonl`` (atomic); returns the number of items."""
     items = catalog.values() if isinstance(catalog, Mapping) else catalog
     return write_jsonl(path, items)
+
+
+def write_dataset(
+    out: str | Path,
+    catalog: Mapping[str, Item],
+    interactions: Sequence[Interaction],
+    *,
+    negatives: int = 20,
+    seed: int = 0,
+    max_history: int = 50,
+) -> dict[str, int]:
+    """``items.jsonl``, ``interactions.jsonl`` and leave-one-out ``cases.jsonl`` in ``out``; returns the counts."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_catalog(folder / "items.jsonl", catalog)
+    rows = ({"user_id": i.user_id, "item_id": i.item_id, "timestamp": i.timestamp} for i in interactions)
+    write_jsonl(folder / "interactions.jsonl", rows)
+    cases = leave_one_out(catalog, interactions, negatives=negatives, seed=seed, max_history=max_history)
+    write_jsonl(folder / "cases.jsonl", cases)
+    return {"items": len(catalog), "interactions": len(interactions), "cases": len(cases)}

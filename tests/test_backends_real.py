@@ -197,7 +197,7 @@ def test_openai_backend_gets_logprobs_from_llama_cpp_server(openai_server: str) 
 def test_recommender_end_to_end_through_openai_server(openai_server: str) -> None:
     rec_mod = pytest.importorskip("msrkit.recommender")
     pytest.importorskip("msrkit.backends.openai")
-    pytest.importorskip("msrkit.rerank")
+    pytest.importorskip("msrkit.ranking")
     rec = rec_mod.Recommender(
         backend=f"openai/{OPENAI_ALIAS}", base_url=openai_server, api_key="sk-loopback", cache=False, stages=RERANK_ONLY
     )
@@ -266,7 +266,7 @@ def test_ollama_unknown_model_is_permanent(ollama_server: Any) -> None:
 def test_recommender_end_to_end_through_ollama_protocol(ollama_server: Any, ollama_requests: list[Any]) -> None:
     rec_mod = pytest.importorskip("msrkit.recommender")
     pytest.importorskip("msrkit.backends.ollama")
-    pytest.importorskip("msrkit.rerank")
+    pytest.importorskip("msrkit.ranking")
     rec = rec_mod.Recommender(
         backend=f"ollama/{ollama_server.model}", base_url=ollama_server.url, cache=False, stages=RERANK_ONLY
     )

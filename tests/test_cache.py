@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from msrkit.backends.base import ChatRequest, ImagePart, Message, TextPart
+from msrkit.backends.cache import CachedBackend, ResponseCache, request_key
 from msrkit.backends.fake import FakeBackend
-from msrkit.cache import CachedBackend, ResponseCache, request_key
 
 
 def req(text: str = "hi", **kw: object) -> ChatRequest:

@@ -69,7 +69,7 @@ def test_bad_backend_string_is_a_config_error(tmp_path: Path) -> None:
 
 def test_prompts_list_and_render() -> None:
     listed = msrkit("prompts", "list")
-    assert listed.returncode == 0 and "listwise_rank@v1#" in listed.stdout
+    assert listed.returncode == 0 and "listwise_rank@v2#" in listed.stdout
     shown = msrkit("prompts", "render", "listwise_rank", str(EXAMPLE))
     assert shown.returncode == 0, shown.stderr
     assert "[10] " in shown.stdout and "Tin Men" in shown.stdout

@@ -11,7 +11,7 @@ from PIL import Image
 
 from msrkit.data import History, Item, RankedItem, Ranking, Usage
 from msrkit.errors import InputError
-from msrkit.evaluate import (
+from msrkit.evaluation import (
     Comparison,
     EvalReport,
     compare,
@@ -24,7 +24,7 @@ from msrkit.evaluate import (
     to_json,
     to_markdown,
 )
-from msrkit.metrics import MISS
+from msrkit.evaluation.metrics import MISS
 
 CATALOG = {i: Item(item_id=i, title=f"Title {i}", attributes={"genres": ["Drama"]}) for i in "abcdefghij"}
 

@@ -36,7 +36,8 @@ from faultserver import (
     status,
 )
 
-import msrkit.recommender as recommender_module
+import msrkit.backends.stack as stack_module
+from msrkit.backends.retry import RetryingBackend
 from msrkit.errors import (
     BackendError,
     BackendPermanentError,
@@ -46,12 +47,11 @@ from msrkit.errors import (
     OutputParseError,
 )
 from msrkit.recommender import Recommender, Stages
-from msrkit.retry import RetryingBackend
 
 pytestmark = pytest.mark.timeout(60)
 
 pytest.importorskip("msrkit.backends.openai", reason="msrkit/backends/openai.py not written yet")
-pytest.importorskip("msrkit.rerank", reason="msrkit/rerank.py not written yet")
+pytest.importorskip("msrkit.ranking", reason="msrkit/rerank.py not written yet")
 
 RANK_ONLY = Stages(item_summaries=False, preference_summary=False, collaborative=False)
 IDS = ["C1", "C2", "C3", "C4", "C5"]
@@ -67,7 +67,7 @@ class FastRetry(RetryingBackend):
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recommender_module, "RetryingBackend", FastRetry)
+    monkeypatch.setattr(stack_module, "RetryingBackend", FastRetry)
 
 
 @pytest.fixture

@@ -381,7 +381,7 @@ def test_render_item_quotes_scalar_attributes_too() -> None:
 
 
 def _recommender(fake: FakeBackend, **kw: Any) -> Any:
-    pytest.importorskip("msrkit.rerank", reason="msrkit/rerank.py not written yet")
+    pytest.importorskip("msrkit.ranking", reason="msrkit/rerank.py not written yet")
     from msrkit.recommender import Recommender
 
     return Recommender(backend=fake, cache=False, retries=0, **kw)

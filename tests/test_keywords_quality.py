@@ -11,8 +11,8 @@ from msrkit.backends.base import ChatRequest
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
 from msrkit.errors import BackendTransientError
-from msrkit.evaluate import keyword_quality, reconstruction_accuracy
-from msrkit.keyword_quality import RECONSTRUCTION_TAG, build_idf, parse_choice, tokens
+from msrkit.evaluation import keyword_quality, reconstruction_accuracy
+from msrkit.evaluation.keywords import RECONSTRUCTION_TAG, build_idf, parse_choice, tokens
 
 SHOES = Item(item_id="s1", title="Red Running Shoes", description="Light shoes for running on trails.")
 
@@ -112,7 +112,7 @@ def test_reconstruction_is_deterministic_for_a_seed() -> None:
 
 def test_evaluate_keyword_prompts_compares_variants_and_reuses_nothing_wrongly(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from msrkit.backends.fake import FakeBackend
-    from msrkit.keyword_quality import evaluate_keyword_prompts
+    from msrkit.evaluation.keywords import evaluate_keyword_prompts
     from msrkit.prompts import PromptSet
 
     variant = tmp_path / "short"

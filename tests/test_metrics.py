@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from msrkit.metrics import MISS, auc, bootstrap_ci, hit_at_k, mrr, ndcg_at_k, rank_of, summarize
+from msrkit.evaluation.metrics import MISS, auc, bootstrap_ci, hit_at_k, mrr, ndcg_at_k, rank_of, summarize
 
 
 def test_hit_at_k() -> None:

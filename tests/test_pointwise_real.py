@@ -46,7 +46,7 @@ def test_pointwise_through_the_openai_compatible_server(openai_server: str) -> N
 def test_pointwise_p_yes_values_are_probabilities(embedded_model: Path) -> None:
     from msrkit.backends import get_backend
     from msrkit.data import Item
-    from msrkit.rerank import PointwiseScorer
+    from msrkit.ranking import PointwiseScorer
 
     backend = get_backend("llamacpp/default")
     assert backend is not None

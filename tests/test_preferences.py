@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
-from msrkit.cache import CachedBackend, ResponseCache
 from msrkit.data import Item
 from msrkit.meter import Meter
-from msrkit.preferences import PreferenceSummarizer, blocks
+from msrkit.summaries.preferences import PreferenceSummarizer, blocks
 
 
 def test_block_arithmetic() -> None:

@@ -13,10 +13,11 @@ from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
 from msrkit.errors import BackendPermanentError, ConfigError, OutputParseError
 from msrkit.meter import Meter
-from msrkit.rerank import (
+from msrkit.ranking import (
     RANKING_SCHEMA,
     ListwiseReranker,
     PointwiseScorer,
+    Scored,
     borda,
     format_candidates,
     fuse,
@@ -73,16 +74,21 @@ def test_window_count_is_ceil_n_minus_w_over_s_plus_one(n: int, w: int, s: int, 
 
 def test_borda_and_fuse() -> None:
     assert borda([[0, 1, 2], [1, 0, 2]], 3) == [2.5, 2.5, 1.0]
-    llm = [2, 0, 1]  # the LLM says item 2 first
-    retrieval = [0.9, 0.5, 0.1]  # retrieval says item 0 first
-    order = lambda scores: sorted(range(3), key=lambda i: -scores[i])  # noqa: E731
-    assert order(fuse(llm, retrieval, weight=1.0)) == [2, 0, 1]
-    assert order(fuse(llm, retrieval, weight=0.0)) == [0, 1, 2]
-    assert order(fuse(llm, None, weight=0.0)) == [2, 0, 1]  # nothing to fuse with
+    llm = Scored.from_order([2, 0, 1], "listwise")  # the LLM says item 2 first
+    retrieval = Scored.from_scores([0.9, 0.5, 0.1], "retrieval")  # retrieval says item 0 first
+    assert fuse(llm, retrieval, weight=1.0).order == [2, 0, 1]
+    assert fuse(llm, retrieval, weight=0.0).order == [0, 1, 2]
+    assert fuse(llm, None, weight=0.0).order == [2, 0, 1]  # nothing to fuse with
     # halfway: item 0 (LLM #2, retrieval #1) beats item 2 (LLM #1, retrieval #3)
-    assert order(fuse(llm, retrieval, weight=0.5))[0] == 0
+    assert fuse(llm, retrieval, weight=0.5).order[0] == 0
+    fused = fuse(llm, retrieval, weight=0.5)
+    assert fused.order == sorted(range(3), key=lambda i: -fused.scores[i])  # the scores say the order
+    # a degraded LLM verdict gives retrieval's order, still marked degraded
+    failed = Scored.from_order([2, 0, 1], "listwise", degraded=True, failure="backend_unavailable")
+    fallback = fuse(failed, retrieval, weight=1.0)
+    assert (fallback.order, fallback.degraded, fallback.failure) == ([0, 1, 2], True, "backend_unavailable")
     with pytest.raises(ValueError):
-        fuse(llm, [1.0], weight=0.5)
+        fuse(llm, Scored.from_scores([1.0], "retrieval"), weight=0.5)
 
 
 def items(n: int) -> list[Item]:
@@ -196,8 +202,9 @@ def test_pointwise_scorer_uses_logprobs_and_refuses_without_them() -> None:
         return ChatResponse("Yes" if good else "No", top_logprobs=[{"Yes": math.log(p), "No": math.log(1 - p)}])
 
     fake = FakeBackend(default=answer)
-    scores = PointwiseScorer(fake).score(items(3), preference="p")
-    assert scores == pytest.approx([0.2, 0.9, 0.2])
+    scored = PointwiseScorer(fake).score(items(3), preference="p")
+    assert scored.scores == pytest.approx([0.2, 0.9, 0.2])
+    assert scored.order == [1, 0, 2] and scored.method == "pointwise"
     assert all(r.max_tokens == 1 and r.top_logprobs for r in fake.requests)
     with pytest.raises(ConfigError, match="log-probabilities"):
         PointwiseScorer(FakeBackend(capabilities=Capabilities(logprobs=False)))

@@ -208,13 +208,13 @@ def test_extend_equals_full_build() -> None:
 def test_pruned_top_k_equals_brute_force() -> None:
     rows = _random_rows(3000, seed=3)
     idx = CollaborativeIndex.build(rows)
-    docs = idx._users_bm25.scores
+    docs = idx.users_bm25.scores
     for seed in range(20):
         rng = random.Random(seed)
         seen = [f"i{min(int(rng.paretovariate(1.2)), 60)}" for _ in range(rng.randrange(1, 10))]
-        terms, weights = idx._user_query(idx._seen(seen))
+        terms = np.unique(idx.seen_indices(seen))  # each distinct seen item once (no keywords here)
         dense = np.zeros(docs["num_docs"])
-        for t, w in zip(terms, weights, strict=False):
+        for t, w in zip(terms, np.ones(len(terms)), strict=False):
             lo, hi = docs["indptr"][t], docs["indptr"][t + 1]
             dense[docs["indices"][lo:hi]] += w * docs["data"][lo:hi]
         k = (1, 3, 5, 10)[seed % 4]

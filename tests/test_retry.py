@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from msrkit.backends.base import ChatRequest, Message
+from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
-from msrkit.cache import CachedBackend, ResponseCache
+from msrkit.backends.retry import RetryingBackend
 from msrkit.errors import (
     BackendError,
     BackendPermanentError,
@@ -24,7 +25,6 @@ from msrkit.errors import (
     OutputParseError,
 )
 from msrkit.recommender import Recommender
-from msrkit.retry import RetryingBackend
 
 
 def req(text: str = "hi") -> ChatRequest:

@@ -21,15 +21,15 @@ from typing import Any
 import pytest
 from faultserver import FaultServer, hang, server_error, status
 
-import msrkit.recommender as recommender_module
+import msrkit.backends.stack as stack_module
+from msrkit.backends.retry import RetryingBackend
 from msrkit.errors import BackendError, BackendPermanentError, MsrkitError
 from msrkit.recommender import Recommender, Stages
-from msrkit.retry import RetryingBackend
 
 pytestmark = pytest.mark.timeout(60)
 
 pytest.importorskip("msrkit.backends.openai", reason="msrkit/backends/openai.py not written yet")
-pytest.importorskip("msrkit.rerank", reason="msrkit/rerank.py not written yet")
+pytest.importorskip("msrkit.ranking", reason="msrkit/rerank.py not written yet")
 
 LOGGERS = ("msrkit", "openai", "httpx", "httpcore", "")
 
@@ -41,7 +41,7 @@ class FastRetry(RetryingBackend):
 
 @pytest.fixture(autouse=True)
 def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(recommender_module, "RetryingBackend", FastRetry)
+    monkeypatch.setattr(stack_module, "RetryingBackend", FastRetry)
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from msrkit.backends.base import Capabilities, ImagePart
+from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
-from msrkit.cache import CachedBackend, ResponseCache
 from msrkit.data import Item
 from msrkit.meter import Meter
-from msrkit.summarize import ItemSummarizer, parse_keywords
+from msrkit.summaries import ItemSummarizer, parse_keywords
 
 
 def test_parse_keywords_handles_lists_bullets_think_and_limits() -> None:

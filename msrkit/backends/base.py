@@ -22,6 +22,7 @@ __all__ = [
     "Capabilities",
     "Backend",
     "achat",
+    "with_temperature",
 ]
 
 Role = Literal["system", "user", "assistant"]
@@ -153,3 +154,12 @@ async def achat(backend: Backend, request: ChatRequest) -> ChatResponse:
         result: ChatResponse = await native(request)
         return result
     return await asyncio.to_thread(backend.chat, request)
+
+
+def with_temperature(request: ChatRequest, temperature: float | None) -> ChatRequest:
+    """``request`` at the backend's configured temperature (``None``: the request's own)."""
+    if temperature is None or temperature == request.temperature:
+        return request
+    from dataclasses import replace
+
+    return replace(request, temperature=temperature)

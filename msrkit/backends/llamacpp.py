@@ -21,13 +21,14 @@ import importlib.util
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDependencyError
 from ..images import to_data_uri
-from .base import Capabilities, ChatRequest, ChatResponse, TextPart
+from .base import Capabilities, ChatRequest, ChatResponse, TextPart, with_temperature
 
 __all__ = ["LlamaCppBackend", "to_llamacpp_messages", "parse_top_logprobs", "CHAT_HANDLERS"]
 
@@ -174,8 +175,11 @@ class LlamaCppBackend:
         vision: bool | None = None,
         verbose: bool = False,
         seed: int = 0,
-        **llama_options: Any,
+        temperature: float | None = None,
+        llama_options: Mapping[str, Any] | None = None,
+        **more_llama_options: Any,
     ) -> None:
+        llama_options = {**(llama_options or {}), **more_llama_options}
         path = Path(model_path).expanduser()
         if not path.is_file():
             raise ConfigError(f"llama.cpp model file not found: {path}")
@@ -196,6 +200,7 @@ class LlamaCppBackend:
         self.chat_format = chat_format
         self.verbose = verbose
         self.seed = seed
+        self.temperature = temperature
         if n_threads is not None:
             # prompt processing too: more threads than free cores make llama.cpp's spinning workers crawl
             llama_options.setdefault("n_threads_batch", n_threads)
@@ -217,6 +222,7 @@ class LlamaCppBackend:
             "path_digest": digest,
             "n_ctx": str(self.n_ctx),
             "mmproj": self.mmproj.name if self.mmproj else "",
+            **({"temperature": str(self.temperature)} if self.temperature is not None else {}),
         }
 
     # ----------------------------------------------------------------- loading
@@ -279,6 +285,7 @@ class LlamaCppBackend:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         warnings: list[str] = []
+        request = with_temperature(request, self.temperature)
         if request.has_images and not self._vision:
             count = sum(len(m.images) for m in request.messages)
             warnings.append(

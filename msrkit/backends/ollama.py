@@ -33,9 +33,9 @@ import pydantic
 
 from ..errors import BackendError, BackendTransientError, BackendUnavailableError, error_for_status, redact
 from ..images import to_base64
-from . import ollama_host
-from .base import Capabilities, ChatRequest, ChatResponse, Message
+from .base import Capabilities, ChatRequest, ChatResponse, Message, with_temperature
 from .openai import guess_vision, images_left_out_warning
+from .registry import ollama_host
 
 __all__ = ["OllamaBackend", "to_ollama_messages", "ollama_params", "parse_ollama_response"]
 
@@ -134,8 +134,10 @@ class OllamaBackend:
         keep_alive: float | str | None = None,
         options: Mapping[str, Any] | None = None,
         capabilities: Capabilities | None = None,
+        temperature: float | None = None,
     ) -> None:
         self.model = model
+        self.temperature = temperature
         self.host = (host if host and "://" in host else f"http://{host}" if host else ollama_host()).rstrip("/")
         self.timeout = float(timeout)
         self.keep_alive = keep_alive
@@ -172,12 +174,14 @@ class OllamaBackend:
         return "vision" in listed if listed is not None else guess_vision(self.model)
 
     def identity(self) -> dict[str, str]:
-        return {"kind": self.name, "model": self.model, "base_url": self.host}
+        out = {"kind": self.name, "model": self.model, "base_url": self.host}
+        return {**out, "temperature": str(self.temperature)} if self.temperature is not None else out
 
     # -- calls --------------------------------------------------------------------------------------
 
     def _prepare(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         warnings: list[str] = []
+        request = with_temperature(request, self.temperature)
         caps = self.capabilities
         if request.has_images and not caps.vision:
             warnings.append(images_left_out_warning(self.name, self.model, request))

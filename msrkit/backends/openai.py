@@ -47,7 +47,7 @@ from ..errors import (
     redact,
 )
 from ..images import to_data_uri
-from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart
+from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart, with_temperature
 
 __all__ = [
     "OpenAIBackend",
@@ -274,9 +274,11 @@ class OpenAIBackend:
         json_schema: bool | None = None,
         capabilities: Capabilities | None = None,
         organization: str | None = None,
+        temperature: float | None = None,
         **client_options: Any,
     ) -> None:
         self.model = model
+        self.temperature = temperature
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key and self.base_url is None:
@@ -313,12 +315,14 @@ class OpenAIBackend:
         return _without_userinfo(self.base_url) if self.base_url else "default"
 
     def identity(self) -> dict[str, str]:
-        return {"kind": self.name, "model": self.model, "base_url": self._where()}
+        out = {"kind": self.name, "model": self.model, "base_url": self._where()}
+        return {**out, "temperature": str(self.temperature)} if self.temperature is not None else out
 
     # -- calls --------------------------------------------------------------------------------------
 
     def _prepare(self, request: ChatRequest) -> tuple[dict[str, Any], list[str]]:
         warnings: list[str] = []
+        request = with_temperature(request, self.temperature)
         if request.has_images and not self._capabilities.vision:
             warnings.append(images_left_out_warning(self.name, self.model, request))
             request = request.without_images()

@@ -21,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Backend, Capabilities, ChatRequest, ChatResponse, ImagePart, TextPart
+from .base import Backend, Capabilities, ChatRequest, ChatResponse, ImagePart, TextPart
 
 __all__ = ["ResponseCache", "CachedBackend", "default_cache_dir", "request_key"]
 
@@ -175,7 +175,7 @@ class CachedBackend:
         return response
 
     async def achat(self, request: ChatRequest) -> ChatResponse:
-        from .backends.base import achat
+        from .base import achat
 
         key = self._key(request)
         hit = self._hit(key)

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .backends.base import Backend
-from .data import Item
-from .meter import Meter
-from .prompts import PromptSet, render_item
+from ..backends.base import Backend
+from ..data import Item
+from ..meter import Meter
+from ..prompts import PromptSet, render_item
 
 __all__ = ["PreferenceSummarizer", "blocks"]
 

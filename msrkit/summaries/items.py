@@ -14,11 +14,12 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .backends.base import Backend
-from .data import Item
-from .errors import BackendError, InputError
-from .meter import Meter
-from .prompts import PromptSet, render_item
+from ..backends.base import Backend
+from ..data import Item
+from ..errors import BackendError, InputError
+from ..meter import Meter
+from ..prompts import PromptSet, render_item
+from .store import CatalogStore
 
 __all__ = ["ItemSummarizer", "parse_keywords"]
 
@@ -64,8 +65,10 @@ class ItemSummarizer:
         max_side: int = 768,
         describe_images: bool = True,
         strict: bool = False,
+        store: CatalogStore | None = None,
     ) -> None:
         self.backend = backend
+        self.store = store
         self.prompts = prompts or PromptSet.load()
         self.vision_backend = vision_backend or backend
         self.max_keywords = max_keywords
@@ -100,9 +103,30 @@ class ItemSummarizer:
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="msrkit-summarize") as pool:
             return list(pool.map(one, items))
 
+    def tag(self, item: Item) -> str:
+        """The prompts that summarize ``item`` (with an image description where one is made)."""
+        keywords = self.prompts["item_keywords"].tag
+        if item.image and self.describe_images and self.vision_backend.capabilities.vision:
+            return f"{keywords}|{self.prompts['image_description'].tag}"
+        return f"{keywords}|text"
+
     def summarize_item(self, item: Item, *, meter: Meter, base_dir: Path | None = None) -> Item:
+        """``item`` with its keywords (and image description) from the store, or made now and stored."""
         if item.keywords is not None and (item.image_description or not item.image or not self.describe_images):
             return item
+        tag = self.tag(item)
+        stored = self.store.get(item, tag=tag) if self.store is not None else None
+        if stored is not None:
+            update = {"keywords": item.keywords if item.keywords is not None else stored.keywords}
+            return item.model_copy(
+                update={**update, "image_description": item.image_description or stored.image_description}
+            )
+        done = self._summarize(item, meter=meter, base_dir=base_dir)
+        if self.store is not None and done.keywords is not None and done is not item:
+            self.store.put(done, tag=tag, model=f"{self.backend.name}/{self.backend.model}")
+        return done
+
+    def _summarize(self, item: Item, *, meter: Meter, base_dir: Path | None) -> Item:
         update: dict[str, object] = {}
         try:
             description = item.image_description or self._describe(item, meter=meter, base_dir=base_dir)
@@ -114,6 +138,7 @@ class ItemSummarizer:
             if self.strict:
                 raise
             meter.warn(f"item summaries incomplete: {exc}")
+            return item.model_copy(update=update) if update else item
         return item.model_copy(update=update)
 
     def _describe(self, item: Item, *, meter: Meter, base_dir: Path | None) -> str | None:
@@ -126,7 +151,7 @@ class ItemSummarizer:
                 "(use a vision model, or a vision_backend for item summaries)"
             )
             return None
-        from .images import load_image
+        from ..images import load_image
 
         try:
             image = load_image(item.image, base_dir=base_dir, max_side=self.max_side)

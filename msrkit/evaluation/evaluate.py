@@ -28,13 +28,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from .data import History, Item, Ranking, Usage
-from .datasets import write_jsonl
-from .errors import InputError, MissingDependencyError
-from .io import read_records, resolve
-from .keyword_quality import KeywordQuality, ReconstructionResult, keyword_quality, reconstruction_accuracy
+from ..backends.base import ChatRequest
+from ..data import History, Item, Ranking, Usage
+from ..datasets import write_jsonl
+from ..errors import InputError, MissingDependencyError
+from ..io import read_records, resolve
+from ..prompts import PromptSet
+from .keywords import KeywordQuality, ReconstructionResult, keyword_quality, reconstruction_accuracy
 from .metrics import MISS, auc, bootstrap_ci, per_case, rank_of
-from .prompts import PromptSet, render_item
 
 __all__ = [
     "Estimate",
@@ -607,7 +608,9 @@ def plot(report: EvalReport | Comparison, path: str | Path, *, metrics: Sequence
 
 def _default_preference(case: History) -> str:
     # The same text the Recommender uses when preference summaries are off.
-    return "; ".join(render_item(i, max_chars=80) for i in case.items()[-10:])
+    from ..pipeline import recent_items_text
+
+    return recent_items_text(case.items())
 
 
 def export_sft(
@@ -651,30 +654,33 @@ def export_sft(
     return examples
 
 
-def _chat(system: str, user: str, answer: str) -> dict[str, Any]:
-    messages = [{"role": "system", "content": system}] if system.strip() else []
-    messages += [{"role": "user", "content": user}, {"role": "assistant", "content": answer}]
-    return {"messages": messages}
+def _chat(request: ChatRequest, answer: str) -> dict[str, Any]:
+    """The request's messages (text: SFT data for text models) and the answer, in chat format."""
+    messages = [{"role": m.role, "content": m.text_content} for m in request.messages]
+    return {"messages": [*messages, {"role": "assistant", "content": answer}]}
 
 
 def _listwise_example(
     prompts: PromptSet, case: History, candidates: list[Item], pref: str, context: list[str]
 ) -> dict[str, Any]:
-    numbered = "\n".join(f"[{i}] {render_item(c)}" for i, c in enumerate(candidates, 1))
-    system, user = prompts["listwise_rank"].render_text(
-        preference=pref,
-        collaborative="\n".join(f"- {c}" for c in context) or "(none)",
-        candidates=numbered,
-        count=len(candidates),
+    """The request the listwise reranker sends for these candidates in one window (no schema, no reasons)."""
+    from ..ranking.prompting import format_candidates, listwise_request
+
+    request = listwise_request(
+        prompts, preference=pref, context=context, candidates=format_candidates(candidates), count=len(candidates)
     )
     first = next(i for i, c in enumerate(candidates, 1) if c.item_id == case.target)
     order = [first] + [i for i in range(1, len(candidates) + 1) if i != first]
-    return _chat(system, user, " > ".join(f"[{i}]" for i in order))
+    return _chat(request, " > ".join(f"[{i}]" for i in order))
 
 
 def _yesno_examples(prompts: PromptSet, case: History, candidates: list[Item], pref: str) -> list[dict[str, Any]]:
-    out = []
-    for c in candidates:
-        system, user = prompts["yes_no"].render_text(preference=pref, candidate=render_item(c))
-        out.append(_chat(system, user, "Yes" if c.item_id == case.target else "No"))
-    return out
+    from ..ranking.prompting import yes_no_request
+
+    return [
+        _chat(
+            yes_no_request(prompts, preference=pref, candidate=c, top_logprobs=1),
+            "Yes" if c.item_id == case.target else "No",
+        )  # fmt: skip
+        for c in candidates
+    ]

@@ -42,8 +42,8 @@ from tenacity import (
     wait_random,
 )
 
-from .backends.base import Backend, Capabilities, ChatRequest, ChatResponse, achat
-from .errors import BackendError, BackendTransientError, ConfigError, redact
+from ..errors import BackendError, BackendTransientError, ConfigError, redact
+from .base import Backend, Capabilities, ChatRequest, ChatResponse, achat
 
 __all__ = ["RetryingBackend"]
 

@@ -32,15 +32,20 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, ChatRequest, Message
-from .data import Item, Usage
-from .errors import BackendError
-from .meter import Meter
-from .prompts import quote, render_item
-from .text import STOPWORDS as _STOPWORDS
-from .text import WORD as _WORD
+from ..backends.base import Backend, ChatRequest, Message
+from ..data import Item, Usage
+from ..errors import BackendError
+from ..meter import Meter
+from ..prompts import quote, render_item
+from ..text import STOPWORDS as _STOPWORDS
+from ..text import WORD as _WORD
+from ..text import source_text
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 __all__ = [
     "KeywordQuality",
@@ -52,6 +57,8 @@ __all__ = [
     "reconstruction_accuracy",
     "reconstruction_request",
     "parse_choice",
+    "compare_keyword_prompts",
+    "evaluate_keyword_prompts",
 ]
 
 
@@ -248,17 +255,17 @@ def evaluate_keyword_prompts(
     same list), and LLM calls. Summaries go through ``backend`` (a cached
     backend makes a rerun free).
     """
-    from .summarize import ItemSummarizer
+    from ..summaries import ItemSummarizer
 
     bare = [i.model_copy(update={"keywords": None}) for i in items]
-    idf = build_idf(_source_text(i) for i in bare)
+    idf = build_idf(source_text(i) for i in bare)
     out: dict[str, dict[str, float]] = {}
     for name, prompts in prompt_sets.items():
         meter = Meter()
         summarized = ItemSummarizer(backend, prompts=prompts, describe_images=False).summarize(
             bare, meter=meter, on_item=on_item
         )
-        scores = [keyword_quality(i, budget=budget, idf=idf, reference=_source_text(i)) for i in summarized]
+        scores = [keyword_quality(i, budget=budget, idf=idf, reference=source_text(i)) for i in summarized]
         recon = reconstruction_accuracy(summarized, backend, distractors=distractors, seed=seed, meter=meter)
         n = max(len(scores), 1)
         usage = meter.finish()
@@ -277,10 +284,31 @@ def evaluate_keyword_prompts(
     return out
 
 
-def _source_text(item: Item) -> str:
-    """What the keywords summarize: title, description and the descriptive attributes."""
-    parts = [item.title or "", item.description or ""]
-    for key in ("genres", "genre", "category", "categories", "brand"):
-        value = item.attributes.get(key)
-        parts.extend(map(str, value) if isinstance(value, list) else [str(value)] if value else [])
-    return " ".join(p for p in parts if p)
+def compare_keyword_prompts(
+    settings: Settings,
+    items: Sequence[Item],
+    *,
+    prompt_dirs: Sequence[Path] = (),
+    budget: int = 5,
+    distractors: int = 4,
+    seed: int = 0,
+    on_item: Any = None,
+) -> dict[str, dict[str, float]]:
+    """:func:`evaluate_keyword_prompts` with the settings' backend stack (retries, cache) and prompt folders."""
+    from ..backends.cache import ResponseCache
+    from ..backends.stack import backend_stack
+    from ..errors import ConfigError
+    from ..prompts import PromptSet
+
+    if len(items) < 2:
+        raise ConfigError("comparing keyword prompts needs at least 2 items (reconstruction picks among them)")
+    cache = ResponseCache(settings.cache_dir) if settings.cache else None
+    backend = backend_stack(None, settings, cache)
+    if backend is None:
+        raise ConfigError("comparing keyword prompts needs an LLM backend, not 'none'")
+    variants = {str(d): PromptSet.load(d) for d in prompt_dirs} or {"shipped": PromptSet.load(settings.prompts)}
+    try:
+        return evaluate_keyword_prompts(items, backend, variants, budget=budget, distractors=distractors, seed=seed,
+                                        on_item=on_item)  # fmt: skip
+    finally:
+        backend.close()

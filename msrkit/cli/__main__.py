@@ -1,0 +1,3 @@
+from msrkit.cli import main
+
+main()

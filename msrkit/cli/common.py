@@ -1,0 +1,125 @@
+"""What every command shares: the option types, settings from flags, one-line errors, safe printing.
+
+A command only turns its flags into :class:`~msrkit.config.Settings`
+(:func:`settings`), makes one library call, and prints. msrkit errors become
+one line on stderr and their documented exit code (:data:`msrkit.errors.EXIT_CODES`),
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ..errors import EXIT_CODES
+
+__all__ = [
+    "EPILOG",
+    "guard",
+    "err",
+    "safe",
+    "settings",
+    "setup_logging",
+]
+
+T = TypeVar("T")
+
+EPILOG = "Exit codes: " + ", ".join(f"{code} {text.split(' (')[0].split(':')[0]}" for code, text in EXIT_CODES.items())
+
+# Options: a value of None means "not given", so msrkit.toml and MSRKIT_* fill it (see msrkit.config).
+BackendOpt = Annotated[
+    str | None,
+    typer.Option("--backend", "-b", help="auto | none | llamacpp/PATH.gguf | llamacpp/default | openai/MODEL | "
+                 "ollama/NAME:TAG (default: auto)"),
+]  # fmt: skip
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Endpoint for openai/ollama backends.")]
+BackendOptionOpt = Annotated[
+    list[str] | None,
+    typer.Option("--backend-option", "-o", help="KEY=VALUE option of the backend (repeat), e.g. -o n_ctx=2048."),
+]
+CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="items.jsonl resolving bare item ids.")]
+InteractionsOpt = Annotated[
+    Path | None, typer.Option("--interactions", help="interactions.jsonl/.csv for collaborative retrieval.")
+]
+IndexOpt = Annotated[Path | None, typer.Option("--index", help="A folder made by `msrkit index build`.")]
+PromptsOpt = Annotated[
+    Path | None, typer.Option("--prompts", help="A folder of templates overriding the shipped ones.")
+]
+CacheDirOpt = Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder (env MSRKIT_CACHE_DIR).")]
+NoCacheOpt = Annotated[bool, typer.Option("--no-cache", help="Neither read nor write the response cache.")]
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", help="Config file (default: $MSRKIT_CONFIG, ./msrkit.toml, [tool.msrkit] in pyproject)."),
+]
+VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
+
+
+def safe(text: str | None) -> str:
+    """Text fit for a terminal: escape and control sequences removed (item titles are data, not commands)."""
+    return _CONTROL.sub("", text or "")
+
+
+def setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+
+
+def err(message: str) -> None:
+    typer.echo(f"error: {safe(message)}", err=True)
+
+
+def guard(fn: Callable[[], T]) -> T:
+    """Run a command body: msrkit errors become one line and their exit code, never a traceback."""
+    from ..errors import MsrkitError
+
+    try:
+        return fn()
+    except MsrkitError as exc:
+        err(str(exc))
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err("interrupted")
+        raise typer.Exit(130) from None
+
+
+def _backend_options(pairs: list[str] | None) -> dict[str, Any] | None:
+    """``["n_ctx=2048", "vision=true"]`` -> ``{"n_ctx": 2048, "vision": True}`` (values read as JSON, else text)."""
+    import json
+
+    from ..errors import ConfigError
+
+    if not pairs:
+        return None
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--backend-option takes KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+def settings(flags: Mapping[str, Any], *, config: Path | None, no_cache: bool = False) -> Any:
+    """The effective :class:`~msrkit.config.Settings`: flags over ``MSRKIT_*`` over the config file over defaults."""
+    from ..config import load_settings
+
+    given = dict(flags)
+    if "backend_options" in given and isinstance(given["backend_options"], list):
+        given["backend_options"] = _backend_options(given["backend_options"])
+    if no_cache:
+        given["cache"] = False
+    loaded, _ = load_settings(given, config=config)
+    return loaded

@@ -1,0 +1,163 @@
+"""``msrkit eval``, ``eval-keywords`` and ``export-sft``: measure rankings and keyword prompts, export training data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import (
+    BackendOpt,
+    BackendOptionOpt,
+    BaseUrlOpt,
+    CacheDirOpt,
+    CatalogOpt,
+    ConfigOpt,
+    InteractionsOpt,
+    JsonOpt,
+    NoCacheOpt,
+    PromptsOpt,
+    QuietOpt,
+    VerboseOpt,
+    guard,
+    settings,
+    setup_logging,
+)
+
+__all__ = ["eval_cmd", "eval_keywords", "export_sft_cmd"]
+
+
+def eval_cmd(
+    cases_path: Annotated[Path, typer.Argument(help="cases.jsonl: history objects with a 'target'.")],
+    catalog: CatalogOpt = None,
+    interactions: InteractionsOpt = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    backend_option: BackendOptionOpt = None,
+    prompts: Annotated[
+        list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare prompt variants.")
+    ] = None,
+    rankings: Annotated[
+        Path | None, typer.Option("--rankings", help="Also score rankings from another system (JSONL).")
+    ] = None,
+    ablations: Annotated[bool, typer.Option(help="Run retrieval / +llm / +summaries / +collaborative.")] = False,
+    ks: Annotated[str, typer.Option("--ks", help="Cut-offs for HR@K and NDCG@K.")] = "1,5,10",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Folder for results, report.json/.md/.png.")] = Path("msrkit-eval"),
+    fusion_weight: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="LLM weight in the fusion.")] = None,
+    pointwise: Annotated[
+        bool | None, typer.Option("--pointwise/--listwise", help="Score by p(yes) (AUC becomes meaningful).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate on cases: HR@K, NDCG@K, MRR (AUC with --pointwise), ablations, prompt variants, cost.
+
+    Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
+    """
+    setup_logging(verbose, quiet)
+    flags = dict(
+        backend=backend, base_url=base_url, backend_options=backend_option, catalog=catalog,
+        interactions=interactions, fusion_weight=fusion_weight, pointwise=pointwise, cache_dir=cache_dir,
+    )  # fmt: skip
+
+    def run() -> None:
+        from ..errors import ConfigError
+        from ..evaluation.experiments import Experiment, run_experiment
+
+        try:
+            cut = [int(k) for k in ks.split(",") if k.strip()]
+        except ValueError:
+            raise ConfigError(f"--ks takes comma-separated integers, got {ks!r}") from None
+        experiment = Experiment(
+            cases=cases_path, settings=settings(flags, config=config, no_cache=no_cache), ablations=ablations,
+            prompt_dirs=list(prompts or []), rankings=rankings, ks=cut, limit=limit, out=out, resume=resume,
+            progress=not quiet,
+        )  # fmt: skip
+        result = run_experiment(experiment)
+        typer.echo(result.markdown)
+        typer.echo(f"\nwritten: {', '.join(str(p) for p in result.files)}", err=True)
+        for w in result.warnings:
+            typer.echo(f"warning: {w}", err=True)
+
+    guard(run)
+
+
+def eval_keywords(
+    path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog); given keywords are ignored.")],
+    prompts: Annotated[
+        list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare item_keywords prompts.")
+    ] = None,
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    backend_option: BackendOptionOpt = None,
+    limit: Annotated[int | None, typer.Option(min=2, help="Only the first N items.")] = None,
+    budget: Annotated[int, typer.Option(min=1, help="Keyword count that still counts as fully brief.")] = 5,
+    distractors: Annotated[int, typer.Option(min=1, help="Other items to pick from in reconstruction.")] = 4,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    json_out: JsonOpt = False,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Compare keyword-summarization prompts: brevity, information kept, reconstruction (MMSRARec's reward)."""
+    setup_logging(verbose, quiet)
+    flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, cache_dir=cache_dir)
+
+    def run() -> None:
+        from rich.progress import Progress
+
+        from ..evaluation.keywords import compare_keyword_prompts
+        from ..io import load_catalog
+
+        items = list(load_catalog(path).values())[:limit]
+        with Progress(disable=quiet or json_out, transient=True) as progress:
+            task = progress.add_task("summarizing", total=len(items) * max(1, len(prompts or [])))
+            scores = compare_keyword_prompts(
+                settings(flags, config=config, no_cache=no_cache), items, prompt_dirs=list(prompts or []),
+                budget=budget, distractors=distractors, on_item=lambda _: progress.advance(task),
+            )  # fmt: skip
+        if json_out:
+            typer.echo(json.dumps(scores, indent=2))
+            return
+        metrics = ["keywords", "brevity", "similarity", "coverage", "grounded", "reconstruction", "reward", "llm_calls"]
+        typer.echo("| prompts | " + " | ".join(metrics) + " |")
+        typer.echo("|---|" + "---:|" * len(metrics))
+        for name, row in scores.items():
+            cells = [f"{row[m]:.3f}" if m != "llm_calls" else f"{row[m]:.0f}" for m in metrics]
+            typer.echo(f"| {name} | " + " | ".join(cells) + " |")
+
+    guard(run)
+
+
+def export_sft_cmd(
+    cases_path: Annotated[Path, typer.Argument(help="cases.jsonl")],
+    out: Annotated[Path, typer.Option("--out", help="Chat-format JSONL to write.")],
+    catalog: CatalogOpt = None,
+    task: Annotated[str, typer.Option(help="listwise | yesno")] = "listwise",
+    prompts: PromptsOpt = None,
+) -> None:
+    """Turn cases into chat-format fine-tuning data (the papers' last stage), byte for byte what inference sends."""
+
+    def run() -> None:
+        from ..errors import ConfigError
+        from ..evaluation import export_sft
+        from ..io import load_catalog, load_histories
+        from ..prompts import PromptSet
+
+        if task not in ("listwise", "yesno"):
+            raise ConfigError(f"--task must be listwise or yesno, not {task!r}")
+        examples: Any = export_sft(
+            load_histories(cases_path), task=task, prompts=PromptSet.load(prompts),  # type: ignore[arg-type]
+            out=out, catalog=load_catalog(catalog) if catalog else None,
+        )  # fmt: skip
+        typer.echo(f"{len(examples)} examples -> {out}")
+
+    guard(run)

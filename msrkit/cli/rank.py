@@ -1,0 +1,202 @@
+"""``msrkit rank``: flags -> Settings -> Recommender.rank over each history -> a table, JSON lines or a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from .common import (
+    BackendOpt,
+    BackendOptionOpt,
+    BaseUrlOpt,
+    CacheDirOpt,
+    CatalogOpt,
+    ConfigOpt,
+    IndexOpt,
+    InteractionsOpt,
+    NoCacheOpt,
+    PromptsOpt,
+    QuietOpt,
+    VerboseOpt,
+    err,
+    guard,
+    safe,
+    settings,
+    setup_logging,
+)
+
+__all__ = ["rank", "print_ranking"]
+
+#: Why a ranking fell back that makes the command fail (exit 6) after printing it: the backend is not usable.
+FATAL_FAILURES = {
+    "backend_unavailable": "the backend could not be reached",
+    "backend_permanent": "the backend refused the requests for good (key, quota, model?)",
+}
+
+
+def rank(
+    path: Annotated[Path, typer.Argument(help="history.json: one user, a JSON list of users, or a .jsonl.")],
+    backend: BackendOpt = None,
+    base_url: BaseUrlOpt = None,
+    backend_option: BackendOptionOpt = None,
+    vision_backend: Annotated[
+        str | None, typer.Option("--vision-backend", help="Backend for item image summaries (default: --backend).")
+    ] = None,
+    catalog: CatalogOpt = None,
+    interactions: InteractionsOpt = None,
+    index: IndexOpt = None,
+    prompts: PromptsOpt = None,
+    cache_dir: CacheDirOpt = None,
+    no_cache: NoCacheOpt = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the Ranking object(s) as JSON (one per line).")
+    ] = False,
+    top_k: Annotated[int | None, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = None,
+    passes: Annotated[int | None, typer.Option(min=1, help="Listwise passes over shuffled orders (Borda).")] = None,
+    window: Annotated[int | None, typer.Option(min=2, help="Sliding window size for long candidate lists.")] = None,
+    stride: Annotated[int | None, typer.Option(min=1, help="Sliding window stride (default: window/2).")] = None,
+    fusion_weight: Annotated[
+        float | None, typer.Option(min=0.0, max=1.0, help="1 = LLM order only, 0 = retrieval only.")
+    ] = None,
+    pointwise: Annotated[
+        bool | None, typer.Option("--pointwise/--listwise", help="Score each candidate by p(yes) (needs logprobs).")
+    ] = None,
+    item_summaries: Annotated[
+        bool | None, typer.Option("--item-summaries/--no-item-summaries", help="Summarize items into keywords first.")
+    ] = None,
+    preference_summary: Annotated[
+        bool | None,
+        typer.Option("--preference-summary/--no-preference-summary", help="Run the recurrent preference summary."),
+    ] = None,
+    explain: Annotated[
+        bool | None, typer.Option("--explain/--no-explain", help="Ask the model for a reason for its top items.")
+    ] = None,
+    strict: Annotated[
+        bool | None, typer.Option("--strict/--no-strict", help="Fail instead of falling back to retrieval order.")
+    ] = None,
+    max_side: Annotated[int | None, typer.Option(min=32, help="Downscale images to this many pixels.")] = None,
+    retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
+    n_candidates: Annotated[
+        int | None, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per user here (resumable).")] = None,
+    resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write one self-contained HTML report (with images) here.")
+    ] = None,
+    config: ConfigOpt = None,
+    verbose: VerboseOpt = 0,
+    quiet: QuietOpt = False,
+) -> None:
+    """Rank each user's candidates and print a table (or JSON with --json).
+
+    Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
+    """
+    setup_logging(verbose, quiet)
+    flags = dict(
+        backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
+        catalog=catalog, interactions=interactions, index=index, prompts=prompts, cache_dir=cache_dir, passes=passes,
+        window=window, stride=stride, fusion_weight=fusion_weight, pointwise=pointwise, item_summaries=item_summaries,
+        preference_summary=preference_summary, explain=explain, strict=strict, max_side=max_side, retries=retries,
+        n_candidates=n_candidates,
+    )  # fmt: skip
+    shown = _Shown(top_k=top_k, json_out=json_out, quiet=quiet, to_file=out is not None)
+
+    def run() -> None:
+        from rich.console import Console
+        from rich.progress import Progress
+
+        from ..batch import rank_batch
+        from ..io import load_histories
+        from ..recommender import Recommender
+
+        rec = Recommender(settings=settings(flags, config=config, no_cache=no_cache))
+        histories = load_histories(path)
+        shown.many = len(histories) > 1
+        bar = shown.many and not quiet and (out is not None or json_out)  # tables would interleave
+        with rec, Progress(console=Console(stderr=True), disable=not bar, transient=True) as progress:
+            task = progress.add_task("ranking", total=len(histories))
+
+            def advance(key: str, outcome: Any) -> None:
+                shown(key, outcome)
+                progress.advance(task)
+
+            summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=advance)
+        if html is not None:
+            from ..report import write_html
+
+            pairs = [(h, shown.done[k]) for k, h in zip(summary.keys, histories, strict=True) if k in shown.done]
+            written = write_html(html, pairs, catalog=rec.catalog)
+            if not quiet:
+                typer.echo(f"report: {written} ({len(pairs)} user(s))", err=True)
+        if out is not None and not quiet:
+            typer.echo(
+                f"{summary.ranked} ranked, {summary.skipped} already in {out}, {summary.failed} failed", err=True
+            )
+        if summary.errors:
+            raise typer.Exit(min(getattr(e, "exit_code", 1) for _, e in summary.errors))
+        if shown.fatal:
+            why = "; ".join(FATAL_FAILURES[f] for f in sorted(set(shown.fatal.values())))
+            err(
+                f"{why}: {len(shown.fatal)} of {len(histories)} ranking(s) fell back to retrieval order "
+                "(see the warning above; --backend none ranks by retrieval alone)"
+            )
+            raise typer.Exit(6)
+
+    guard(run)
+
+
+class _Shown:
+    """Prints each outcome as it comes and remembers what the command's exit code depends on."""
+
+    def __init__(self, *, top_k: int | None, json_out: bool, quiet: bool, to_file: bool) -> None:
+        self.top_k, self.json_out, self.quiet, self.to_file = top_k, json_out, quiet, to_file
+        self.many = False
+        self.done: dict[str, Any] = {}
+        self.fatal: dict[str, str] = {}
+
+    def __call__(self, key: str, outcome: Any) -> None:
+        if isinstance(outcome, BaseException):
+            err(f"user {key}: {outcome}" if self.many else str(outcome))
+            return
+        ranking = outcome
+        if ranking.degraded_by in FATAL_FAILURES:
+            self.fatal[key] = ranking.degraded_by
+        self.done[key] = ranking
+        if self.top_k is not None:
+            ranking = ranking.model_copy(update={"ranking": ranking.ranking[: self.top_k]})
+        if self.json_out:
+            typer.echo(ranking.model_dump_json())
+        elif not self.to_file or not self.quiet:
+            print_ranking(ranking, quiet=self.quiet)
+
+
+def print_ranking(ranking: Any, *, quiet: bool) -> None:
+    """A table of the ranking, its summary, cost and warnings (all text made terminal-safe)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console()
+    title = f"user {ranking.user_id}" if ranking.user_id else "ranking"
+    table = Table(title=escape(safe(f"{title} — {ranking.backend}")), show_lines=False)
+    for col, kw in (("rank", {"justify": "right"}), ("item_id", {}), ("title", {}), ("score", {"justify": "right"})):
+        table.add_column(col, **kw)  # type: ignore[arg-type]
+    table.add_column("reason", overflow="fold")
+    for r in ranking.ranking:
+        cells = (str(r.rank), r.item_id, r.title or "", f"{r.score:.4f}", r.reason)
+        table.add_row(*(escape(safe(c)) for c in cells))
+    console.print(table)
+    if ranking.preference_summary and not quiet:
+        console.print(f"[bold]preference summary:[/bold] {escape(safe(ranking.preference_summary))}", highlight=False)
+    u = ranking.usage
+    if not quiet:
+        console.print(
+            f"llm calls {u.llm_calls}, cache hits {u.cache_hits}, tokens {u.prompt_tokens}+{u.completion_tokens}, "
+            f"{u.seconds:.2f} s" + (" — DEGRADED to retrieval order" if ranking.degraded else ""),
+            highlight=False,
+        )
+    for w in ranking.warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(safe(w))}", highlight=False)

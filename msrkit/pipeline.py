@@ -1,0 +1,238 @@
+"""One request through the stages, data flowing one way.
+
+::
+
+    history ──> retrieval.query ──> Neighbourhood (candidates + scores, similar users, next items)   [once]
+            ──> ItemSummarizer ──> keywords, image descriptions   [catalog store: made once per item]
+            ──> PreferenceSummarizer ──> preference summary        [cached per prefix]
+            ──> ListwiseReranker | PointwiseScorer ──> Scored ──> fuse(with retrieval's Scored)
+            ──> reasons ──> Ranking
+
+Each stage returns one typed result that the next reads; nothing is computed
+twice per request and an order stays an order (:class:`~msrkit.ranking.Scored`).
+:class:`~msrkit.recommender.Recommender` holds the :class:`Parts` and calls :func:`run`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from .backends.base import Backend
+from .config import Settings
+from .data import History, Item, RankedItem, Ranking
+from .errors import BackendError, InputError
+from .meter import Meter
+from .prompts import PromptSet, render_item
+from .ranking.fusion import fuse
+from .ranking.reasons import explain
+from .ranking.result import Scored
+
+if TYPE_CHECKING:
+    from .retrieval import CollaborativeIndex, Neighbourhood
+    from .summaries.store import CatalogStore
+
+__all__ = ["Parts", "run"]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """What a request reads: the settings, the model(s), the prompts, the catalog, the index, the store."""
+
+    settings: Settings
+    backend: Backend | None
+    vision_backend: Backend | None
+    prompts: PromptSet
+    catalog: dict[str, Item]
+    index: CollaborativeIndex | None
+    store: CatalogStore | None
+
+
+def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -> Ranking:
+    """Rank one resolved history; ``backend`` is the model to call (``None``: retrieval only)."""
+    hood = _neighbourhood(parts, history)
+    candidates = _candidates(parts, history, hood)
+    retrieval = Scored.from_scores(hood.scores(), "retrieval") if hood is not None else None
+    if backend is None:
+        verdict = retrieval or Scored.from_order(range(len(candidates)), "given")
+        return _result(parts, history, candidates, verdict, (None, retrieval), meter, hood=hood, summary=None,
+                       context=[])  # fmt: skip
+    items, candidates = _summaries(parts, backend, history, candidates, meter)
+    summary = _preference(parts, backend, items, meter)
+    context = _context(parts, hood)
+    llm = _score(parts, backend, candidates, summary, context, retrieval, meter)
+    verdict = fuse(llm, retrieval, weight=parts.settings.fusion_weight)
+    return _result(parts, history, candidates, verdict, (llm, retrieval), meter, hood=hood, summary=summary,
+                   context=context)  # fmt: skip
+
+
+def _neighbourhood(parts: Parts, history: History) -> Neighbourhood | None:
+    s = parts.settings
+    if parts.index is None:
+        if history.candidates is None:
+            raise InputError(
+                "no 'candidates': give them, or pass a catalog and interactions (or an index) to generate them",
+                path="candidates",
+            )
+        return None
+    from .retrieval import query
+
+    given = [c.item_id for c in history.candidate_items()] if history.candidates is not None else None
+    return query(
+        parts.index, [e.item_id for e in history.items()], candidate_ids=given, n=s.n_candidates,
+        exclude_user=history.user_id, context_k=s.collaborative_k if s.collaborative else 0,
+    )  # fmt: skip
+
+
+def _candidates(parts: Parts, history: History, hood: Neighbourhood | None) -> list[Item]:
+    if history.candidates is not None:
+        return history.candidate_items()
+    assert hood is not None
+    return [parts.catalog.get(i) or Item(item_id=i) for i, _ in hood.candidates]
+
+
+def _summaries(
+    parts: Parts, backend: Backend, history: History, candidates: list[Item], meter: Meter
+) -> tuple[list[Item], list[Item]]:
+    items = history.items()
+    s = parts.settings
+    if not s.item_summaries:
+        return list(items), candidates
+    from .summaries import ItemSummarizer, blocks
+
+    summarizer = ItemSummarizer(
+        backend, prompts=parts.prompts, vision_backend=parts.vision_backend, max_side=s.max_side,
+        strict=s.strict, store=parts.store,
+    )  # fmt: skip
+    base = history.base_dir
+    # only the items the preference summary will read: older ones would cost calls for nothing
+    spans = blocks(len(items), block_size=s.block_size, max_items=s.max_history)
+    start = spans[0][0] if spans else len(items)
+    recent = summarizer.summarize(items[start:], meter=meter, base_dir=base)
+    return [*items[:start], *recent], summarizer.summarize(candidates, meter=meter, base_dir=base)
+
+
+def _preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Meter) -> str:
+    s = parts.settings
+    if not s.preference_summary:
+        return recent_items_text(items)
+    from .summaries import PreferenceSummarizer
+
+    summarizer = PreferenceSummarizer(backend, prompts=parts.prompts, block_size=s.block_size, max_items=s.max_history)
+    try:
+        return summarizer.summarize(items, meter=meter)
+    except BackendError as exc:
+        if s.strict:
+            raise
+        meter.warn(f"preference summary failed, ranking without it: {exc}")
+        return ""
+
+
+def recent_items_text(items: Sequence[Item]) -> str:
+    """The preference text when the summary stage is off: the last ten items, as the prompts render them."""
+    return "; ".join(render_item(i, max_chars=80) for i in items[-10:])
+
+
+def _context(parts: Parts, hood: Neighbourhood | None) -> list[str]:
+    """What similar users took next, as keywords where those items were ever summarized (the store)."""
+    if hood is None or not parts.settings.collaborative:
+        return []
+    catalog = {i: parts.catalog[i] for _, i in hood.next_items if i in parts.catalog}
+    if parts.store is not None:
+        catalog = parts.store.enrich(catalog)
+    return hood.context(catalog, parts.index)
+
+
+def _score(
+    parts: Parts,
+    backend: Backend,
+    candidates: list[Item],
+    summary: str,
+    context: list[str],
+    retrieval: Scored | None,
+    meter: Meter,
+) -> Scored:
+    s = parts.settings
+    preference = summary or "(no summary available)"
+    if s.pointwise:
+        from .ranking import PointwiseScorer
+
+        return PointwiseScorer(backend, prompts=parts.prompts).score(candidates, preference=preference, meter=meter)
+    from .ranking import ListwiseReranker
+
+    reranker = ListwiseReranker(
+        backend, prompts=parts.prompts, window=s.window, stride=s.effective_stride, passes=s.passes,
+        seed=s.seed, strict=s.strict, reasons=s.explain_top_k if s.explain else 0,
+    )  # fmt: skip
+    retrieval_scores = retrieval.scores if retrieval is not None else None
+    return reranker.rank(candidates, preference=preference, collaborative=context,
+                         retrieval_scores=retrieval_scores, meter=meter)  # fmt: skip
+
+
+def _result(
+    parts: Parts,
+    history: History,
+    candidates: list[Item],
+    verdict: Scored,
+    scorers: tuple[Scored | None, Scored | None],
+    meter: Meter,
+    *,
+    hood: Neighbourhood | None,
+    summary: str | None,
+    context: list[str],
+) -> Ranking:
+    s = parts.settings
+    llm = scorers[0]
+    ranked_by = {"given": "the given order", "retrieval": "retrieval"}.get(verdict.method, "the model")
+    reasons = explain(
+        candidates, history.items(), support=hood.support if hood else {},
+        model=llm.reasons if llm is not None and not verdict.degraded else {}, ranked_by=ranked_by,
+    )  # fmt: skip
+    ranked = [
+        RankedItem(
+            item_id=candidates[i].item_id,
+            rank=pos + 1,
+            score=round(verdict.scores[i], 6),
+            reason=reasons[i],
+            title=candidates[i].title,
+        )  # fmt: skip
+        for pos, i in enumerate(verdict.order)
+    ]
+    return Ranking(
+        user_id=history.user_id,
+        ranking=ranked,
+        preference_summary=summary,
+        degraded=verdict.degraded,
+        degraded_by=llm.failure if llm is not None else None,
+        warnings=list(meter.warnings),
+        usage=meter.finish(),
+        backend="none" if parts.backend is None else f"{parts.backend.name}/{parts.backend.model}",
+        prompts=parts.prompts.tags() if parts.backend is not None else {},
+        collaborative_context=context,
+        diagnostics=_diagnostics(s, candidates, verdict, scorers, hood),
+    )
+
+
+def _diagnostics(
+    s: Settings,
+    candidates: list[Item],
+    verdict: Scored,
+    scorers: tuple[Scored | None, Scored | None],
+    hood: Neighbourhood | None,
+) -> dict[str, Any]:
+    llm, retrieval = scorers
+    stages = {"llm": llm is not None, "item_summaries": s.item_summaries,
+              "preference_summary": s.preference_summary, "collaborative": s.collaborative}  # fmt: skip
+    out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.fusion_weight, "stages": stages}
+    out["method"] = verdict.method
+    ranks: dict[str, dict[str, int]] = {c.item_id: {} for c in candidates}
+    for name, scored in (("llm", llm), ("retrieval", retrieval)):
+        if scored is not None:
+            for i, r in enumerate(scored.ranks()):
+                ranks[candidates[i].item_id][name] = r
+    out["ranks"] = ranks
+    if hood is not None:
+        out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
+        out["support"] = {k: asdict(v) for k, v in hood.support.items()}
+    return out

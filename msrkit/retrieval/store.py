@@ -1,0 +1,96 @@
+"""Saving and loading a :class:`~.index.CollaborativeIndex`: a manifest, one ``.npz``, two bm25s indexes.
+
+The arrays are read with ``allow_pickle=False`` and the strings from JSON, so
+loading an index never runs code from the folder. A missing or damaged folder
+is an :class:`~msrkit.errors.InputError` that says how to rebuild it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import InputError
+from .bm25 import column_max
+from .components import BlendWeights
+
+if TYPE_CHECKING:
+    from .index import CollaborativeIndex
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "save_index", "load_index"]
+
+FORMAT = "msrkit-collaborative-index"
+FORMAT_VERSION = 1
+ARRAYS = ("seq_ptr", "seq_items", "seq_ts", "popularity", "trans_ptr", "trans_next", "trans_count",
+          "kw_ptr", "kw_ids", "text_ptr", "text_ids")  # fmt: skip
+HINT = "rebuild it with: msrkit index build --interactions F [--catalog F] --out DIR"
+
+
+def save_index(idx: CollaborativeIndex, directory: str | Path) -> None:
+    """Write ``idx`` to ``directory`` (created)."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    np.savez(d / "arrays.npz", **{name: getattr(idx, name) for name in ARRAYS})
+    strings = {"users": idx.user_ids, "items": idx.item_ids, "keywords": idx.keywords,
+               "labels": idx.labels, "words": idx.words}  # fmt: skip
+    (d / "strings.json").write_text(json.dumps(strings, ensure_ascii=False), encoding="utf-8")
+    idx.users_bm25.save(d / "users_bm25", show_progress=False)
+    idx.items_bm25.save(d / "items_bm25", show_progress=False)
+    manifest = {"format": FORMAT, "version": FORMAT_VERSION, "keyword_tokens": idx.keyword_tokens,
+                "weights": asdict(idx.weights), "stats": idx.stats()}  # fmt: skip
+    (d / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def load_index(directory: str | Path, cls: type[CollaborativeIndex]) -> CollaborativeIndex:
+    """Read an index written by :func:`save_index`."""
+    d = Path(directory)
+    manifest_path = d / "manifest.json"
+    if not manifest_path.is_file():
+        raise InputError(f"not a collaborative index (no manifest.json): {HINT}", source=str(d))
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"unreadable manifest.json ({exc}): {HINT}", source=str(d)) from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise InputError(f"manifest.json is not a msrkit collaborative index: {HINT}", source=str(d))
+    if manifest.get("version") != FORMAT_VERSION:
+        raise InputError(
+            f"index format version {manifest.get('version')}, this msrkit reads {FORMAT_VERSION}: {HINT}",
+            source=str(d),
+        )
+    try:
+        return _read(d, manifest, cls)
+    except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
+        raise InputError(f"damaged index ({type(exc).__name__}: {exc}): {HINT}", source=str(d)) from None
+
+
+def _read(d: Path, manifest: dict[str, Any], cls: type[CollaborativeIndex]) -> CollaborativeIndex:
+    import bm25s
+
+    idx = cls()
+    with np.load(d / "arrays.npz", allow_pickle=False) as arrays:
+        for name in ARRAYS:
+            setattr(idx, name, arrays[name])
+    strings = json.loads((d / "strings.json").read_text(encoding="utf-8"))
+    idx.user_ids, idx.item_ids = list(strings["users"]), list(strings["items"])
+    idx.keywords, idx.labels, idx.words = list(strings["keywords"]), list(strings["labels"]), list(strings["words"])
+    idx.user_index = {u: n for n, u in enumerate(idx.user_ids)}
+    idx.item_index = {i: n for n, i in enumerate(idx.item_ids)}
+    idx.keyword_tokens = bool(manifest.get("keyword_tokens", True))
+    idx.weights = BlendWeights(**manifest.get("weights", {}))
+    for sub in ("users_bm25", "items_bm25"):
+        if not (d / sub / "params.index.json").is_file():
+            raise ValueError(f"{sub}/ is missing")
+    idx.users_bm25 = bm25s.BM25.load(d / "users_bm25", show_progress=False)
+    idx.items_bm25 = bm25s.BM25.load(d / "items_bm25", show_progress=False)
+    idx.users_colmax = column_max(idx.users_bm25)
+    idx.items_colmax = column_max(idx.items_bm25)
+    if len(idx.seq_ptr) != len(idx.user_ids) + 1 or len(idx.popularity) != len(idx.item_ids):
+        raise ValueError("arrays do not match the user and item lists")
+    if idx.users_bm25.scores["num_docs"] != len(idx.user_ids):
+        raise ValueError("users_bm25 does not match the user list")
+    return idx
