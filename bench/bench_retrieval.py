@@ -49,7 +49,7 @@ def quality(args: argparse.Namespace) -> None:
     for case in cases:
         seen = [e.item_id for e in case.history]
         comps.append(index.components(seen, exclude_user=case.user_id))
-        seens.append(index._seen(seen))
+        seens.append(index.seen_indices(seen))
         targets.append(index.item_index[case.target])
     print(f"components: {1000 * (time.perf_counter() - t) / len(cases):.1f} ms per user")
 

@@ -195,3 +195,50 @@ def test_eval_takes_its_backend_and_options_from_the_config_file(tmp_path: Path)
     done = msrkit("eval", "cases.jsonl", "--no-cache", "--out", "out", "-q", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "| retrieval |" in done.stdout  # backend none: the retrieval-only variant
+
+
+# -- typed backend options ---------------------------------------------------------------
+
+
+def test_backend_options_temperature_reaches_the_backend_and_its_cache_identity(tmp_path: Path) -> None:
+    from msrkit.backends.base import ChatRequest, Message
+    from msrkit.recommender import Recommender
+
+    (tmp_path / "msrkit.toml").write_text(
+        'backend = "openai/m"\nbase_url = "http://127.0.0.1:9/v1"\n\n[backend_options]\ntemperature = 0.7\n'
+    )
+    settings, sources = load_settings({}, cwd=tmp_path, env={})
+    assert settings.backend_options == {"temperature": 0.7} and sources["backend_options"] == "msrkit.toml"
+    with Recommender(settings=settings, cache=False) as rec:
+        openai_backend = rec.backend.inner  # type: ignore[union-attr]
+        params, _ = openai_backend._prepare(ChatRequest((Message.text("user", "hi"),)))
+        assert params["temperature"] == 0.7
+        assert rec.backend.identity()["temperature"] == "0.7"  # type: ignore[union-attr]
+
+
+def test_a_backend_that_takes_no_such_option_is_one_line_exit_4(tmp_path: Path) -> None:
+    (tmp_path / "msrkit.toml").write_text('backend = "none"\n\n[backend_options]\ntemperature = 0.0\n')
+    done = _rank_json(tmp_path)
+    assert done.returncode == 4, done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
+    assert "backend_options for none: 'temperature': not an option of this backend" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "options", "names"),
+    [
+        ("openai/m", {"temprature": 0.1}, ["'temprature': not an option", "allowed: timeout, vision"]),
+        ("openai/m", {"timeout": "abc"}, ["'timeout'", "valid number"]),
+        ("ollama/m", {"keep_alive": [1]}, ["'keep_alive'"]),
+        ("llamacpp/x.gguf", {"n_ctx": 10}, ["'n_ctx'", "greater than or equal to 64"]),
+    ],
+)
+def test_mistyped_backend_options_name_the_option_and_the_allowed_ones(
+    spec: str, options: dict[str, object], names: list[str]
+) -> None:
+    from msrkit.backends import get_backend
+
+    with pytest.raises(ConfigError) as caught:
+        get_backend(spec, base_url="http://127.0.0.1:9/v1", **options)
+    for name in names:
+        assert name in str(caught.value)

@@ -73,10 +73,11 @@ def validate_options(kind: str, model: type[BaseModel], options: Mapping[str, An
         checked = model.model_validate(dict(options))
     except ValidationError as exc:
         allowed = ", ".join(model.model_fields) or "none"
-        problems = []
+        problems: dict[str, list[str]] = {}
         for e in exc.errors():
-            key = ".".join(str(p) for p in e["loc"])
+            key = str(e["loc"][0]) if e["loc"] else "?"
             why = "not an option of this backend" if e["type"] == "extra_forbidden" else e["msg"]
-            problems.append(f"'{key}': {why}")
-        raise ConfigError(f"backend_options for {kind}: {'; '.join(problems)} (allowed: {allowed})") from None
+            problems.setdefault(key, []).append(why)
+        said = "; ".join(f"'{key}': {' or '.join(whys)}" for key, whys in problems.items())
+        raise ConfigError(f"backend_options for {kind}: {said} (allowed: {allowed})") from None
     return {k: getattr(checked, k) for k in options}

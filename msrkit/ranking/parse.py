@@ -49,21 +49,32 @@ class Parsed:
 
 
 def _clean_reason(text: Any) -> str:
-    return quote(str(text)).strip(" -:")[:MAX_REASON_CHARS] if isinstance(text, str) else ""
+    """One line of at most :data:`MAX_REASON_CHARS`; "" unless it has two words or more (one word is no reason)."""
+    if not isinstance(text, str):
+        return ""
+    cleaned = quote(text).strip(" -:")[:MAX_REASON_CHARS]
+    return cleaned if len(cleaned.split()) >= 2 else ""
 
 
 def _split_reasons(text: str) -> tuple[str, dict[int, str]]:
-    """Lines like ``[3] because ...`` (a number, then words) are reasons; the rest is the ranking."""
-    kept: list[str] = []
+    """Lines like ``[3] because ...`` after the ranking line are reasons; the rest is the ranking.
+
+    The ranking line is the first with two or more bracketed numbers; without one
+    there are no reasons (a model echoing candidate lines has not ranked them).
+    """
+    lines = text.splitlines()
+    first = next((n for n, line in enumerate(lines) if len(_BRACKETED.findall(line)) >= 2), None)
+    if first is None:
+        return text, {}
+    kept: list[str] = lines[: first + 1]
     reasons: dict[int, str] = {}
-    for line in text.splitlines():
+    for line in lines[first + 1 :]:
         m = _REASON_LINE.match(line)
-        if m and ">" not in m.group(2) and len(m.group(2).split()) >= 2:
-            reason = _clean_reason(m.group(2))
-            if reason:
-                reasons.setdefault(int(m.group(1)), reason)
-                continue
-        kept.append(line)
+        reason = _clean_reason(m.group(2)) if m and ">" not in m.group(2) else ""
+        if m and reason:
+            reasons.setdefault(int(m.group(1)), reason)
+        else:
+            kept.append(line)
     return "\n".join(kept), reasons
 
 
