@@ -29,17 +29,15 @@ from .backends.cache import ResponseCache
 from .config import Settings, settings_from
 from .data import History, Item, Ranking
 from .errors import InputError
-from .io import Interaction, load_catalog, load_histories, load_interactions, parse_history, resolve
+from .io import Interaction, load_catalog, load_histories, parse_history, resolve
 from .meter import Meter
 from .pipeline import Parts, run
 from .prompts import PromptSet
-from .summaries.store import CatalogStore
+from .summaries.store import STORE_FILE, CatalogStore
 
 __all__ = ["Recommender", "Stages"]
 
 log = logging.getLogger("msrkit")
-
-STORE_FILE = "catalog.sqlite3"
 
 
 @dataclass(frozen=True)
@@ -291,15 +289,15 @@ def _make_index(
     catalog: dict[str, Item],
     store: CatalogStore | None,
 ) -> Any:
-    from .retrieval import CollaborativeIndex
-
-    if s.index is not None and interactions is None:
-        return CollaborativeIndex.load(s.index)
     if interactions is None or isinstance(interactions, (str, Path)):
+        if s.index is not None:
+            from .retrieval import CollaborativeIndex
+
+            return CollaborativeIndex.load(s.index)
         if s.interactions is None:
             return None
-        rows = load_interactions(s.interactions)
-    else:
-        rows = list(interactions)
-    enriched = store.enrich(catalog) if store is not None and catalog else catalog
-    return CollaborativeIndex.build(rows, catalog=enriched or None)
+        interactions = None
+    from .retrieval.build import build_index
+
+    rows = list(interactions) if interactions is not None else None
+    return build_index(s, rows=rows, catalog=catalog, store=store)

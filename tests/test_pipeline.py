@@ -99,8 +99,8 @@ def test_the_model_reason_for_its_top_items_is_quoted_and_costs_no_extra_call() 
 
 def test_reasons_off_sends_the_plain_ranking_prompt() -> None:
     fake = FakeBackend()
-    with Recommender(fake, catalog=CATALOG, cache=False, retries=0, explain=False,
-                     stages=Stages(item_summaries=False, preference_summary=False, collaborative=False)) as rec:  # fmt: skip
+    rank_only = Stages(item_summaries=False, preference_summary=False, collaborative=False)
+    with Recommender(fake, catalog=CATALOG, cache=False, retries=0, explain=False, stages=rank_only) as rec:
         rec.rank(history())
     assert "reason" not in fake.requests[0].messages[-1].text_content
 

@@ -97,8 +97,7 @@ def cache_info(cache_dir: CacheDirOpt = None, config: ConfigOpt = None) -> None:
 
     def run() -> None:
         from ..backends.cache import ResponseCache
-        from ..recommender import STORE_FILE
-        from ..summaries.store import CatalogStore
+        from ..summaries.store import STORE_FILE, CatalogStore
 
         root = _cache_root(cache_dir, config)
         info = ResponseCache(root).info()
@@ -119,8 +118,7 @@ def cache_clear(
 
     def run() -> None:
         from ..backends.cache import ResponseCache
-        from ..recommender import STORE_FILE
-        from ..summaries.store import CatalogStore
+        from ..summaries.store import STORE_FILE, CatalogStore
 
         root = _cache_root(cache_dir, config)
         typer.echo(f"removed {ResponseCache(root).clear()} entries")

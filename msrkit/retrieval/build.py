@@ -2,32 +2,56 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ..data import Item
 from ..errors import ConfigError
-from ..io import load_catalog, load_interactions
+from ..io import Interaction, load_catalog, load_interactions
 from .index import CollaborativeIndex
 
 if TYPE_CHECKING:
     from ..config import Settings
+    from ..summaries.store import CatalogStore
 
 __all__ = ["build_index"]
 
 
-def build_index(settings: Settings) -> CollaborativeIndex:
-    """Index ``settings.interactions`` with the catalog's text and the keywords the catalog store holds."""
-    from ..backends.cache import default_cache_dir
-    from ..recommender import STORE_FILE
-    from ..summaries.store import CatalogStore
+def build_index(
+    settings: Settings,
+    *,
+    rows: Sequence[Interaction] | None = None,
+    catalog: Mapping[str, Item] | None = None,
+    store: CatalogStore | None = None,
+) -> CollaborativeIndex:
+    """Index the interactions (``rows``, else ``settings.interactions``) with the catalog's text and keywords.
 
-    if settings.interactions is None:
-        raise ConfigError("building an index needs interactions (--interactions or 'interactions' in msrkit.toml)")
-    catalog = load_catalog(settings.catalog) if settings.catalog is not None else {}
-    store_path = (settings.cache_dir or default_cache_dir()) / STORE_FILE
-    if catalog and settings.cache and store_path.exists():
-        store = CatalogStore(store_path)
-        try:
-            catalog = store.enrich(catalog)
-        finally:
-            store.close()
-    return CollaborativeIndex.build(load_interactions(settings.interactions), catalog=catalog or None)
+    Items without keywords get those the catalog store holds (``store``, else
+    the one next to the settings' cache folder, where it exists), so what was
+    summarized once shapes the index.
+    """
+    if rows is None:
+        if settings.interactions is None:
+            raise ConfigError("building an index needs interactions (--interactions or 'interactions' in msrkit.toml)")
+        rows = load_interactions(settings.interactions)
+    if catalog is None:
+        catalog = load_catalog(settings.catalog) if settings.catalog is not None else {}
+    if catalog:
+        catalog = _enriched(settings, catalog, store)
+    return CollaborativeIndex.build(rows, catalog=catalog or None)
+
+
+def _enriched(settings: Settings, catalog: Mapping[str, Item], store: CatalogStore | None) -> dict[str, Item]:
+    if store is not None:
+        return store.enrich(catalog)
+    from ..backends.cache import default_cache_dir
+    from ..summaries.store import STORE_FILE, CatalogStore
+
+    path = (settings.cache_dir or default_cache_dir()) / STORE_FILE
+    if not settings.cache or not path.exists():
+        return dict(catalog)
+    opened = CatalogStore(path)
+    try:
+        return opened.enrich(catalog)
+    finally:
+        opened.close()

@@ -25,7 +25,10 @@ from pathlib import Path
 
 from ..data import Item
 
-__all__ = ["CatalogStore", "Summary", "item_digest"]
+__all__ = ["STORE_FILE", "CatalogStore", "Summary", "item_digest"]
+
+#: The store's file name inside the cache folder.
+STORE_FILE = "catalog.sqlite3"
 
 log = logging.getLogger("msrkit")
 
