@@ -26,16 +26,16 @@ def _names(names: Sequence[str]) -> str:
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
 
 
-def _connections(candidate: Item, history: Sequence[Item]) -> str:
+def _connections(candidate: Item, history: Sequence[tuple[str, frozenset[str]]]) -> str:
     """``Shares sci-fi, space with “Alien” and “Star Wars”.`` (most recent history items first)."""
     terms = item_terms(candidate)
     if not terms:
         return ""
     matches: list[tuple[int, str, list[str]]] = []
-    for age, item in enumerate(reversed(history)):
-        shared = [t for t in terms if t in set(item_terms(item))]
+    for age, (name, theirs) in enumerate(history):
+        shared = [t for t in terms if t in theirs]
         if shared:
-            matches.append((-len(shared) * 100 + age, item.label(), shared))
+            matches.append((-len(shared) * 100 + age, name, shared))
     if not matches:
         return ""
     best = sorted(matches)[:2]
@@ -66,9 +66,11 @@ def explain(
 ) -> list[str]:
     """One reason per candidate (by index). ``ranked_by`` names what ordered the list when no evidence does."""
     titles = {item.item_id: item.label() for item in history}
+    recent = [(item.label(), frozenset(item_terms(item))) for item in reversed(history)]
+    recent = [(name, terms) for name, terms in recent if terms]
     out = []
     for i, item in enumerate(candidates):
-        parts = [_connections(item, history), *_support(support.get(item.item_id), titles)]
+        parts = [_connections(item, recent), *_support(support.get(item.item_id), titles)]
         if i in model:
             parts.append(f"The model: {model[i].rstrip('.')}.")
         text = " ".join(p for p in parts if p)
