@@ -11,19 +11,21 @@ import argparse
 import json
 from pathlib import Path
 
-from msrkit import MsrkitError, Recommender, load_histories
+from msrkit import MsrkitError, Recommender, load_histories, load_settings
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("users")
     parser.add_argument("out")
-    parser.add_argument("--backend", default="auto")
+    parser.add_argument("--backend", help="default: msrkit.toml / MSRKIT_BACKEND, else auto")
     parser.add_argument("--catalog")
     args = parser.parse_args()
     histories = load_histories(args.users)
     ok = failed = 0
-    with Recommender(backend=args.backend, catalog=args.catalog) as rec, Path(args.out).open("w") as out:
+    # flags over MSRKIT_* variables over msrkit.toml, as on the command line
+    settings, _ = load_settings({"backend": args.backend, "catalog": args.catalog})
+    with Recommender(settings=settings) as rec, Path(args.out).open("w") as out:
         for history in histories:
             try:
                 line = rec.rank(history).model_dump(mode="json")

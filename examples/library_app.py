@@ -2,22 +2,23 @@
 
 python examples/library_app.py                      # the embedded model (weak: plumbing only)
 MSRKIT_BACKEND=ollama/llava:7b python examples/library_app.py
+
+The settings come from the same place as the command line's: ./msrkit.toml, then MSRKIT_* variables.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from msrkit import MsrkitError, Recommender
+from msrkit import MsrkitError, Recommender, load_settings
 
 HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    backend = os.environ.get("MSRKIT_BACKEND", "auto")
     try:
-        with Recommender(backend=backend) as rec:
+        settings, _ = load_settings()  # msrkit.toml < MSRKIT_* variables (e.g. MSRKIT_BACKEND, MSRKIT_CACHE_DIR)
+        with Recommender(settings=settings) as rec:
             ranking = rec.rank(HERE / "history.json")
     except MsrkitError as exc:  # one tree for every failure msrkit raises on purpose
         raise SystemExit(f"could not rank: {exc}") from None

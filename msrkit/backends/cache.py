@@ -31,10 +31,7 @@ KEY_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """``$MSRKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/msrkit``, else ``~/.cache/msrkit``."""
-    explicit = os.environ.get("MSRKIT_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
+    """``$XDG_CACHE_HOME/msrkit``, else ``~/.cache/msrkit`` (``MSRKIT_CACHE_DIR`` is read with the settings)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "msrkit"
 
