@@ -22,6 +22,7 @@ from .errors import InputError
 
 __all__ = [
     "Interaction",
+    "interaction_from",
     "load_histories",
     "load_catalog",
     "load_interactions",
@@ -214,7 +215,7 @@ def load_interactions(path: str | Path) -> list[Interaction]:
             with p.open(newline="", encoding="utf-8") as fh:
                 reader = csv.DictReader(fh)
                 for n, rec in enumerate(reader, 2):
-                    rows.append(_interaction(rec, source=f"{p}:{n}"))
+                    rows.append(interaction_from(rec, source=f"{p}:{n}"))
         except FileNotFoundError:
             raise InputError("no such file", source=str(p)) from None
         except OSError as exc:
@@ -225,7 +226,7 @@ def load_interactions(path: str | Path) -> list[Interaction]:
             raise InputError(f"not valid CSV: {exc}", source=f"{p}:{len(rows) + 2}") from None
     else:
         for where, obj in read_records(p):
-            rows.append(_interaction(obj, source=f"{p}:{where.removeprefix('line ')}"))
+            rows.append(interaction_from(obj, source=f"{p}:{where.removeprefix('line ')}"))
     return sorted(rows, key=lambda r: (r.timestamp is None, r.timestamp or 0.0)) if _all_timed(rows) else rows
 
 
@@ -233,7 +234,8 @@ def _all_timed(rows: list[Interaction]) -> bool:
     return bool(rows) and all(r.timestamp is not None for r in rows)
 
 
-def _interaction(rec: Any, *, source: str) -> Interaction:
+def interaction_from(rec: Any, *, source: str) -> Interaction:
+    """One validated interaction row (an error names the source line and the field)."""
     if not isinstance(rec, dict):
         raise InputError("expected an object with user_id and item_id", source=source)
     for key in ("user_id", "item_id"):

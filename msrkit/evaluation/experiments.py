@@ -97,12 +97,12 @@ def _load_cases(experiment: Experiment) -> list[History]:
 
 
 def _index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> Any:
-    from ..io import load_interactions
     from ..retrieval import CollaborativeIndex, interactions_before
+    from ..retrieval.interactions import read_interactions
 
     if settings.interactions is None:
         return None
-    rows = interactions_before(load_interactions(settings.interactions), cases)
+    rows = interactions_before(read_interactions(settings.interactions), cases)
     return CollaborativeIndex.build(rows, catalog=catalog or None)
 
 

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from ..data import Item
 from ..errors import ConfigError
-from ..io import Interaction, load_catalog, load_interactions
+from ..io import Interaction, load_catalog
 from .index import CollaborativeIndex
+from .interactions import Interactions, read_interactions
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -20,7 +21,7 @@ __all__ = ["build_index"]
 def build_index(
     settings: Settings,
     *,
-    rows: Sequence[Interaction] | None = None,
+    rows: Interactions | Sequence[Interaction] | None = None,
     catalog: Mapping[str, Item] | None = None,
     store: CatalogStore | None = None,
 ) -> CollaborativeIndex:
@@ -33,7 +34,7 @@ def build_index(
     if rows is None:
         if settings.interactions is None:
             raise ConfigError("building an index needs interactions (--interactions or 'interactions' in msrkit.toml)")
-        rows = load_interactions(settings.interactions)
+        rows = read_interactions(settings.interactions)
     if catalog is None:
         catalog = load_catalog(settings.catalog) if settings.catalog is not None else {}
     if catalog:

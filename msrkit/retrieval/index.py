@@ -19,8 +19,7 @@ per request) and the scoring components in :mod:`.components`.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..io import Interaction
 from ..text import item_words
 from .bm25 import column_max, okapi_bm25
 from .components import DEFAULT_BLEND, BlendWeights
+from .interactions import Interactions, as_columns
 
 __all__ = ["CollaborativeIndex", "csr", "expand"]
 
@@ -104,18 +104,17 @@ class CollaborativeIndex:
     @classmethod
     def build(
         cls,
-        interactions: Sequence[Interaction],
+        interactions: Interactions | Sequence[Interaction],
         catalog: Mapping[str, Item] | None = None,
         *,
         keyword_tokens: bool = True,
         weights: BlendWeights = DEFAULT_BLEND,
     ) -> CollaborativeIndex:
-        """Index ``interactions`` (and the text and keywords of ``catalog`` items)."""
+        """Index ``interactions`` (columns, or rows) and the text and keywords of ``catalog`` items."""
         idx = cls()
         idx.keyword_tokens = keyword_tokens
         idx.weights = weights
-        idx._add_items(catalog or {}, [r.item_id for r in interactions])
-        idx._set_sequences(*idx._encode(interactions))
+        idx._set_sequences(*idx._encode(as_columns(interactions), catalog or {}))
         idx._derive(catalog or {})
         return idx
 
@@ -132,26 +131,16 @@ class CollaborativeIndex:
 
         save_index(self, directory)
 
-    def _add_items(self, catalog: Mapping[str, Item], item_ids: Iterable[str]) -> None:
-        index = self.item_index
-        for i in item_ids:
-            if i not in index:
-                index[i] = len(index)
-        for i in catalog:
-            if i not in index:
-                index[i] = len(index)
-        self.item_ids = list(index)
-
-    def _encode(self, rows: Sequence[Interaction]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        users = self.user_index
-        u = np.fromiter((users.setdefault(r.user_id, len(users)) for r in rows), dtype=np.int64, count=len(rows))
-        self.user_ids = list(users)
-        items = self.item_index
-        it = np.fromiter((items[r.item_id] for r in rows), dtype=np.int64, count=len(rows))
-        ts = np.fromiter(
-            (math.nan if r.timestamp is None else r.timestamp for r in rows), dtype=np.float64, count=len(rows)
-        )
-        return u, it, ts
+    def _encode(self, cols: Interactions, catalog: Mapping[str, Item]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The rows' user and item codes in this index (new users and items get the next codes), and times."""
+        users = np.fromiter((self.user_index.setdefault(u, len(self.user_index)) for u in cols.user_ids),
+                            dtype=np.int64, count=len(cols.user_ids))  # fmt: skip
+        items = np.fromiter((self.item_index.setdefault(i, len(self.item_index)) for i in cols.item_ids),
+                            dtype=np.int64, count=len(cols.item_ids))  # fmt: skip
+        for item_id in catalog:
+            self.item_index.setdefault(item_id, len(self.item_index))
+        self.user_ids, self.item_ids = list(self.user_index), list(self.item_index)
+        return users[cols.users], items[cols.items], cols.ts
 
     def _set_sequences(self, users: np.ndarray, items: np.ndarray, ts: np.ndarray) -> None:
         """Group rows by user; within a user, by timestamp when all have one, else in the given order."""
@@ -237,7 +226,9 @@ class CollaborativeIndex:
         self.users_bm25 = okapi_bm25(docs, toks, len(self.user_ids), n_vocab, vocab=names)
         self.users_colmax = column_max(self.users_bm25)
 
-    def extend(self, interactions: Sequence[Interaction], catalog: Mapping[str, Item] | None = None) -> None:
+    def extend(
+        self, interactions: Interactions | Sequence[Interaction], catalog: Mapping[str, Item] | None = None
+    ) -> None:
         """Add interactions (new users or more rows for known ones) without re-reading the old ones.
 
         Popularity and transitions are updated incrementally: the pairs of the users that
@@ -246,15 +237,13 @@ class CollaborativeIndex:
         frequency, so the user matrix is recomputed, vectorised, from the stored sequences
         (no re-tokenising); the result equals :meth:`build` on all interactions.
         """
-        if not interactions:
+        cols = as_columns(interactions)
+        if not len(cols):
             return
-        if catalog:
-            self._add_items(catalog, [])
-        self._add_items({}, [r.item_id for r in interactions])
         old_n_items = len(self.popularity)
-        touched_users = {self.user_index[r.user_id] for r in interactions if r.user_id in self.user_index}
+        touched_users = {self.user_index[u] for u in cols.user_ids if u in self.user_index}
         old_pairs = self._pairs(sorted(touched_users))
-        u_new, it_new, ts_new = self._encode(interactions)
+        u_new, it_new, ts_new = self._encode(cols, catalog or {})
         old_owner = np.repeat(np.arange(len(self.seq_ptr) - 1), np.diff(self.seq_ptr))
         self._set_sequences(
             np.concatenate([old_owner, u_new]),

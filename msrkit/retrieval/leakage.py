@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, overload
+
+import numpy as np
 
 from ..io import Interaction
+from .interactions import Interactions
 
-__all__ = ["interactions_before"]
-
-
-def _at_or_after(timestamp: float | None, limit: float) -> bool:
-    return timestamp is None or timestamp >= limit
+__all__ = ["interactions_before", "keep_before"]
 
 
-def interactions_before(interactions: Sequence[Interaction], cases: Iterable[Any]) -> list[Interaction]:
-    """The interactions an evaluation may index: each case's user loses the target and all after it.
-
-    For a case (``user_id``, ``target`` and, from :func:`msrkit.datasets.leave_one_out`,
-    ``target_timestamp``), that user's rows at or after ``target_timestamp`` go; without a
-    timestamp, the user's last interaction with ``target`` (in time order, or the given order)
-    and every row after it go. Other users' rows are all kept: the standard leave-one-out
-    protocol, in which only the evaluated user's own future is hidden. Order is preserved.
-    """
+def _cuts(cases: Iterable[Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """Per evaluated user: the target's time, or (without one) the target item."""
     cut_time: dict[str, float] = {}
     cut_item: dict[str, str] = {}
     for case in cases:
@@ -36,19 +28,62 @@ def interactions_before(interactions: Sequence[Interaction], cases: Iterable[Any
             cut_time[user] = min(float(ts), cut_time.get(user, math.inf))
         else:
             cut_item[user] = target
-    drop: set[int] = set()
-    rows_by_user: dict[str, list[int]] = {}
-    for n, row in enumerate(interactions):
-        if row.user_id in cut_time or row.user_id in cut_item:
-            rows_by_user.setdefault(row.user_id, []).append(n)
-    for user, positions in rows_by_user.items():
-        if user in cut_time:
-            limit = cut_time[user]
-            drop.update(n for n in positions if _at_or_after(interactions[n].timestamp, limit))
-            continue
-        timed = all(interactions[n].timestamp is not None for n in positions)
-        ordered = sorted(positions, key=lambda n: interactions[n].timestamp or 0.0) if timed else positions
-        hits = [k for k, n in enumerate(ordered) if interactions[n].item_id == cut_item[user]]
-        if hits:
-            drop.update(ordered[hits[-1] :])
-    return [row for n, row in enumerate(interactions) if n not in drop]
+    return cut_time, cut_item
+
+
+def keep_before(cols: Interactions, cases: Iterable[Any]) -> np.ndarray:
+    """A mask of the rows an evaluation may index (see :func:`interactions_before`)."""
+    cut_time, cut_item = _cuts(cases)
+    code = {u: n for n, u in enumerate(cols.user_ids)}
+    limits = np.full(len(cols.user_ids), np.inf)
+    for user, limit in cut_time.items():
+        if user in code:
+            limits[code[user]] = limit
+    row_limit = limits[cols.users]
+    out = (row_limit < np.inf) & ~(cols.ts < row_limit)  # at or after the target's time (or untimed)
+    keep: np.ndarray = ~out
+    items = {i: n for n, i in enumerate(cols.item_ids)}
+    users = [code[u] for u in cut_item if u in code and u not in cut_time]
+    if users:
+        order = np.argsort(cols.users, kind="stable")
+        starts = np.searchsorted(cols.users[order], users)
+        ends = np.searchsorted(cols.users[order], users, side="right")
+        for u, lo, hi in zip(users, starts.tolist(), ends.tolist(), strict=True):
+            _drop_from_target(keep, cols, order[lo:hi], items.get(cut_item[cols.user_ids[u]], -1))
+    return keep
+
+
+def _drop_from_target(keep: np.ndarray, cols: Interactions, rows: np.ndarray, target: int) -> None:
+    """Drop the user's last interaction with ``target`` (in time order, else file order) and all after it."""
+    ts = cols.ts[rows]
+    ordered = rows[np.argsort(ts, kind="stable")] if not np.isnan(ts).any() else rows
+    hits = np.flatnonzero(cols.items[ordered] == target)
+    if len(hits):
+        keep[ordered[hits[-1] :]] = False
+
+
+@overload
+def interactions_before(interactions: Interactions, cases: Iterable[Any]) -> Interactions: ...
+
+
+@overload
+def interactions_before(interactions: Sequence[Interaction], cases: Iterable[Any]) -> list[Interaction]: ...
+
+
+def interactions_before(
+    interactions: Interactions | Sequence[Interaction], cases: Iterable[Any]
+) -> Interactions | list[Interaction]:
+    """The interactions an evaluation may index: each case's user loses the target and all after it.
+
+    For a case (``user_id``, ``target`` and, from :func:`msrkit.datasets.leave_one_out`,
+    ``target_timestamp``), that user's rows at or after ``target_timestamp`` go; without a
+    timestamp, the user's last interaction with ``target`` (in time order, or the given order)
+    and every row after it go. Other users' rows are all kept: the standard leave-one-out
+    protocol, in which only the evaluated user's own future is hidden. Order is preserved;
+    columns in, columns out; rows in, rows out.
+    """
+    if isinstance(interactions, Interactions):
+        return interactions.keep(keep_before(interactions, cases))
+    rows = list(interactions)
+    mask = keep_before(Interactions.from_rows(rows), cases)
+    return [row for row, kept in zip(rows, mask.tolist(), strict=True) if kept]

@@ -1,0 +1,186 @@
+"""Interactions as columns: read in chunks, never one Python object per row.
+
+:class:`Interactions` holds ``users``/``items`` as integer codes into
+``user_ids``/``item_ids`` and ``ts`` as float64 (NaN where a row has no
+timestamp). :func:`read_interactions` fills it from ``.jsonl``, ``.csv`` or
+``.parquet`` (with ``pyarrow``, the ``msrkit[parquet]`` extra), validating each
+row with the same rules and messages as :func:`msrkit.io.load_interactions`
+(file, line and field of the first bad row).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, MissingDependencyError
+from ..io import Interaction, interaction_from
+
+__all__ = ["Interactions", "as_columns", "read_interactions"]
+
+
+@dataclass
+class Interactions:
+    """One row per interaction, in file order, as numpy columns of codes."""
+
+    user_ids: list[str]
+    item_ids: list[str]
+    users: np.ndarray
+    items: np.ndarray
+    ts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Interaction]) -> Interactions:
+        """Columns from :class:`~msrkit.io.Interaction` rows (tests, small data)."""
+        codes = _Codes()
+        for row in rows:
+            codes.add(row.user_id, row.item_id, row.timestamp)
+        return codes.done()
+
+    def rows(self) -> Iterator[Interaction]:
+        """The rows again, as objects (for small data and tests)."""
+        for u, i, t in zip(self.users.tolist(), self.items.tolist(), self.ts.tolist(), strict=True):
+            yield Interaction(self.user_ids[u], self.item_ids[i], None if t != t else t)
+
+    def keep(self, mask: np.ndarray) -> Interactions:
+        """The rows where ``mask`` is true (the code tables are kept whole)."""
+        return Interactions(self.user_ids, self.item_ids, self.users[mask], self.items[mask], self.ts[mask])
+
+
+class _Codes:
+    """Accumulates rows into compact arrays, giving each new user and item the next code."""
+
+    def __init__(self) -> None:
+        self.user_code: dict[str, int] = {}
+        self.item_code: dict[str, int] = {}
+        self.users = array("q")
+        self.items = array("q")
+        self.ts = array("d")
+
+    def add(self, user: str, item: str, ts: float | None) -> None:
+        u = self.user_code.setdefault(user, len(self.user_code))
+        i = self.item_code.setdefault(item, len(self.item_code))
+        self.users.append(u)
+        self.items.append(i)
+        self.ts.append(np.nan if ts is None else ts)
+
+    def done(self) -> Interactions:
+        return Interactions(
+            list(self.user_code), list(self.item_code),
+            np.frombuffer(self.users, dtype=np.int64).copy(), np.frombuffer(self.items, dtype=np.int64).copy(),
+            np.frombuffer(self.ts, dtype=np.float64).copy(),
+        )  # fmt: skip
+
+
+def read_interactions(path: str | Path) -> Interactions:
+    """Interactions from ``.jsonl`` / ``.json``, ``.csv`` or ``.parquet`` (``user_id``, ``item_id``, ``timestamp``)."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            return _parquet(p)
+        if suffix == ".csv":
+            return _csv(p)
+        return _jsonl(p)
+    except FileNotFoundError:
+        raise InputError("no such file", source=str(p)) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", source=str(p)) from None
+    except OSError as exc:
+        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
+
+
+def _jsonl(p: Path) -> Interactions:
+    codes = _Codes()
+    with p.open("rb") as fh:
+        head = fh.read(1).lstrip()
+    if head == b"[":  # a JSON list: small files only are written that way
+        from ..io import read_records
+
+        for where, obj in read_records(p):
+            _add(codes, obj, f"{p}:{where.removeprefix('line ')}")
+        return codes.done()
+    with p.open(encoding="utf-8") as fh:
+        n = 0
+        try:
+            for n, line in enumerate(fh, 1):  # noqa: B007 - n names the line of a decoding error
+                if line.strip():
+                    _add(codes, _loads(line, f"{p}:{n}"), f"{p}:{n}")
+        except UnicodeDecodeError:
+            raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{n + 1}") from None
+    return codes.done()
+
+
+def _loads(line: str, source: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise InputError(f"not valid JSON: {exc}", source=source) from None
+
+
+def _add(codes: _Codes, rec: Any, source: str) -> None:
+    row = interaction_from(rec, source=source)
+    codes.add(row.user_id, row.item_id, row.timestamp)
+
+
+def _csv(p: Path) -> Interactions:
+    codes = _Codes()
+    n = 1
+    try:
+        with p.open(newline="", encoding="utf-8") as fh:
+            for n, rec in enumerate(csv.DictReader(fh), 2):
+                _add(codes, rec, f"{p}:{n}")
+    except UnicodeDecodeError:
+        raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{n + 1}") from None
+    except csv.Error as exc:
+        raise InputError(f"not valid CSV: {exc}", source=f"{p}:{n + 1}") from None
+    return codes.done()
+
+
+def _parquet(p: Path) -> Interactions:
+    try:
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise MissingDependencyError("pyarrow", "parquet", "reading Parquet interactions") from None
+    try:
+        schema = pq.read_schema(p)
+    except Exception as exc:  # noqa: BLE001 - any pyarrow failure is a bad input file
+        raise InputError(f"not a Parquet file: {exc}", source=str(p)) from None
+    for key in ("user_id", "item_id"):
+        if key not in schema.names:
+            raise InputError(f"column '{key}' required: add it", source=str(p), path=key)
+    columns = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in schema.names else [])
+    table = pq.read_table(p, columns=columns)
+    users = pc.dictionary_encode(pc.cast(table["user_id"].combine_chunks(), "string"))
+    items = pc.dictionary_encode(pc.cast(table["item_id"].combine_chunks(), "string"))
+    for name, col in (("user_id", users), ("item_id", items)):
+        if col.null_count or "" in col.dictionary.to_pylist():
+            raise InputError(f"column '{name}' has empty values: fill them", source=str(p), path=name)
+    if "timestamp" in columns:
+        try:
+            ts = pc.cast(table["timestamp"], "float64").to_numpy(zero_copy_only=False)
+        except Exception as exc:  # noqa: BLE001 - a timestamp column that is not numeric
+            raise InputError(f"timestamps are not numbers: {exc}", source=str(p), path="timestamp") from None
+    else:
+        ts = np.full(len(table), np.nan)
+    return Interactions(
+        [str(u) for u in users.dictionary.to_pylist()], [str(i) for i in items.dictionary.to_pylist()],
+        users.indices.to_numpy().astype(np.int64), items.indices.to_numpy().astype(np.int64),
+        np.asarray(ts, dtype=np.float64),
+    )  # fmt: skip
+
+
+def as_columns(interactions: Interactions | Sequence[Interaction]) -> Interactions:
+    """``interactions`` as columns (rows are converted once)."""
+    return interactions if isinstance(interactions, Interactions) else Interactions.from_rows(interactions)
