@@ -25,7 +25,7 @@ import argparse
 import random
 import time
 
-from msrkit import evaluate as ev
+from msrkit import evaluation as ev
 from msrkit.datasets import leave_one_out, load_movielens_100k
 from msrkit.io import resolve
 from msrkit.recommender import Recommender, Stages
