@@ -81,7 +81,7 @@ def test_failed_users_are_retried_on_resume(tmp_path: Path) -> None:
 
 
 def test_keys_for_missing_repeated_or_hash_shaped_user_ids() -> None:
-    hs = [History(user_id="a"), History(user_id=None), History(user_id="b"), History(user_id="b"), History(user_id="#1")]
+    hs = [History(user_id=u) for u in ("a", None, "b", "b", "#1")]
     assert batch_keys(hs) == ["a", "#1", "#2:b", "#3:b", "##1"]
 
 

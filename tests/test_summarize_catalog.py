@@ -27,9 +27,8 @@ pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parent.parent
 ITEMS = [Item(item_id=f"m{i}", title=f"Movie {i}", description=f"A war drama number {i}.") for i in range(4)]
-INTERACTIONS = [
-    {"user_id": u, "item_id": f"m{i}", "timestamp": t} for t, (u, i) in enumerate([("a", 0), ("a", 1), ("b", 1), ("b", 2)])
-]
+TAKEN = [("a", 0), ("a", 1), ("b", 1), ("b", 2)]
+INTERACTIONS = [{"user_id": u, "item_id": f"m{i}", "timestamp": t} for t, (u, i) in enumerate(TAKEN)]
 
 
 def keywords(prompt: str) -> str:
