@@ -6,6 +6,10 @@ The scripted :class:`FakeBackend` only records the requests the real reranker an
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +22,8 @@ from msrkit.meter import Meter
 from msrkit.ranking import ListwiseReranker, PointwiseScorer
 from msrkit.ranking.parse import parse_order
 from msrkit.recommender import Recommender, Stages
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # item text that must be quoted the same way on both paths: delimiters, newlines, an instruction
 CANDIDATES = [
@@ -77,3 +83,19 @@ def test_default_examples_are_what_the_recommender_sends_without_summaries(point
     examples = export_sft([CASE], task="yesno" if pointwise else "listwise")
     assert [e["messages"][:-1] for e in examples] == [messages(r) for r in fake.requests]
     assert "Blade Runner" in examples[0]["messages"][1]["content"]
+
+
+def test_export_sft_cli_writes_what_python_writes_with_the_catalog_from_msrkit_toml(tmp_path: Path) -> None:
+    (tmp_path / "items.jsonl").write_text("".join(i.model_dump_json() + "\n" for i in CANDIDATES))
+    bare = History(user_id="u1", history=[{"item_id": "c4", "title": "Amélie"}], candidates=["c1", "c2", "c3"],
+                   target="c2")  # fmt: skip
+    (tmp_path / "cases.jsonl").write_text(bare.model_dump_json(exclude_none=True) + "\n")
+    (tmp_path / "msrkit.toml").write_text('catalog = "items.jsonl"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MSRKIT_")}
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    done = subprocess.run([sys.executable, "-m", "msrkit.cli", "export-sft", "cases.jsonl", "--out", "cli.jsonl"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=60, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    export_sft([bare], catalog={i.item_id: i for i in CANDIDATES}, out=tmp_path / "py.jsonl")
+    assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "py.jsonl").read_bytes()
+    assert "[2] Heat" in (tmp_path / "cli.jsonl").read_text(encoding="utf-8")

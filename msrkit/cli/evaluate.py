@@ -140,13 +140,14 @@ def eval_keywords(
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, cache_dir=cache_dir)
 
     def run() -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
         from ..evaluation.keywords import compare_keyword_prompts
         from ..io import load_catalog
 
         items = list(load_catalog(path).values())[:limit]
-        with Progress(disable=quiet or json_out, transient=True) as progress:
+        with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=True) as progress:
             task = progress.add_task("summarizing", total=len(items) * max(1, len(prompts or [])))
             scores = compare_keyword_prompts(
                 settings(flags, config=config, no_cache=no_cache), items, prompt_dirs=list(prompts or []),
@@ -171,8 +172,12 @@ def export_sft_cmd(
     catalog: CatalogOpt = None,
     task: Annotated[str, typer.Option(help="listwise | yesno")] = "listwise",
     prompts: PromptsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Turn cases into chat-format fine-tuning data (the papers' last stage), byte for byte what inference sends."""
+    """Turn cases into chat-format fine-tuning data (the papers' last stage), byte for byte what inference sends.
+
+    The catalog and prompts folder may come from msrkit.toml. The same from Python: msrkit.evaluation.export_sft.
+    """
 
     def run() -> None:
         from ..errors import ConfigError
@@ -182,9 +187,10 @@ def export_sft_cmd(
 
         if task not in ("listwise", "yesno"):
             raise ConfigError(f"--task must be listwise or yesno, not {task!r}")
+        s = settings({"catalog": catalog, "prompts": prompts}, config=config)
         examples: Any = export_sft(
-            load_histories(cases_path), task=task, prompts=PromptSet.load(prompts),  # type: ignore[arg-type]
-            out=out, catalog=load_catalog(catalog) if catalog else None,
+            load_histories(cases_path), task=task, prompts=PromptSet.load(s.prompts),  # type: ignore[arg-type]
+            out=out, catalog=load_catalog(s.catalog) if s.catalog else None,
         )  # fmt: skip
         typer.echo(f"{len(examples)} examples -> {out}")
 
