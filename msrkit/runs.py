@@ -80,16 +80,21 @@ def record_keys(ids: Sequence[str | None]) -> list[str]:
 # --------------------------------------------------------------------------- atomic writes
 
 
+#: Characters ``str.splitlines`` (and so many JSONL readers) breaks lines at, that JSON leaves raw in strings.
+_LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def _line(record: Record) -> str:
+    """One JSON line; the Unicode line separators inside strings are escaped, so any reader sees one line."""
     if isinstance(record, str):
         text = record
     elif isinstance(record, BaseModel):
         text = record.model_dump_json()
     else:
         text = json.dumps(dict(record), ensure_ascii=False)
-    if "\n" in text:
+    if "\n" in text or "\r" in text:
         raise ValueError("a JSONL record must be one line")
-    return text
+    return text.translate(_LINE_BREAKS)
 
 
 @contextmanager
@@ -152,22 +157,24 @@ def read_journal(path: str | Path, *, key_field: str = "key") -> tuple[dict[str,
         return found, bad
     with p.open("rb") as fh:
         for n, raw in enumerate(fh, 1):
-            record = _parse(raw)
+            line, record = _parse(raw)
             if record is None or not isinstance(record.get(key_field), str):
-                if raw.strip():
+                if line.strip():
                     bad += 1
                     log.warning("%s:%d: unreadable line (a torn write?): dropped, its record will be redone", p, n)
                 continue
-            found[record[key_field]] = (raw.decode("utf-8").rstrip("\r\n"), record)
+            found[record[key_field]] = (line, record)
     return found, bad
 
 
-def _parse(raw: bytes) -> dict[str, Any] | None:
+def _parse(raw: bytes) -> tuple[str, dict[str, Any] | None]:
+    """The line's text and its JSON object (``None`` where it is not one)."""
     try:
-        record = json.loads(raw)
+        line = raw.decode("utf-8").rstrip("\r\n")
+        record = json.loads(line)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        return None
-    return record if isinstance(record, dict) else None
+        return raw.decode("utf-8", "replace"), None
+    return line, record if isinstance(record, dict) else None
 
 
 class Journal:

@@ -16,11 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from msrkit.batch import rank_batch
-from msrkit.data import History, RankedItem, Ranking
+from msrkit.data import History, Item, RankedItem, Ranking
 from msrkit.runs import Journal, read_journal, record_keys, write_jsonl_atomic, write_text_atomic
 
 # ids that look like the keys the scheme makes for missing or repeated ids, mixed with ordinary ones
-TRICKY = ["#1", "#0", "#", "##1", "#1:a", "#12", "a", "b", "", " ", "1", ":", "#0:"]
+TRICKY = ["#1", "#0", "#", "##1", "#1:a", "#12", "a", "b", "", " ", "1", ":", "#0:", "\x85", "u\u2028"]
 IDS = st.lists(st.one_of(st.none(), st.sampled_from(TRICKY), st.text(max_size=6)), max_size=40)
 
 
@@ -207,3 +207,27 @@ def test_written_files_follow_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert mode == 0o644 and (tmp_path / "sub" / "page.html").read_text() == "<p>"
+
+
+def test_undecodable_and_too_deep_lines_are_dropped(tmp_path: Path) -> None:
+    path = tmp_path / "r.jsonl"
+    path.write_bytes(b'{"key": "a"}\n\xff\xfe{"key": "b"}\n' + b"[" * 100_000 + b"\n" + b'{"key": "c"}\n')
+    found, bad = read_journal(path)
+    assert sorted(found) == ["a", "c"] and bad == 2
+    with Journal(path) as journal:
+        assert sorted(journal.done) == ["a", "c"]
+    assert path.read_text() == '{"key": "a"}\n{"key": "c"}\n'
+
+
+def test_unicode_line_separators_stay_inside_their_line(tmp_path: Path) -> None:
+    from msrkit.datasets import write_catalog
+    from msrkit.io import load_catalog, read_records
+
+    odd = "a\u2028b\u2029c\x85d"
+    path = tmp_path / "items.jsonl"
+    write_catalog(path, [Item(item_id="x", title=odd), Item(item_id="y", title="plain")])
+    assert len(path.read_text(encoding="utf-8").splitlines()) == 2  # escaped: safe for any line splitter
+    assert load_catalog(path)["x"].title == odd
+    raw = tmp_path / "foreign.jsonl"  # written by another tool that leaves them raw
+    raw.write_text(json.dumps({"item_id": "x", "title": odd}, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert [rec["title"] for _, rec in read_records(raw)] == [odd]
