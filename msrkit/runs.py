@@ -236,6 +236,7 @@ class Journal:
                 view = view[os.write(self._fd, view) :]
 
     def close(self) -> None:
+        """Flush the file to disk and close it (what was written stays; the journal can be opened again)."""
         with self._lock:
             if self._fd is not None:
                 os.fsync(self._fd)

@@ -234,3 +234,13 @@ def test_eval_keywords_cli_takes_its_backend_from_msrkit_toml(tmp_path: Path, ke
     assert done.returncode == 0, done.stderr
     scores = json.loads(done.stdout)
     assert scores["shipped"]["llm_calls"] == 2 * len(KEYWORD_ITEMS) == len(server.requests)
+
+
+def test_every_variant_has_its_own_visible_results_file(tmp_path: Path) -> None:
+    from msrkit.evaluation.experiments import results_files
+
+    files = results_files(tmp_path, ["retrieval", "+llm", "../prompts", "prompts", "a/b", "a_b"])
+    names = [p.name for p in files.values()]
+    assert len(set(names)) == len(names) and not any(n.startswith(".") for n in names)
+    assert files["retrieval"].name == "retrieval.results.jsonl" and files["+llm"].name == "llm.results.jsonl"
+    assert files == results_files(tmp_path, ["retrieval", "+llm", "../prompts", "prompts", "a/b", "a_b"])

@@ -21,6 +21,8 @@ case's future.
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +122,9 @@ def run_experiment(experiment: Experiment) -> ExperimentResult:
     experiment.out.mkdir(parents=True, exist_ok=True)
     variants = variants_for(base, ablations=experiment.ablations, prompt_dirs=experiment.prompt_dirs,
                             has_index=index is not None)  # fmt: skip
-    reports = {v.name: _run_variant(experiment, v, settings_from(base, **v.overrides), cases, catalog, index)
-               for v in variants}  # fmt: skip
+    results = results_files(experiment.out, [v.name for v in variants])
+    reports = {v.name: _run_variant(experiment, v, settings_from(base, **v.overrides), cases, catalog, index,
+                                    results[v.name]) for v in variants}  # fmt: skip
     if experiment.rankings is not None:
         reports[experiment.rankings.name] = _score_file(experiment, cases, catalog)
     comparison = compare(reports, ks=experiment.ks)
@@ -137,13 +140,23 @@ def _check(experiment: Experiment) -> None:
         raise ConfigError(f"limit must be >= 1, got {experiment.limit}")
 
 
+def results_files(out: Path, names: Sequence[str]) -> dict[str, Path]:
+    """Where each variant's per-case results go: ``<out>/<name>.results.jsonl``, one file per variant.
+
+    The name is made safe for a file name (``+llm`` -> ``llm``, ``../prompts`` ->
+    ``prompts``); where two names would share a file, each gets a digest of
+    its full name, so no variant ever resumes from another's results.
+    """
+    slugs = {name: _slug(name) for name in names}
+    taken = Counter(slugs.values())
+    for name, slug in slugs.items():
+        if taken[slug] > 1:
+            slugs[name] = f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return {name: out / f"{slug}.results.jsonl" for name, slug in slugs.items()}
+
+
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "run"
-
-
-def results_path(out: Path, variant: str) -> Path:
-    """Where a variant's per-case results go: ``<out>/<variant>.results.jsonl``."""
-    return out / f"{_slug(variant)}.results.jsonl"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "run"
 
 
 def _load_cases(experiment: Experiment) -> list[History]:
@@ -171,6 +184,7 @@ def _run_variant(
     cases: Sequence[History],
     catalog: dict[str, Item],
     index: CollaborativeIndex | None,
+    results: Path,
 ) -> EvalReport:
     from ..recommender import Recommender
     from .runner import evaluate
@@ -178,7 +192,7 @@ def _run_variant(
     progress = experiment.on_progress
     with Recommender(settings=settings, catalog=catalog, index=index) as rec:
         return evaluate(
-            cases, rec.rank, ks=experiment.ks, out_path=results_path(experiment.out, variant.name),
+            cases, rec.rank, ks=experiment.ks, out_path=results,
             resume=experiment.resume, name=variant.name,
             on_progress=(lambda done, total: progress(variant.name, done, total)) if progress else None,
         )  # fmt: skip

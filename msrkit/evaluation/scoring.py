@@ -89,6 +89,7 @@ class EvalReport(BaseModel):
     unmatched: list[str] = Field(default_factory=list)
 
     def ranks(self) -> list[float]:
+        """Each case's rank for the metrics (``math.inf`` for a miss), in case order."""
         return [r.metric_rank for r in self.results]
 
 
@@ -98,6 +99,7 @@ def case_keys(cases: Sequence[History]) -> list[str]:
 
 
 def candidate_ids(case: History) -> list[str]:
+    """The ids of a case's candidates, in their order."""
     return [c if isinstance(c, str) else c.item_id for c in case.candidates or []]
 
 
@@ -194,6 +196,7 @@ def build_report(
 
 
 def per_case_values(results: Sequence[CaseResult], ks: Sequence[int]) -> dict[str, list[float]]:
+    """Each metric's value per case (AUC where the ranker gave scores; a miss counts 0)."""
     values = per_case([r.metric_rank for r in results], ks)
     aucs = [r.auc for r in results if r.auc is not None or r.status != "ok"]
     if aucs:
@@ -202,6 +205,7 @@ def per_case_values(results: Sequence[CaseResult], ks: Sequence[int]) -> dict[st
 
 
 def estimate(values: Sequence[float], *, n_boot: int = 1000, seed: int = 0) -> Estimate:
+    """The mean of ``values`` and its percentile-bootstrap 95% interval (seeded: the same numbers every run)."""
     mean = sum(values) / len(values) if values else math.nan
     low, high = bootstrap_ci(values, n=n_boot, seed=seed)
     return Estimate(mean=mean, low=low, high=high)
