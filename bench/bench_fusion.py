@@ -25,7 +25,7 @@ import argparse
 import random
 import time
 
-from msrkit import evaluate as ev
+from msrkit import evaluation as ev
 from msrkit.datasets import leave_one_out, load_movielens_100k
 from msrkit.io import resolve
 from msrkit.recommender import Recommender, Stages
@@ -54,7 +54,7 @@ def main() -> None:
     reports = {}
     started = time.perf_counter()
     with Recommender("none", index=index, catalog=catalog, stages=Stages(llm=False), cache=False) as rec:
-        reports["retrieval"] = ev.evaluate(cases, rec.rank, name="retrieval", progress=False)
+        reports["retrieval"] = ev.evaluate(cases, rec.rank, name="retrieval")
     moved = 0
     for name, weight in (("llm+fusion (0.5)", 0.5), ("llm only (1.0)", 1.0)):
         options = {"n_threads": args.threads} if args.threads and args.backend.startswith("llamacpp") else {}
@@ -65,7 +65,7 @@ def main() -> None:
                 for case in cases:  # cached: the evaluate() below reads the same answers
                     ranking = rec.rank(case)
                     moved += any("LLM #" in r.reason and _moved(r.reason) for r in ranking.ranking)
-            reports[name] = ev.evaluate(cases, rec.rank, name=name, progress=False)
+            reports[name] = ev.evaluate(cases, rec.rank, name=name)
     seconds = time.perf_counter() - started
     comparison = ev.compare(reports, ks=(1, 5, 10))
     print(f"MovieLens-100k, {len(cases)} users, leave-one-out, 20 negatives; backend {args.backend}, "

@@ -2,16 +2,17 @@
 
     python examples/batch_rank.py users.jsonl rankings.jsonl [--backend none]
 
-One user's failure is written as an error line; the others go on.
+One user's failure is written as an error line; the others go on. Run it again
+after an interruption and it ranks only the users not yet in the file (failed
+ones are tried again): ``msrkit rank users.jsonl --out rankings.jsonl`` does the same.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from msrkit import MsrkitError, Recommender, load_histories, load_settings
+from msrkit import Recommender, load_histories, load_settings
+from msrkit.batch import rank_batch
 
 
 def main() -> None:
@@ -22,20 +23,11 @@ def main() -> None:
     parser.add_argument("--catalog")
     args = parser.parse_args()
     histories = load_histories(args.users)
-    ok = failed = 0
     # flags over MSRKIT_* variables over msrkit.toml, as on the command line
     settings, _ = load_settings({"backend": args.backend, "catalog": args.catalog})
-    with Recommender(settings=settings) as rec, Path(args.out).open("w") as out:
-        for history in histories:
-            try:
-                line = rec.rank(history).model_dump(mode="json")
-                ok += 1
-            except MsrkitError as exc:
-                line = {"user_id": history.user_id, "error": str(exc)}
-                failed += 1
-            out.write(json.dumps(line) + "\n")
-            out.flush()
-    print(f"{ok} ranked, {failed} failed -> {args.out}")
+    with Recommender(settings=settings) as rec:
+        summary = rank_batch(rec.rank, histories, out=args.out)
+    print(f"{summary.ranked} ranked, {summary.failed} failed, {summary.skipped} already there -> {args.out}")
 
 
 if __name__ == "__main__":

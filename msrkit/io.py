@@ -78,7 +78,7 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
         raise InputError(f"cannot read: {exc}", source=str(p)) from None
     stripped = text.lstrip()
     if p.suffix == ".jsonl" or (stripped and stripped[0] == "{" and "\n{" in text.strip() and not _is_json(text)):
-        for n, line in enumerate(text.splitlines(), 1):
+        for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
             if not line.strip():
                 continue
             try:

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import html
 import logging
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .data import History, HistoryEntry, Item, Ranking
 from .errors import MsrkitError
+from .runs import write_text_atomic
 
 __all__ = ["render_html", "write_html", "render_eval_html", "write_eval_html"]
 
@@ -209,20 +209,6 @@ def render_html(
     return _page(title, count + "\n" + "\n".join(users), max_side=max_side)
 
 
-def _write_atomic(path: str | Path, text: str) -> Path:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # opened like any new file: the umask applies
-    try:
-        with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
-
-
 def write_html(
     path: str | Path,
     results: Sequence[tuple[History, Ranking]],
@@ -243,7 +229,7 @@ def write_html(
     PosixPath('report.html')
     """
     page = render_html(results, max_side=max_side, title=title, catalog=catalog, image_timeout=image_timeout)
-    return _write_atomic(path, page)
+    return write_text_atomic(path, page)
 
 
 # -- evaluation ------------------------------------------------------------------------
@@ -283,4 +269,4 @@ def render_eval_html(report: Mapping[str, Any] | Any, *, title: str = "msrkit ev
 
 def write_eval_html(path: str | Path, report: Mapping[str, Any] | Any, *, title: str = "msrkit evaluation") -> Path:
     """Write :func:`render_eval_html` to ``path`` atomically; ``report`` is a Comparison, an EvalReport or its JSON."""
-    return _write_atomic(path, render_eval_html(report, title=title))
+    return write_text_atomic(path, render_eval_html(report, title=title))

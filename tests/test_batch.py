@@ -80,6 +80,27 @@ def test_failed_users_are_retried_on_resume(tmp_path: Path) -> None:
     assert not any("error" in r for r in lines(out))
 
 
-def test_keys_for_missing_or_repeated_user_ids() -> None:
-    hs = [History(user_id="a"), History(user_id=None), History(user_id="b"), History(user_id="b")]
-    assert batch_keys(hs) == ["a", "#1", "#2", "#3"]
+def test_keys_for_missing_repeated_or_hash_shaped_user_ids() -> None:
+    hs = [History(user_id=u) for u in ("a", None, "b", "b", "#1")]
+    assert batch_keys(hs) == ["a", "#1", "#2:b", "#3:b", "##1"]
+
+
+def test_rerunning_a_finished_batch_keeps_every_result(tmp_path: Path) -> None:
+    # issue 14: a user_id "#1" used to share its key with the user without an id at position 1, so the
+    # rerun kept one line for both and that user's result was lost
+    hs = [History(user_id="#1", history=[], candidates=[{"item_id": "a"}]),
+          History(user_id=None, history=[], candidates=[{"item_id": "a"}])]  # fmt: skip
+    out = tmp_path / "r.jsonl"
+    assert rank_batch(ok, hs, out=out).ranked == 2
+    calls: list[History] = []
+    again = rank_batch(lambda h: calls.append(h) or ok(h), hs, out=out)
+    assert calls == [] and (again.skipped, again.ranked) == (2, 0)
+    assert sorted((r["key"], r["user_id"]) for r in lines(out)) == [("##1", "#1"), ("#1", None)]  # type: ignore[type-var]
+
+
+def test_resume_false_starts_an_empty_file(tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "r.jsonl"
+    rank_batch(ok, users(3), out=out)
+    summary = rank_batch(ok, users(2), out=out, resume=False)
+    assert (summary.ranked, summary.skipped) == (2, 0)
+    assert [r["key"] for r in lines(out)] == ["u0", "u1"]

@@ -59,7 +59,7 @@ def _counting(calls: list[str], fail: Callable[[History], bool] = lambda c: Fals
 
 
 def test_evaluate_scores_each_target_and_sums_cost(tmp_path: Path) -> None:
-    report = evaluate(_cases(5), _alphabetical, ks=(1, 5), progress=False)
+    report = evaluate(_cases(5), _alphabetical, ks=(1, 5))
     # targets a, b, c, d, e ranked alphabetically: ranks 1..5
     assert [r.rank for r in report.results] == [1, 2, 3, 4, 5]
     assert report.metrics["HR@1"].mean == pytest.approx(1 / 5)
@@ -73,7 +73,7 @@ def test_evaluate_scores_each_target_and_sums_cost(tmp_path: Path) -> None:
 def test_one_failing_case_is_an_error_row_and_the_rest_go_on(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
     calls: list[str] = []
-    report = evaluate(_cases(), _counting(calls, lambda c: c.user_id == "u2"), out_path=out, progress=False)
+    report = evaluate(_cases(), _counting(calls, lambda c: c.user_id == "u2"), out_path=out)
     assert calls == [f"u{k}" for k in range(6)]
     statuses = {r.case: r.status for r in report.results}
     assert statuses["u2"] == "error" and all(s == "ok" for k, s in statuses.items() if k != "u2")
@@ -82,10 +82,10 @@ def test_one_failing_case_is_an_error_row_and_the_rest_go_on(tmp_path: Path) -> 
     assert report.metrics["HR@5"].mean == pytest.approx(5 / 6)
     # a rerun told to keep errors ranks nothing...
     calls.clear()
-    kept = evaluate(_cases(), _counting(calls), out_path=out, progress=False, retry_errors=False)
+    kept = evaluate(_cases(), _counting(calls), out_path=out, retry_errors=False)
     assert calls == [] and kept.counts["error"] == 1
     # ...by default it retries the failed case only
-    fixed = evaluate(_cases(), _counting(calls), out_path=out, progress=False)
+    fixed = evaluate(_cases(), _counting(calls), out_path=out)
     assert calls == ["u2"] and fixed.counts["ok"] == 6
     assert len(out.read_text().splitlines()) == 6
 
@@ -101,36 +101,65 @@ def test_resume_after_a_crash_loses_nothing(tmp_path: Path) -> None:
         return _alphabetical(case)
 
     with pytest.raises(KeyboardInterrupt):
-        evaluate(_cases(), crash_at_u3, out_path=out, progress=False)
+        evaluate(_cases(), crash_at_u3, out_path=out)
     assert calls == ["u0", "u1", "u2"]
     assert sorted(load_results(out)) == ["u0", "u1", "u2"]  # each finished case was on disk at once
     with out.open("a") as fh:
         fh.write('{"case": "u3", "status": "o')  # a torn last line, as a kill mid-write leaves
     calls.clear()
-    report = evaluate(_cases(), _counting(calls), out_path=out, progress=False)
+    report = evaluate(_cases(), _counting(calls), out_path=out)
     assert calls == ["u3", "u4", "u5"]  # nothing scored twice, nothing lost
     lines = out.read_text().splitlines()
     assert len(lines) == 6 and all(json.loads(line)["status"] == "ok" for line in lines)
-    fresh = evaluate(_cases(), _alphabetical, progress=False)
+    fresh = evaluate(_cases(), _alphabetical)
     assert report.metrics == fresh.metrics
 
 
 def test_resume_false_starts_over(tmp_path: Path) -> None:
     out = tmp_path / "results.jsonl"
-    evaluate(_cases(), _alphabetical, out_path=out, progress=False)
+    evaluate(_cases(), _alphabetical, out_path=out)
     calls: list[str] = []
-    evaluate(_cases(), _counting(calls), out_path=out, resume=False, progress=False)
+    evaluate(_cases(), _counting(calls), out_path=out, resume=False)
     assert len(calls) == 6 and len(out.read_text().splitlines()) == 6
 
 
 def test_cases_must_have_a_target() -> None:
     with pytest.raises(InputError, match="target"):
-        evaluate([History(user_id="u", candidates=["a"])], _alphabetical, progress=False)
+        evaluate([History(user_id="u", candidates=["a"])], _alphabetical)
 
 
-def test_progress_bar_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    report = evaluate(_cases(2), _alphabetical, progress=True)
-    assert report.counts["ok"] == 2
+def test_progress_counts_resumed_cases_and_comes_after_each_row_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    evaluate(_cases(2), _alphabetical, out_path=out)
+    seen: list[tuple[int, int, int]] = []
+
+    def on_progress(done: int, total: int) -> None:
+        seen.append((done, total, len(out.read_text().splitlines())))
+
+    report = evaluate(_cases(4), _alphabetical, out_path=out, on_progress=on_progress)
+    assert report.counts["ok"] == 4
+    assert seen == [(2, 4, 2), (3, 4, 3), (4, 4, 4)]  # the two resumed cases count; each row is on disk first
+
+
+def test_repeated_missing_and_hash_shaped_user_ids_are_separate_cases(tmp_path: Path) -> None:
+    # issue 14's key collision: a user "#1" and the user without an id at position 1 must stay two cases
+    cases = [History(user_id=u, history=["f"], candidates=list("abcde"), target="a") for u in ("#1", None, "u", "u")]
+    out = tmp_path / "results.jsonl"
+    report = evaluate(cases, _alphabetical, out_path=out)
+    assert [r.case for r in report.results] == ["##1", "#1", "#2:u", "#3:u"]
+    calls: list[str] = []
+    again = evaluate(cases, _counting(calls), out_path=out)
+    assert calls == [] and again.counts["ok"] == 4 and len(out.read_text().splitlines()) == 4
+
+
+def test_a_row_that_is_not_a_result_is_rerun(tmp_path: Path) -> None:
+    out = tmp_path / "results.jsonl"
+    evaluate(_cases(2), _alphabetical, out_path=out)
+    rows = out.read_text().splitlines()
+    out.write_text(rows[0] + '\n{"case": "u1", "status": "not a status"}\n')
+    calls: list[str] = []
+    evaluate(_cases(2), _counting(calls), out_path=out)
+    assert calls == ["u1"] and sorted(load_results(out)) == ["u0", "u1"]
 
 
 # --------------------------------------------------------------------------- rankings from another system
@@ -175,8 +204,8 @@ def test_load_rankings_errors_name_the_line(tmp_path: Path) -> None:
 
 def test_report_ci_contains_the_mean_and_is_deterministic() -> None:
     cases = _cases(40)
-    first = evaluate(cases, _alphabetical, progress=False)
-    second = evaluate(cases, _alphabetical, progress=False)
+    first = evaluate(cases, _alphabetical)
+    second = evaluate(cases, _alphabetical)
     for name, est in first.metrics.items():
         assert est.low <= est.mean <= est.high, name
         assert second.metrics[name] == est
@@ -214,7 +243,7 @@ def test_plot_writes_a_valid_png(tmp_path: Path) -> None:
         assert img.format == "PNG"
     with Image.open(path) as img:
         assert img.size[0] > 100 and img.size[1] > 100
-    report = evaluate(_cases(), _alphabetical, progress=False)
+    report = evaluate(_cases(), _alphabetical)
     with Image.open(plot(report, tmp_path / "one.png")) as img:
         assert img.format == "PNG"
 

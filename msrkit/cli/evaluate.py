@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -53,6 +55,7 @@ def eval_cmd(
     resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
+    json_out: JsonOpt = False,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
@@ -60,6 +63,7 @@ def eval_cmd(
     """Evaluate on cases: HR@K, NDCG@K, MRR (AUC with --pointwise), ablations, prompt variants, cost.
 
     Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
+    The same run from Python: msrkit.evaluation.experiments.run_experiment.
     """
     setup_logging(verbose, quiet)
     flags = dict(
@@ -68,25 +72,49 @@ def eval_cmd(
     )  # fmt: skip
 
     def run() -> None:
-        from ..errors import ConfigError
+        from ..evaluation import to_json
         from ..evaluation.experiments import Experiment, run_experiment
 
-        try:
-            cut = [int(k) for k in ks.split(",") if k.strip()]
-        except ValueError:
-            raise ConfigError(f"--ks takes comma-separated integers, got {ks!r}") from None
-        experiment = Experiment(
-            cases=cases_path, settings=settings(flags, config=config, no_cache=no_cache), ablations=ablations,
-            prompt_dirs=list(prompts or []), rankings=rankings, ks=cut, limit=limit, out=out, resume=resume,
-            progress=not quiet,
-        )  # fmt: skip
-        result = run_experiment(experiment)
-        typer.echo(result.markdown)
-        typer.echo(f"\nwritten: {', '.join(str(p) for p in result.files)}", err=True)
+        with progress_bars(enabled=not quiet) as on_progress:
+            experiment = Experiment(
+                cases=cases_path, settings=settings(flags, config=config, no_cache=no_cache), ablations=ablations,
+                prompt_dirs=list(prompts or []), rankings=rankings, ks=_cutoffs(ks), limit=limit, out=out,
+                resume=resume, on_progress=on_progress,
+            )  # fmt: skip
+            result = run_experiment(experiment)
+        typer.echo(to_json(result.comparison) if json_out else result.markdown)
+        if not quiet:
+            typer.echo(f"\nwritten: {', '.join(str(p) for p in result.files)}", err=True)
         for w in result.warnings:
             typer.echo(f"warning: {w}", err=True)
 
     guard(run)
+
+
+def _cutoffs(ks: str) -> list[int]:
+    from ..errors import ConfigError
+
+    try:
+        return [int(k) for k in ks.split(",") if k.strip()]
+    except ValueError:
+        raise ConfigError(f"--ks takes comma-separated integers, got {ks!r}") from None
+
+
+@contextmanager
+def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
+    """``on_progress(name, done, total)`` drawing one bar per name on stderr (nothing when not ``enabled``)."""
+    from rich.console import Console
+    from rich.progress import Progress
+
+    tasks: dict[str, Any] = {}
+    with Progress(console=Console(stderr=True), disable=not enabled, transient=False) as bars:
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in tasks:
+                tasks[name] = bars.add_task(name, total=total)
+            bars.update(tasks[name], completed=done, total=total)
+
+        yield on_progress
 
 
 def eval_keywords(
@@ -112,13 +140,14 @@ def eval_keywords(
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, cache_dir=cache_dir)
 
     def run() -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
         from ..evaluation.keywords import compare_keyword_prompts
         from ..io import load_catalog
 
         items = list(load_catalog(path).values())[:limit]
-        with Progress(disable=quiet or json_out, transient=True) as progress:
+        with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=True) as progress:
             task = progress.add_task("summarizing", total=len(items) * max(1, len(prompts or [])))
             scores = compare_keyword_prompts(
                 settings(flags, config=config, no_cache=no_cache), items, prompt_dirs=list(prompts or []),
@@ -143,8 +172,12 @@ def export_sft_cmd(
     catalog: CatalogOpt = None,
     task: Annotated[str, typer.Option(help="listwise | yesno")] = "listwise",
     prompts: PromptsOpt = None,
+    config: ConfigOpt = None,
 ) -> None:
-    """Turn cases into chat-format fine-tuning data (the papers' last stage), byte for byte what inference sends."""
+    """Turn cases into chat-format fine-tuning data (the papers' last stage), byte for byte what inference sends.
+
+    The catalog and prompts folder may come from msrkit.toml. The same from Python: msrkit.evaluation.export_sft.
+    """
 
     def run() -> None:
         from ..errors import ConfigError
@@ -154,9 +187,10 @@ def export_sft_cmd(
 
         if task not in ("listwise", "yesno"):
             raise ConfigError(f"--task must be listwise or yesno, not {task!r}")
+        s = settings({"catalog": catalog, "prompts": prompts}, config=config)
         examples: Any = export_sft(
-            load_histories(cases_path), task=task, prompts=PromptSet.load(prompts),  # type: ignore[arg-type]
-            out=out, catalog=load_catalog(catalog) if catalog else None,
+            load_histories(cases_path), task=task, prompts=PromptSet.load(s.prompts),  # type: ignore[arg-type]
+            out=out, catalog=load_catalog(s.catalog) if s.catalog else None,
         )  # fmt: skip
         typer.echo(f"{len(examples)} examples -> {out}")
 

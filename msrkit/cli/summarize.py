@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -13,10 +14,12 @@ from .common import (
     BaseUrlOpt,
     CacheDirOpt,
     ConfigOpt,
+    JsonOpt,
     NoCacheOpt,
     PromptsOpt,
     QuietOpt,
     VerboseOpt,
+    err,
     guard,
     safe,
     settings,
@@ -28,7 +31,10 @@ __all__ = ["summarize"]
 
 def summarize(
     path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog).")],
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the enriched catalog here (JSONL).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the enriched catalog here, item by item (resumable).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="With --out: skip items already summarized there.")] = True,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
@@ -37,7 +43,10 @@ def summarize(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")] = 4,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")
+    ] = None,
+    json_out: JsonOpt = False,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
@@ -46,31 +55,45 @@ def summarize(
 
     The summaries land in the catalog store next to the cache, where `msrkit rank` and
     `msrkit index build` read them. Unset options come from msrkit.toml, then MSRKIT_* variables.
+    The same from Python: msrkit.summaries.catalog.summarize_catalog.
     """
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-                 prompts=prompts, cache_dir=cache_dir, retries=retries)  # fmt: skip
+                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency)  # fmt: skip
 
     def run() -> None:
+        from rich.console import Console
         from rich.progress import Progress
 
-        from ..datasets import write_jsonl
         from ..io import load_catalog
         from ..summaries.catalog import summarize_catalog
 
         items = list(load_catalog(path).values())
-        with Progress(disable=quiet, transient=False) as progress:
+        with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=False) as progress:
             task = progress.add_task("summarizing", total=len(items))
             result = summarize_catalog(
                 settings(flags, config=config, no_cache=no_cache), items, base_dir=path.resolve().parent,
-                concurrency=concurrency, on_item=lambda _: progress.advance(task),
+                on_item=lambda _: progress.advance(task), out=out, resume=resume,
             )  # fmt: skip
-        if out is not None:
-            write_jsonl(out, (i.model_dump(exclude_none=True) for i in result.items))
-        u = result.usage
-        typer.echo(f"{len(result.items)} items; llm calls {u.llm_calls}, cache hits {u.cache_hits}, {u.seconds:.1f} s",
-                   err=True)  # fmt: skip
-        for w in result.warnings:
-            typer.echo(f"warning: {safe(w)}", err=True)
+        _report(result, json_out=json_out, quiet=quiet, out=out)
+        if result.failed:
+            raise typer.Exit(6)
 
     guard(run)
+
+
+def _report(result: Any, *, json_out: bool, quiet: bool, out: Path | None) -> None:
+    u = result.usage
+    if json_out:
+        counts = {"items": len(result.items), "skipped": result.skipped, "failed": result.failed}
+        typer.echo(json.dumps({**counts, "usage": u.model_dump(mode="json"), "warnings": result.warnings}))
+        return
+    if not quiet:
+        kept = f" ({result.skipped} already in {out})" if result.skipped else ""
+        typer.echo(f"{len(result.items)} items{kept}; {result.failed} failed; llm calls {u.llm_calls}, "
+                   f"cache hits {u.cache_hits}, {u.seconds:.1f} s", err=True)  # fmt: skip
+    for w in result.warnings:
+        typer.echo(f"warning: {safe(w)}", err=True)
+    if result.failed:
+        again = "run the command again to retry them" if out is not None else "run again to retry them"
+        err(f"{result.failed} item(s) could not be summarized (see the warnings); {again}")

@@ -10,25 +10,40 @@ the same numbers and the same files::
                             catalog="ml/items.jsonl", interactions="ml/interactions.jsonl"), ablations=True, limit=12))
     print(result.markdown)
 
-The collaborative index is built once per experiment from the interactions
-that lie before each case's target (:func:`msrkit.retrieval.interactions_before`).
+For each variant, ``<out>/<variant>.results.jsonl`` holds one line per case
+(resumable, see :func:`~msrkit.evaluation.runner.evaluate`), and ``<out>``
+gets ``report.json``, ``report.md``, ``report.html`` and ``report.png``
+(:func:`~msrkit.evaluation.reports.write_reports`). The collaborative index is
+built once per experiment from the interactions that lie before each case's
+target (:func:`msrkit.retrieval.interactions_before`), so no variant sees a
+case's future.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, settings_from
 from ..data import History, Item
-from ..errors import MsrkitError
+from ..errors import ConfigError
+from .reports import Comparison, compare, cost_table, to_markdown, write_reports
+from .scoring import EvalReport
+
+if TYPE_CHECKING:
+    from ..retrieval import CollaborativeIndex
 
 __all__ = ["ABLATIONS", "Experiment", "ExperimentResult", "Variant", "run_experiment", "variants_for"]
 
 #: The ablation ladder: each variant adds a stage to the one before.
 ABLATIONS = ("retrieval", "+llm", "+summaries", "+collaborative")
+
+#: ``on_progress(variant, done, total)``: cases of ``variant`` scored so far (resumed ones included).
+VariantProgress = Callable[[str, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -41,7 +56,12 @@ class Variant:
 
 @dataclass
 class Experiment:
-    """What to run: cases, base settings, which variants, where to write."""
+    """What to run: cases, base settings, which variants, where to write.
+
+    ``prompt_dirs``: one folder runs every variant with those templates; two or
+    more are compared with each other (and cannot be combined with ``ablations``).
+    ``rankings``: a JSONL of another system's rankings, scored on the same cases.
+    """
 
     cases: str | Path | Sequence[History]
     settings: Settings = field(default_factory=Settings)
@@ -52,15 +72,15 @@ class Experiment:
     limit: int | None = None
     out: Path = Path("msrkit-eval")
     resume: bool = True
-    progress: bool = False
+    on_progress: VariantProgress | None = None
 
 
 @dataclass
 class ExperimentResult:
     """Reports by variant, the comparison, the Markdown report and the files written."""
 
-    reports: dict[str, Any]
-    comparison: Any
+    reports: dict[str, EvalReport]
+    comparison: Comparison
     markdown: str
     files: list[Path]
     warnings: list[str] = field(default_factory=list)
@@ -68,12 +88,16 @@ class ExperimentResult:
 
 def variants_for(settings: Settings, *, ablations: bool, prompt_dirs: Sequence[Path], has_index: bool) -> list[Variant]:
     """The variants ``msrkit eval`` runs for these options."""
+    if len(prompt_dirs) > 1:
+        if ablations:
+            raise ConfigError("compare prompt folders or run the ablations, not both at once (one --prompts works)")
+        if settings.backend == "none":
+            raise ConfigError("comparing prompt folders needs an LLM backend, not 'none'")
+        return [Variant(str(d), {"prompts": d, "collaborative": has_index}) for d in prompt_dirs]
     if settings.backend == "none":
         return [Variant("retrieval", {})]
-    if prompt_dirs:
-        return [Variant(str(d), {"prompts": d, "collaborative": has_index}) for d in prompt_dirs]
     if not ablations:
-        return [Variant("msrkit", {"collaborative": has_index})]
+        return [Variant(str(prompt_dirs[0]) if prompt_dirs else "msrkit", {"collaborative": has_index})]
     out = [
         Variant("retrieval", {"backend": "none", "vision_backend": None}),
         Variant("+llm", {"item_summaries": False, "preference_summary": False, "collaborative": False}),
@@ -84,8 +108,55 @@ def variants_for(settings: Settings, *, ablations: bool, prompt_dirs: Sequence[P
     return out
 
 
+def run_experiment(experiment: Experiment) -> ExperimentResult:
+    """Run every variant over the cases, score them, compare them, and write the report files."""
+    from ..io import load_catalog
+
+    _check(experiment)
+    base = experiment.settings
+    if len(experiment.prompt_dirs) == 1:
+        base = settings_from(base, prompts=experiment.prompt_dirs[0])
+    cases = _load_cases(experiment)
+    catalog = load_catalog(base.catalog) if base.catalog else {}
+    index = _index(base, cases, catalog)
+    experiment.out.mkdir(parents=True, exist_ok=True)
+    variants = variants_for(base, ablations=experiment.ablations, prompt_dirs=experiment.prompt_dirs,
+                            has_index=index is not None)  # fmt: skip
+    results = results_files(experiment.out, [v.name for v in variants])
+    reports = {v.name: _run_variant(experiment, v, settings_from(base, **v.overrides), cases, catalog, index,
+                                    results[v.name]) for v in variants}  # fmt: skip
+    if experiment.rankings is not None:
+        reports[experiment.rankings.name] = _score_file(experiment, cases, catalog)
+    comparison = compare(reports, ks=experiment.ks)
+    markdown = to_markdown(comparison) + "\n\n" + cost_table(reports)
+    files, warnings = write_reports(experiment.out, comparison, markdown)
+    return ExperimentResult(reports, comparison, markdown, files, warnings)
+
+
+def _check(experiment: Experiment) -> None:
+    if not experiment.ks or any(k < 1 for k in experiment.ks):
+        raise ConfigError(f"ks must be cut-offs >= 1, got {experiment.ks}")
+    if experiment.limit is not None and experiment.limit < 1:
+        raise ConfigError(f"limit must be >= 1, got {experiment.limit}")
+
+
+def results_files(out: Path, names: Sequence[str]) -> dict[str, Path]:
+    """Where each variant's per-case results go: ``<out>/<name>.results.jsonl``, one file per variant.
+
+    The name is made safe for a file name (``+llm`` -> ``llm``, ``../prompts`` ->
+    ``prompts``); where two names would share a file, each gets a digest of
+    its full name, so no variant ever resumes from another's results.
+    """
+    slugs = {name: _slug(name) for name in names}
+    taken = Counter(slugs.values())
+    for name, slug in slugs.items():
+        if taken[slug] > 1:
+            slugs[name] = f"{slug}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    return {name: out / f"{slug}.results.jsonl" for name, slug in slugs.items()}
+
+
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("_") or "run"
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "run"
 
 
 def _load_cases(experiment: Experiment) -> list[History]:
@@ -96,7 +167,7 @@ def _load_cases(experiment: Experiment) -> list[History]:
     return loaded[: experiment.limit]
 
 
-def _index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> Any:
+def _index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
     from ..retrieval import CollaborativeIndex, interactions_before
     from ..retrieval.interactions import read_interactions
 
@@ -106,66 +177,32 @@ def _index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item
     return CollaborativeIndex.build(rows, catalog=catalog or None)
 
 
-def run_experiment(experiment: Experiment) -> ExperimentResult:
-    """Run every variant over the cases, score them, compare them, and write the report files."""
-    from ..io import load_catalog
+def _run_variant(
+    experiment: Experiment,
+    variant: Variant,
+    settings: Settings,
+    cases: Sequence[History],
+    catalog: dict[str, Item],
+    index: CollaborativeIndex | None,
+    results: Path,
+) -> EvalReport:
     from ..recommender import Recommender
-    from .evaluate import compare, evaluate, load_rankings, score_rankings, to_json, to_markdown
+    from .runner import evaluate
 
-    base = experiment.settings
-    cases = _load_cases(experiment)
-    catalog = load_catalog(base.catalog) if base.catalog else {}
-    index = _index(base, cases, catalog)
-    out = experiment.out
-    out.mkdir(parents=True, exist_ok=True)
-    reports: dict[str, Any] = {}
-    for variant in variants_for(base, ablations=experiment.ablations, prompt_dirs=experiment.prompt_dirs,
-                                has_index=index is not None):  # fmt: skip
-        settings = settings_from(base, **variant.overrides)
-        with Recommender(settings=settings, catalog=catalog, index=index) as rec:
-            reports[variant.name] = evaluate(
-                cases, rec.rank, ks=experiment.ks, out_path=out / f"{_slug(variant.name)}.results.jsonl",
-                resume=experiment.resume, progress=experiment.progress, name=variant.name,
-            )  # fmt: skip
-    if experiment.rankings is not None:
-        from ..io import resolve
-
-        resolved = [resolve(c, catalog) for c in cases]
-        name = experiment.rankings.name
-        reports[name] = score_rankings(resolved, load_rankings(experiment.rankings), ks=experiment.ks, name=name)
-    comparison = compare(reports, ks=experiment.ks)
-    markdown = to_markdown(comparison) + "\n\n" + cost_table(reports)
-    files, warnings = _write_reports(out, comparison, markdown, to_json(comparison))
-    return ExperimentResult(reports, comparison, markdown, files, warnings)
+    progress = experiment.on_progress
+    with Recommender(settings=settings, catalog=catalog, index=index) as rec:
+        return evaluate(
+            cases, rec.rank, ks=experiment.ks, out_path=results,
+            resume=experiment.resume, name=variant.name,
+            on_progress=(lambda done, total: progress(variant.name, done, total)) if progress else None,
+        )  # fmt: skip
 
 
-def _write_reports(out: Path, comparison: Any, markdown: str, as_json: str) -> tuple[list[Path], list[str]]:
-    from ..report import write_eval_html
-    from .evaluate import plot
+def _score_file(experiment: Experiment, cases: Sequence[History], catalog: dict[str, Item]) -> EvalReport:
+    from ..io import resolve
+    from .scoring import load_rankings, score_rankings
 
-    (out / "report.json").write_text(as_json, encoding="utf-8")
-    (out / "report.md").write_text(markdown, encoding="utf-8")
-    write_eval_html(out / "report.html", comparison)
-    files = [out / "report.json", out / "report.md", out / "report.html"]
-    warnings = []
-    try:
-        files.append(plot(comparison, out / "report.png"))
-    except MsrkitError as exc:  # a plot is optional (matplotlib is an extra)
-        warnings.append(f"no plot: {exc}")
-    return files, warnings
-
-
-def cost_table(reports: dict[str, Any]) -> str:
-    """A Markdown table of what each variant cost per case."""
-    lines = ["| variant | cases | LLM calls/case | tokens/case | cache hits | s/case | degraded | errors |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
-    for name, r in reports.items():
-        n = max(len(r.results), 1)
-        u = r.usage
-        degraded = sum(1 for x in r.results if x.degraded)
-        errors = r.counts.get("error", 0)
-        lines.append(
-            f"| {name} | {len(r.results)} | {u.llm_calls / n:.2f} | {(u.prompt_tokens + u.completion_tokens) / n:.0f} "
-            f"| {u.cache_hits} | {u.seconds / n:.2f} | {degraded} | {errors} |"
-        )
-    return "\n".join(lines)
+    assert experiment.rankings is not None
+    resolved = [resolve(c, catalog) for c in cases]
+    name = experiment.rankings.name
+    return score_rankings(resolved, load_rankings(experiment.rankings), ks=experiment.ks, name=name)

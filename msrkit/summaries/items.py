@@ -100,8 +100,11 @@ class ItemSummarizer:
 
         if concurrency <= 1:
             return [one(item) for item in items]
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="msrkit-summarize") as pool:
+        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="msrkit-summarize")
+        try:
             return list(pool.map(one, items))
+        finally:  # on Ctrl-C (or an error) the items not started are dropped, those running finish
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def tag(self, item: Item) -> str:
         """The prompts that summarize ``item`` (with an image description where one is made)."""
