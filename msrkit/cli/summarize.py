@@ -13,6 +13,7 @@ from .common import (
     BaseUrlOpt,
     CacheDirOpt,
     ConfigOpt,
+    DeadlineOpt,
     NoCacheOpt,
     PromptsOpt,
     QuietOpt,
@@ -38,6 +39,7 @@ def summarize(
     no_cache: NoCacheOpt = False,
     retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")] = 4,
+    deadline: DeadlineOpt = None,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
@@ -49,7 +51,7 @@ def summarize(
     """
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-                 prompts=prompts, cache_dir=cache_dir, retries=retries)  # fmt: skip
+                 prompts=prompts, cache_dir=cache_dir, retries=retries, deadline=deadline)  # fmt: skip
 
     def run() -> None:
         from rich.progress import Progress

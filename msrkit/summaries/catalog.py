@@ -39,6 +39,7 @@ def summarize_catalog(
     Retries, the response cache and the catalog store are those of a
     :class:`~msrkit.recommender.Recommender` with the same settings, so what
     this makes is what ``rank()`` reads, and an item summarized before costs nothing.
+    Each item gets ``settings.deadline`` seconds.
     """
     from ..recommender import Recommender
     from .items import ItemSummarizer
@@ -48,8 +49,9 @@ def summarize_catalog(
             raise ConfigError("summarizing needs an LLM backend, not 'none'")
         summarizer = ItemSummarizer(
             rec.backend, prompts=rec.prompts, vision_backend=rec.vision_backend, max_side=settings.max_side,
-            strict=settings.strict, store=rec.store,
+            strict=settings.strict, store=rec.store, image_policy=rec.image_policy,
         )  # fmt: skip
         meter = Meter()
-        done = summarizer.summarize(items, meter=meter, base_dir=base_dir, on_item=on_item, concurrency=concurrency)
+        done = summarizer.summarize(items, meter=meter, base_dir=base_dir, on_item=on_item, concurrency=concurrency,
+                                    deadline=settings.deadline)  # fmt: skip
         return CatalogSummary(done, meter.finish(), list(meter.warnings))
