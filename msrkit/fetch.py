@@ -63,7 +63,9 @@ def is_public(address: str) -> bool:
 
 
 def _short(url: str) -> str:
-    return url if len(url) <= 80 else url[:60] + "..." + url[-12:]
+    from .images import shown
+
+    return shown(url)
 
 
 def unusable(url: str) -> InputError:
@@ -101,9 +103,11 @@ class _PinnedHTTP(http.client.HTTPConnection):
     """An HTTP connection to a checked ``address``, the host name kept for the ``Host`` header (and TLS)."""
 
     address = ""
+    #: the TCP socket, kept even after http.client hands it to the response (``sock`` is then ``None``)
+    tcp: socket.socket | None = None
 
     def connect(self) -> None:
-        self.sock = socket.create_connection((self.address, self.port), self.timeout)
+        self.sock = self.tcp = socket.create_connection((self.address, self.port), self.timeout)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection, _PinnedHTTP):
@@ -121,11 +125,11 @@ def _connection(https: bool, host: str, port: int, address: str, timeout: float)
 
 
 @contextlib.contextmanager
-def _cut_off_at(conn: http.client.HTTPConnection, limit: Deadline) -> Iterator[None]:
+def _cut_off_at(conn: _PinnedHTTP, limit: Deadline) -> Iterator[None]:
     """Within the block, shut the connection's socket down when ``limit`` ends or is cancelled."""
 
     def cut() -> None:
-        sock = conn.sock
+        sock = conn.tcp
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import os
 import re
 import threading
 import warnings
@@ -86,20 +87,25 @@ def is_remote(ref: str) -> bool:
     return ref.lower().startswith(("http://", "https://"))
 
 
-def _short(ref: str) -> str:
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(ref: str) -> str:
+    """A reference as an error message shows it: on one line (control characters escaped), long ones shortened."""
+    ref = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", ref)
     return ref if len(ref) <= 80 else ref[:60] + "..." + ref[-12:]
 
 
 def _decode_data_uri(ref: str, max_bytes: int) -> bytes:
     header, sep, payload = ref.partition(",")
     if not sep or not header.lower().startswith("data:image/") or ";base64" not in header.lower():
-        raise InputError(f"data URI {_short(ref)} is not of the form data:image/<type>;base64,<data>")
+        raise InputError(f"data URI {shown(ref)} is not of the form data:image/<type>;base64,<data>")
     if len(payload) // 4 * 3 > max_bytes:
-        raise InputError(f"data URI {_short(ref)} holds over the {max_bytes}-byte cap")
+        raise InputError(f"data URI {shown(ref)} holds over the {max_bytes}-byte cap")
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError):
-        raise InputError(f"data URI {_short(ref)} holds invalid base64") from None
+        raise InputError(f"data URI {shown(ref)} holds invalid base64") from None
 
 
 def _local_path(ref: str, base_dir: str | Path | None, policy: ImagePolicy) -> Path:
@@ -107,9 +113,11 @@ def _local_path(ref: str, base_dir: str | Path | None, policy: ImagePolicy) -> P
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if policy.roots is not None:
-        real = path.resolve()
-        if not any(real.is_relative_to(root.resolve()) for root in policy.roots):
-            raise InputError(f"image file {path} is outside the folders images may be read from (image_roots)")
+        real = Path(os.path.realpath(path))  # symlinks resolved (a loop stays as it is: reading it fails below)
+        if not any(real.is_relative_to(os.path.realpath(root)) for root in policy.roots):
+            raise InputError(
+                f"image file {shown(str(path))} is outside the folders images may be read from (image_roots)"
+            )
     return path
 
 
@@ -141,14 +149,14 @@ def read_image_bytes(
     other = re.match(r"^([a-z][a-z0-9+.-]*)://", ref, flags=re.I)
     if other:
         raise InputError(
-            f"image {_short(ref)}: scheme '{other.group(1)}' is not supported (use a path, http(s) or data:)"
+            f"image {shown(ref)}: scheme '{other.group(1)}' is not supported (use a path, http(s) or data:)"
         )
     path = _local_path(ref, base_dir, policy)
     try:
         return read_regular(path, max_bytes=max_bytes)
     except NotReadable as exc:
         hint = " (relative paths are read from the history's folder)" if exc.why == "does not exist" else ""
-        raise InputError(f"image file {path} {exc.why}{hint}") from None
+        raise InputError(f"image file {shown(str(path))} {exc.why}{hint}") from None
 
 
 def prepare_image(
@@ -223,7 +231,7 @@ def _open(data: bytes, source: str, max_pixels: int) -> Any:
     width, height = image.size
     if width * height > max_pixels:
         image.close()
-        raise InputError(f"image {_short(source)} is {width}x{height} pixels, over the {max_pixels}-pixel cap")
+        raise InputError(f"image {shown(source)} is {width}x{height} pixels, over the {max_pixels}-pixel cap")
     return image
 
 
@@ -242,10 +250,10 @@ def _decode(data: bytes, source: str, *, load: bool, max_pixels: int = MAX_PIXEL
         return image
     except bomb:
         raise InputError(
-            f"image {_short(source)} has too many pixels (over Pillow's decompression-bomb limit)"
+            f"image {shown(source)} has too many pixels (over Pillow's decompression-bomb limit)"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"image {_short(source)} is not a readable image ({type(exc).__name__})") from None
+        raise InputError(f"image {shown(source)} is not a readable image ({type(exc).__name__})") from None
 
 
 def to_base64(part: ImagePart) -> str:
