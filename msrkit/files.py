@@ -45,6 +45,8 @@ def read_regular(path: str | Path, *, max_bytes: int | None = None) -> bytes:
         raise NotReadable("is a folder, not a file") from None
     except OSError as exc:
         raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
+    except ValueError:  # a NUL byte in the path
+        raise NotReadable("is not a valid path") from None
     try:
         mode = os.fstat(fd).st_mode
         for test, why in _KINDS:

@@ -160,3 +160,29 @@ def test_pointwise_scoring_falls_back_too_when_the_backend_fails() -> None:
         ranking = rec.rank(HISTORY)
     assert ranking.degraded and ranking.degraded_by == "backend_transient"
     assert any("LLM scoring failed" in w for w in ranking.warnings)
+
+
+class SlowAsync(FakeBackend):
+    """A backend with a native ``achat`` that takes 0.3 s per call and notes the time left it sees."""
+
+    seen: list[float] = []
+
+    async def achat(self, request: ChatRequest) -> Any:
+        import asyncio
+
+        self.seen.append(current().left())
+        await asyncio.sleep(0.3)
+        return FakeBackend.chat(self, request)
+
+
+def test_arank_keeps_the_request_deadline_on_the_event_loop_too() -> None:
+    import asyncio
+
+    fake = SlowAsync(default=lambda r: "keyword, other")
+    with Recommender(fake, cache=False, retries=0, deadline=0.5) as rec:
+        started = time.monotonic()
+        ranking = asyncio.run(rec.arank(HISTORY))
+        took = time.monotonic() - started
+    assert took < 1.5 and ranking.degraded and ranking.degraded_by == "deadline"
+    assert fake.calls <= 3
+    assert fake.seen and all(0 < left <= 0.5 for left in fake.seen), "calls on the loop see the request's deadline"

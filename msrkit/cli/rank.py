@@ -130,7 +130,7 @@ def rank(
             from ..report import write_html
 
             pairs = [(h, shown.done[k]) for k, h in zip(summary.keys, histories, strict=True) if k in shown.done]
-            written = write_html(html, pairs, catalog=rec.catalog)
+            written = write_html(html, pairs, catalog=rec.catalog, image_policy=rec.image_policy)
             if not quiet:
                 typer.echo(f"report: {written} ({len(pairs)} user(s))", err=True)
         if out is not None and not quiet:
