@@ -17,11 +17,9 @@ Prints one markdown row per behaviour: seconds, requests the server saw, the out
 from __future__ import annotations
 
 import argparse
-import http.server
 import os
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from faultserver import (  # noqa: E402
     FaultServer,
     Reply,
+    SlowImageServer,
     hang,
     insufficient_quota,
     malformed_json,
@@ -107,32 +106,12 @@ def many_users(n: int, reply: Reply, *, recover: bool) -> None:
                     "-", outcome(again))  # fmt: skip
 
 
-class _TrickleImage(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", "1000000")
-        self.end_headers()
-        for _ in range(1000000):
-            time.sleep(1.0)
-            try:
-                self.wfile.write(b"\xff")
-                self.wfile.flush()
-            except OSError:
-                return
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def trust_inputs() -> None:
     folder = Path(tempfile.mkdtemp())
     fifo = folder / "fifo.jpg"
     os.mkfifo(fifo)
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _TrickleImage)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    slow = f"http://127.0.0.1:{server.server_address[1]}/poster.jpg"
+    images = SlowImageServer(interval=1.0).__enter__()
+    slow = images.url
     cases: list[tuple[str, str, dict[str, Any]]] = [
         ("image /dev/zero", "/dev/zero", {}),
         ("image /dev/urandom", "/dev/urandom", {}),
@@ -151,7 +130,7 @@ def trust_inputs() -> None:
             except MsrkitError as exc:
                 result = f"{type(exc).__name__}: {exc}"[:160]
             row(name, time.monotonic() - started, len(llm.requests), result)
-    server.shutdown()
+    images.__exit__()
 
 
 def history_fifo() -> None:

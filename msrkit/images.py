@@ -109,7 +109,7 @@ def _decode_data_uri(ref: str, max_bytes: int) -> bytes:
 
 
 def _local_path(ref: str, base_dir: str | Path | None, policy: ImagePolicy) -> Path:
-    path = Path(ref).expanduser()
+    path = Path(os.path.expanduser(ref))  # an unknown ~user stays as written (Path.expanduser raises)
     if not path.is_absolute() and base_dir is not None:
         path = Path(base_dir) / path
     if policy.roots is not None:

@@ -28,6 +28,7 @@ from typing import Any
 
 from .backends.base import Backend
 from .backends.cache import ResponseCache
+from .backends.wrapper import Wrapper
 from .config import Settings, settings_from
 from .data import History, Item, Ranking
 from .deadline import Deadline, active
@@ -238,26 +239,17 @@ class Recommender:
         self.close()
 
 
-class _LoopBridge:
+class _LoopBridge(Wrapper):
     """A backend for :meth:`Recommender.arank`'s worker threads whose calls run on the event loop.
 
     The pipeline's own work stays on the worker thread; each model call is the
     wrapped backend's ``achat`` (its async client, sharing one connection pool)
-    scheduled on ``loop``, and the thread waits for its answer.
+    scheduled on ``loop``, and the thread waits for its answer (cancelled with the request).
     """
 
     def __init__(self, inner: Backend, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.loop = loop
-        self.name = inner.name
-        self.model = inner.model
-
-    @property
-    def capabilities(self) -> Any:
-        return self.inner.capabilities
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
 
     def chat(self, request: Any) -> Any:
         from .backends.aio import run_on
@@ -266,7 +258,7 @@ class _LoopBridge:
         return run_on(self.loop, achat(self.inner, request), backend=self.name, model=self.model)
 
     def close(self) -> None:
-        pass
+        pass  # the recommender closes the backend it wraps
 
 
 def _check_images(history: History, policy: Any) -> None:

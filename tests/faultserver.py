@@ -43,6 +43,8 @@ __all__ = [
     "trickle",
     "insufficient_quota",
     "no_choices",
+    "SlowImageServer",
+    "StaticServer",
 ]
 
 MAX_HANG = 5.0
@@ -302,3 +304,90 @@ class FaultServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class SlowImageServer:
+    """An image server on ``127.0.0.1`` that sends one byte every ``interval`` seconds: every read succeeds,
+    so only a total time limit ends the download (:meth:`close` ends it too)."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        stop = self._stop = threading.Event()
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", "1000000")
+                self.end_headers()
+                while not stop.wait(interval):
+                    try:
+                        self.wfile.write(b"\xff")
+                        self.wfile.flush()
+                    except OSError:
+                        return
+
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/poster.jpg"
+
+    def __enter__(self) -> SlowImageServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+class StaticServer:
+    """Fixed answers by path on ``127.0.0.1``: ``routes`` maps a path to ``(status, headers, body)``
+    (anything else is a 404); ``hosts`` records each request's ``Host`` header."""
+
+    def __init__(self, routes: dict[str, tuple[int, dict[str, str], bytes]] | None = None) -> None:
+        self.routes = dict(routes or {})
+        self.hosts: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - stdlib name
+                server.hosts.append(self.headers.get("Host", ""))
+                code, headers, body = server.routes.get(self.path) or (404, {}, b"")
+                self.send_response(code)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self._httpd = _QuietServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base(self) -> str:
+        """``http://127.0.0.1:PORT`` (paths are added to it)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> StaticServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import pytest
+from fakeclock import Clock
 
 from msrkit.backends.base import ChatRequest, ChatResponse, Message
 from msrkit.backends.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
@@ -31,14 +32,6 @@ from msrkit.errors import (
     DeadlineExceededError,
     OutputParseError,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def req() -> ChatRequest:
@@ -61,7 +54,7 @@ def fail_times(backend: GuardedBackend, n: int) -> None:
 
 
 def test_closed_stays_closed_below_the_threshold_and_an_answer_ends_the_streak() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     fake = FakeBackend(default=lambda r: "ok").enqueue(down(), down(), "ok", down(), down())
     backend = guarded(fake, clock)
     fail_times(backend, 2)
@@ -74,7 +67,7 @@ def test_closed_stays_closed_below_the_threshold_and_an_answer_ends_the_streak()
 def test_n_failures_in_a_row_open_it_and_then_calls_fail_at_once_saying_until_when(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     fake = FakeBackend(default=lambda r: "never reached").enqueue(down(500), down(502), down(503))
     backend = guarded(fake, clock)
     with caplog.at_level(logging.WARNING, logger="msrkit"):
@@ -95,7 +88,7 @@ def test_n_failures_in_a_row_open_it_and_then_calls_fail_at_once_saying_until_wh
 
 
 def test_after_the_cooldown_one_probe_goes_and_an_answer_closes_it() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     fake = FakeBackend(default=lambda r: "back").enqueue(down(), down(), down())
     backend = guarded(fake, clock)
     fail_times(backend, 3)
@@ -110,7 +103,7 @@ def test_after_the_cooldown_one_probe_goes_and_an_answer_closes_it() -> None:
 
 
 def test_a_failed_probe_opens_it_again_for_a_new_cooldown() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     fake = FakeBackend(default=lambda r: "back").enqueue(down(), down(), down(), down(504))
     backend = guarded(fake, clock)
     fail_times(backend, 3)
@@ -127,7 +120,7 @@ def test_a_failed_probe_opens_it_again_for_a_new_cooldown() -> None:
 
 
 def test_while_a_probe_is_out_every_other_call_fails_at_once() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     release = threading.Event()
     entered = threading.Event()
 
@@ -161,7 +154,7 @@ def test_while_a_probe_is_out_every_other_call_fails_at_once() -> None:
     ],
 )
 def test_an_answer_of_any_kind_is_not_an_endpoint_failure(error: BackendError) -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     fake = FakeBackend(default=None).enqueue(down(), down(), error, down(), down())
     backend = guarded(fake, clock)
     fail_times(backend, 5)
@@ -169,7 +162,7 @@ def test_an_answer_of_any_kind_is_not_an_endpoint_failure(error: BackendError) -
 
 
 def test_refusals_open_it_and_the_open_error_says_permanent() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     refused = [BackendRefusedError("HTTP 401: bad key", backend="fake", model="m", status=401) for _ in range(3)]
     backend = guarded(FakeBackend(default=None).enqueue(*refused), clock)
     fail_times(backend, 3)
@@ -179,7 +172,7 @@ def test_refusals_open_it_and_the_open_error_says_permanent() -> None:
 
 
 def test_a_cancelled_request_and_a_bug_say_nothing_about_the_endpoint() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     deadline = Deadline(60)
 
     def cancelled(request: ChatRequest) -> str:
@@ -200,7 +193,7 @@ def test_a_cancelled_request_and_a_bug_say_nothing_about_the_endpoint() -> None:
 
 
 def test_the_async_path_shares_the_same_breaker() -> None:
-    clock = Clock()
+    clock = Clock(100.0)
     fake = FakeBackend(default=lambda r: "ok").enqueue(down(), down(), down())
     backend = guarded(fake, clock)
 

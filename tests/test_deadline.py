@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+from fakeclock import Clock
 
 from msrkit.backends.base import ChatRequest, Message
 from msrkit.backends.fake import FakeBackend
@@ -14,19 +15,6 @@ from msrkit.backends.retry import RetryingBackend
 from msrkit.deadline import Deadline, active, call_limit, current
 from msrkit.errors import BackendTransientError, CircuitOpenError, DeadlineExceededError
 from msrkit.recommender import Recommender, Stages
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def req() -> ChatRequest:

@@ -9,7 +9,6 @@ guard itself is tested.
 from __future__ import annotations
 
 import base64
-import http.server
 import io
 import os
 import threading
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultserver import SlowImageServer, StaticServer
 from PIL import Image
 
 import msrkit.fetch as fetch_module
@@ -149,91 +149,44 @@ def test_urls_on_non_public_addresses_are_refused_before_connecting(url: str) ->
     assert time.monotonic() - started < 2.0
 
 
-class _Routes(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, Any] = {}
-    hosts: list[str] = []
-    stop = threading.Event()
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.hosts.append(self.headers.get("Host", ""))
-        route = self.routes.get(self.path)
-        if callable(route):
-            route(self)
-            return
-        status, headers, body = route or (404, {}, b"")
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def _trickle(handler: _Routes) -> None:
-    handler.send_response(200)
-    handler.send_header("Content-Type", "image/jpeg")
-    handler.send_header("Content-Length", "100000")
-    handler.end_headers()
-    for _ in range(100000):
-        if handler.stop.wait(0.2):
-            return
-        try:
-            handler.wfile.write(b"\xff")
-            handler.wfile.flush()
-        except OSError:
-            return
-
-
 @pytest.fixture
-def web() -> Iterator[tuple[str, int]]:
-    _Routes.stop.clear()
-    _Routes.hosts.clear()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Routes)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", int(server.server_address[1])
-    _Routes.stop.set()
-    server.shutdown()
-    server.server_close()
+def web() -> Iterator[StaticServer]:
+    with StaticServer() as server:
+        yield server
 
 
-def test_a_trickling_image_server_is_cut_off_at_the_total_limit(web: tuple[str, int]) -> None:
-    _Routes.routes = {"/slow.jpg": _trickle}
-    started = time.monotonic()
-    with pytest.raises(InputError, match="could not be fetched as an image"):
-        load_image(f"{web[0]}/slow.jpg", policy=ImagePolicy(private_hosts=True, timeout=1.0))
-    assert time.monotonic() - started < 2.0
+def test_a_trickling_image_server_is_cut_off_at_the_total_limit() -> None:
+    with SlowImageServer(interval=0.2) as slow:
+        started = time.monotonic()
+        with pytest.raises(InputError, match="could not be fetched as an image"):
+            load_image(slow.url, policy=ImagePolicy(private_hosts=True, timeout=1.0))
+        assert time.monotonic() - started < 2.0
 
 
-def test_a_cancelled_request_cuts_its_download_at_once(web: tuple[str, int]) -> None:
-    _Routes.routes = {"/slow.jpg": _trickle}
+def test_a_cancelled_request_cuts_its_download_at_once() -> None:
     request = Deadline(600)
-    threading.Timer(0.5, request.cancel).start()
-    started = time.monotonic()
-    with active(request), pytest.raises(InputError):
-        load_image(f"{web[0]}/slow.jpg", policy=ImagePolicy(private_hosts=True, timeout=600))
-    assert time.monotonic() - started < 1.5
+    with SlowImageServer(interval=0.2) as slow:
+        threading.Timer(0.5, request.cancel).start()
+        started = time.monotonic()
+        with active(request), pytest.raises(InputError):
+            load_image(slow.url, policy=ImagePolicy(private_hosts=True, timeout=600))
+        assert time.monotonic() - started < 1.5
 
 
-def test_every_redirect_target_is_checked_again(web: tuple[str, int], monkeypatch: pytest.MonkeyPatch) -> None:
-    url, port = web
-    _Routes.routes = {"/hop": (302, {"Location": f"http://127.0.0.2:{port}/ok.jpg"}, b""),
-                      "/ok.jpg": (200, {"Content-Type": "image/jpeg"}, ROCKET.read_bytes())}  # fmt: skip
+def test_every_redirect_target_is_checked_again(web: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    web.routes = {"/hop": (302, {"Location": f"http://127.0.0.2:{web.port}/ok.jpg"}, b""),
+                  "/ok.jpg": (200, {"Content-Type": "image/jpeg"}, ROCKET.read_bytes())}  # fmt: skip
     monkeypatch.setattr(fetch_module, "is_public", lambda address: address == "127.0.0.1")  # 127.0.0.1 "public"
-    assert fetch_url(f"{url}/ok.jpg", timeout=5, max_bytes=10**7) == ROCKET.read_bytes()
+    assert fetch_url(f"{web.base}/ok.jpg", timeout=5, max_bytes=10**7) == ROCKET.read_bytes()
     with pytest.raises(InputError, match=r"non-public address \(127\.0\.0\.2"):
-        fetch_url(f"{url}/hop", timeout=5, max_bytes=10**7)
+        fetch_url(f"{web.base}/hop", timeout=5, max_bytes=10**7)
 
 
 def test_the_connection_goes_to_the_address_that_was_checked(
-    web: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+    web: StaticServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No second DNS lookup: a rebinding DNS server cannot answer the check and the connect differently."""
-    _, port = web
-    _Routes.routes = {"/ok.jpg": (200, {"Content-Type": "image/jpeg"}, ROCKET.read_bytes())}
+    web.routes = {"/ok.jpg": (200, {"Content-Type": "image/jpeg"}, ROCKET.read_bytes())}
     lookups: list[str] = []
 
     def resolve(host: str, port: int, limit: Any) -> list[str]:
@@ -241,9 +194,9 @@ def test_the_connection_goes_to_the_address_that_was_checked(
         return ["127.0.0.1"]
 
     monkeypatch.setattr(fetch_module, "_resolve", resolve)
-    data = fetch_url(f"http://rebind.test:{port}/ok.jpg", timeout=5, max_bytes=10**7, private_hosts=True)
+    data = fetch_url(f"http://rebind.test:{web.port}/ok.jpg", timeout=5, max_bytes=10**7, private_hosts=True)
     assert data == ROCKET.read_bytes()
-    assert lookups == ["rebind.test"] and _Routes.hosts == [f"rebind.test:{port}"]
+    assert lookups == ["rebind.test"] and web.hosts == [f"rebind.test:{web.port}"]
 
 
 def test_one_users_bad_image_is_that_users_recorded_error_never_the_batchs_end(tmp_path: Path) -> None:
@@ -268,3 +221,10 @@ def test_one_users_bad_image_is_that_users_recorded_error_never_the_batchs_end(t
     assert "history[0].image" in str(errors["zero"]) and "character device" in str(errors["zero"])
     assert "history[0].image" in str(errors["fifo"]) and "FIFO" in str(errors["fifo"])
     assert len(out.read_text().splitlines()) == 4
+
+
+@pytest.mark.parametrize("ref", ["~no-such-user-0/x.jpg", "poster\x00.jpg"], ids=["unknown-home", "nul-byte"])
+def test_fixed_bug_odd_paths_are_input_errors(ref: str) -> None:
+    """Found by the property tests: Path.expanduser raised RuntimeError, os.open ValueError."""
+    with pytest.raises(InputError, match="does not exist|not a valid path"):
+        load_image(ref)

@@ -7,14 +7,13 @@ HTTP server on 127.0.0.1.
 from __future__ import annotations
 
 import base64
-import http.server
 import io
-import threading
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from faultserver import StaticServer
 from PIL import Image
 
 from msrkit.errors import InputError
@@ -87,39 +86,19 @@ def test_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     check_image("http://127.0.0.1:9/never-fetched.jpg")  # remote ones are checked when used
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = {}
-
-    def do_GET(self) -> None:  # noqa: N802
-        status, headers, body = self.routes.get(self.path, (404, {}, b""))
-        self.send_response(status)
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def web() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def web() -> Iterator[StaticServer]:
+    with StaticServer() as server:
+        yield server
 
 
 LOOPBACK = ImagePolicy(private_hosts=True)
 UNUSABLE = "could not be fetched as an image"
 
 
-def test_remote_images(web: str) -> None:
+def test_remote_images(web: StaticServer) -> None:
     jpeg = ROCKET.read_bytes()
-    _Handler.routes = {
+    web.routes = {
         "/ok.jpg": (200, {"Content-Type": "image/jpeg"}, jpeg),
         "/page": (200, {"Content-Type": "text/html"}, b"<html></html>"),
         "/fake.jpg": (200, {"Content-Type": "image/jpeg"}, b"not really"),
@@ -127,23 +106,23 @@ def test_remote_images(web: str) -> None:
         "/to-ok": (302, {"Location": "/ok.jpg"}, b""),
         "/big.jpg": (200, {"Content-Type": "image/jpeg"}, jpeg),
     }
-    assert load_image(f"{web}/ok.jpg", max_side=4096, policy=LOOPBACK).data == jpeg
-    assert load_image(f"{web}/to-ok", max_side=4096, policy=LOOPBACK).data == jpeg  # http -> http is followed
+    assert load_image(f"{web.base}/ok.jpg", max_side=4096, policy=LOOPBACK).data == jpeg
+    assert load_image(f"{web.base}/to-ok", max_side=4096, policy=LOOPBACK).data == jpeg  # http -> http is followed
     with pytest.raises(InputError, match="not http"):
-        load_image(f"{web}/to-file", policy=LOOPBACK)
+        load_image(f"{web.base}/to-file", policy=LOOPBACK)
 
 
-def test_every_failed_download_reads_the_same_no_port_scanning_oracle(web: str) -> None:
+def test_every_failed_download_reads_the_same_no_port_scanning_oracle(web: StaticServer) -> None:
     """Refused, HTTP 404, not an image, too large: one message (the detail goes to the debug log only)."""
-    _Handler.routes = {
+    web.routes = {
         "/page": (200, {"Content-Type": "text/html"}, b"<html></html>"),
         "/fake.jpg": (200, {"Content-Type": "image/jpeg"}, b"not really"),
         "/big.jpg": (200, {"Content-Type": "image/jpeg"}, ROCKET.read_bytes()),
     }
     closed = "http://127.0.0.1:9/x.jpg"
     messages = []
-    for url, kw in [(f"{web}/page", {}), (f"{web}/fake.jpg", {}), (f"{web}/nothing.jpg", {}),
-                    (f"{web}/big.jpg", {"max_bytes": 1000}), (closed, {})]:  # fmt: skip
+    for url, kw in [(f"{web.base}/page", {}), (f"{web.base}/fake.jpg", {}), (f"{web.base}/nothing.jpg", {}),
+                    (f"{web.base}/big.jpg", {"max_bytes": 1000}), (closed, {})]:  # fmt: skip
         with pytest.raises(InputError, match=UNUSABLE) as info:
             load_image(url, policy=LOOPBACK, **kw)  # type: ignore[arg-type]
         messages.append(str(info.value).replace(url, "URL"))

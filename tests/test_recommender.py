@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import http.server
 import threading
 import time
 from typing import Any
@@ -102,57 +101,28 @@ def test_arank_runs_model_calls_on_the_event_loop_when_the_backend_is_async() ->
     assert rec.rank(history("sync")).item_ids()  # plain rank() still calls the backend directly
 
 
-class _Trickle(http.server.BaseHTTPRequestHandler):
-    """An image server that sends one byte every half second (each read succeeds: no read timeout trips)."""
-
-    stop = threading.Event()
-
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
-        self.send_response(200)
-        self.send_header("Content-Type", "image/jpeg")
-        self.send_header("Content-Length", "100000")
-        self.end_headers()
-        for _ in range(100000):
-            if self.stop.wait(0.5):
-                return
-            try:
-                self.wfile.write(b"\xff")
-                self.wfile.flush()
-            except OSError:
-                return
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_cancelling_arank_stops_its_work_and_the_next_request_is_served_at_once() -> None:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Trickle)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/poster.jpg"
-    slow = {"user_id": "slow", "history": [{"item_id": "h", "title": "seen", "image": url}],
-            "candidates": [{"item_id": f"c{i}", "title": f"t{i}"} for i in range(4)]}  # fmt: skip
-    fake = AsyncFake()
-    rec = Recommender(fake, cache=False, retries=0, concurrency=8, image_private_hosts=True, image_timeout=600,
-                      stages=Stages(item_summaries=True, preference_summary=False, collaborative=False))  # fmt: skip
+    from faultserver import SlowImageServer
 
-    async def scenario() -> float:
-        stuck = [asyncio.create_task(rec.arank(slow)) for _ in range(8)]
-        await asyncio.sleep(1.0)  # every worker is now inside a trickling download
-        assert not any(task.done() for task in stuck)
-        for task in stuck:
-            task.cancel()
-        await asyncio.gather(*stuck, return_exceptions=True)
-        started = time.monotonic()
-        ranking = await rec.arank(history("next"))
-        assert sorted(ranking.item_ids()) == ["c0", "c1", "c2", "c3"]
-        return time.monotonic() - started
+    with SlowImageServer(interval=0.5) as images:
+        slow = {"user_id": "slow", "history": [{"item_id": "h", "title": "seen", "image": images.url}],
+                "candidates": [{"item_id": f"c{i}", "title": f"t{i}"} for i in range(4)]}  # fmt: skip
+        rec = Recommender(AsyncFake(), cache=False, retries=0, concurrency=8, image_private_hosts=True,
+                          image_timeout=600, stages=Stages(item_summaries=True, preference_summary=False,
+                                                           collaborative=False))  # fmt: skip
 
-    try:
-        took = asyncio.run(scenario())
-    finally:
-        _Trickle.stop.set()
-        rec.close()
-        server.shutdown()
-        server.server_close()
+        async def scenario() -> float:
+            stuck = [asyncio.create_task(rec.arank(slow)) for _ in range(8)]
+            await asyncio.sleep(1.0)  # every worker is now inside a trickling download
+            assert not any(task.done() for task in stuck)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+            started = time.monotonic()
+            ranking = await rec.arank(history("next"))
+            assert sorted(ranking.item_ids()) == ["c0", "c1", "c2", "c3"]
+            return time.monotonic() - started
+
+        with rec:
+            took = asyncio.run(scenario())
     assert took < 2.0, f"the next request waited {took:.1f} s for a worker"

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from fakeclock import Clock
 
 from msrkit.backends.base import ChatRequest, Message
 from msrkit.backends.cache import CachedBackend, ResponseCache
@@ -34,24 +35,6 @@ def req(text: str = "hi") -> ChatRequest:
 
 def transient(status: int = 503, retry_after: float | None = None) -> BackendTransientError:
     return BackendTransientError(f"HTTP {status}", backend="fake", model="m", status=status, retry_after=retry_after)
-
-
-class Clock:
-    """A fake monotonic clock that only the fake sleep moves."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 def retrying(fake: FakeBackend, clock: Clock, **kw: object) -> RetryingBackend:
