@@ -54,6 +54,8 @@ __all__ = [
 CONFIG_FILE_NAME = "msrkit.toml"
 #: keys holding paths: relative values in a config file are read from the file's folder
 PATH_KEYS = frozenset({"catalog", "interactions", "index", "prompts", "cache_dir"})
+#: keys holding lists of paths (in ``MSRKIT_<KEY>``: separated by ``os.pathsep``)
+PATH_LIST_KEYS = frozenset({"image_roots"})
 
 
 class Settings(BaseModel):
@@ -100,6 +102,23 @@ class Settings(BaseModel):
     retries: int = Field(default=4, ge=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     concurrency: int = Field(default=8, ge=1)
+    #: seconds one request (one user's ranking) may take, every stage, call and retry included;
+    #: once passed, the remaining LLM stages are skipped and the ranking falls back (degraded)
+    deadline: float = Field(default=120.0, gt=0)
+    #: failures in a row after which the circuit breaker fails calls at once (0: no breaker) ...
+    breaker_failures: int = Field(default=5, ge=0)
+    #: ... for this many seconds, before one probe call decides
+    breaker_cooldown: float = Field(default=30.0, gt=0)
+    #: a model's answer is cut at this many characters before it is cached or used
+    max_answer_chars: int = Field(default=16_000, ge=100)
+    # -- images from outside (item ``image`` fields)
+    #: seconds to download one image URL, in total (redirects included)
+    image_timeout: float = Field(default=10.0, gt=0)
+    #: allow image URLs on loopback, private, link-local and reserved addresses (off: such URLs are refused)
+    image_private_hosts: bool = False
+    #: local image files must lie under one of these folders (None: anywhere; []: no local files);
+    #: server modes (MCP) set it
+    image_roots: list[Path] | None = None
 
     @property
     def effective_stride(self) -> int:
@@ -152,6 +171,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
 
@@ -189,10 +210,16 @@ def _file_layer(path: Path, table: Mapping[str, Any]) -> dict[str, Any]:
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")
         if key in PATH_KEYS and isinstance(value, str) and value:
-            p = Path(value).expanduser()
-            value = p if p.is_absolute() else path.parent / p
+            value = _relative_to(path, value)
+        elif key in PATH_LIST_KEYS and isinstance(value, list):
+            value = [_relative_to(path, v) if isinstance(v, str) and v else v for v in value]
         out[key] = value
     return out
+
+
+def _relative_to(config_file: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else config_file.parent / p
 
 
 def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
@@ -210,6 +237,8 @@ def _env_layer(env: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
                 value = json.loads(value)
             except json.JSONDecodeError:
                 raise ConfigError(f"env {name}: backend_options must be a JSON object, got {value!r}") from None
+        elif key in PATH_LIST_KEYS:
+            value = [Path(v) for v in value.split(os.pathsep) if v]
         out[key] = (name, value)
     return out
 

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 __all__ = ["FAILURES", "Item", "HistoryEntry", "History", "RankedItem", "Ranking", "Usage", "failure_of"]
 
 #: Why a ranking is degraded (``Ranking.degraded_by``): the backend could not be reached, refused
-#: for good (bad key, no quota, unknown model), kept failing after its retries, or answered unusably.
-FAILURES = ("backend_unavailable", "backend_permanent", "backend_transient", "unparseable")
+#: for good (bad key, no quota, unknown model), kept failing after its retries, answered unusably,
+#: or the request's deadline passed before the model had ranked.
+FAILURES = ("backend_unavailable", "backend_permanent", "backend_transient", "unparseable", "deadline")
 
 _ITEM_FIELDS = {"item_id", "title", "description", "image", "attributes", "keywords", "image_description"}
 
@@ -199,9 +200,22 @@ class Ranking(BaseModel):
 
 
 def failure_of(exc: BaseException) -> str:
-    """The :data:`FAILURES` entry for a backend error (by class, never by message)."""
-    from .errors import BackendPermanentError, BackendUnavailableError, OutputParseError
+    """The :data:`FAILURES` entry for a backend error (by class, never by message).
 
+    An open circuit breaker reports the kind of the failures that opened it.
+    """
+    from .errors import (
+        BackendPermanentError,
+        BackendUnavailableError,
+        CircuitOpenError,
+        DeadlineExceededError,
+        OutputParseError,
+    )
+
+    if isinstance(exc, CircuitOpenError):
+        return exc.failure
+    if isinstance(exc, DeadlineExceededError):
+        return "deadline"
     if isinstance(exc, BackendUnavailableError):
         return "backend_unavailable"
     if isinstance(exc, OutputParseError):

@@ -3,11 +3,15 @@
 - ``history.json``: one user object, a JSON list of them, or a ``.jsonl`` of them.
 - ``items.jsonl``: the catalog, one item per line (a JSON list also works).
 - ``interactions.jsonl`` / ``.csv``: ``user_id, item_id[, timestamp]`` rows.
+
+Only regular files are read: a FIFO, a device or a folder is an error naming
+the file, never a read that blocks or never ends.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -19,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 
 from .data import History, HistoryEntry, Item
 from .errors import InputError
+from .files import NotReadable, read_regular
 
 __all__ = [
     "Interaction",
@@ -70,12 +75,7 @@ def validate(model: type[BaseModel], data: Any, *, source: str, path: str = "") 
 def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
     """Yield ``(location, object)`` from a JSON file (object or list) or a JSONL file."""
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read: {exc}", source=str(p)) from None
+    text = read_text(p)
     stripped = text.lstrip()
     if p.suffix == ".jsonl" or (stripped and stripped[0] == "{" and "\n{" in text.strip() and not _is_json(text)):
         for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
@@ -99,6 +99,18 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
             yield f"[{i}]", obj
     else:
         yield "", data
+
+
+def read_text(path: Path) -> str:
+    """A data file's UTF-8 text: a regular file only (a FIFO or device is an error, never a hang)."""
+    try:
+        data = read_regular(path)
+    except NotReadable as exc:
+        raise InputError("no such file" if exc.why == "does not exist" else exc.why, source=str(path)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8", source=str(path)) from None
 
 
 def _is_json(text: str) -> bool:
@@ -211,17 +223,11 @@ def load_interactions(path: str | Path) -> list[Interaction]:
     p = Path(path)
     rows: list[Interaction] = []
     if p.suffix.lower() == ".csv":
+        text = read_text(p)
         try:
-            with p.open(newline="", encoding="utf-8") as fh:
-                reader = csv.DictReader(fh)
-                for n, rec in enumerate(reader, 2):
-                    rows.append(interaction_from(rec, source=f"{p}:{n}"))
-        except FileNotFoundError:
-            raise InputError("no such file", source=str(p)) from None
-        except OSError as exc:
-            raise InputError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{len(rows) + 2}") from None
+            reader = csv.DictReader(io.StringIO(text, newline=""))
+            for n, rec in enumerate(reader, 2):
+                rows.append(interaction_from(rec, source=f"{p}:{n}"))
         except csv.Error as exc:
             raise InputError(f"not valid CSV: {exc}", source=f"{p}:{len(rows) + 2}") from None
     else:

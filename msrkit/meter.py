@@ -8,6 +8,7 @@ import time
 
 from .backends.base import Backend, ChatRequest, ChatResponse, achat
 from .data import Usage
+from .errors import redact
 
 __all__ = ["Meter"]
 
@@ -42,7 +43,8 @@ class Meter:
         return self.record(await achat(backend, request))
 
     def warn(self, message: str) -> None:
-        """Keep a warning once (repeats are dropped) and log it."""
+        """Keep a warning once (repeats are dropped; secrets masked) and log it."""
+        message = redact(message, None)
         with self._lock:
             if message in self.warnings:
                 return

@@ -11,6 +11,10 @@
 Each stage returns one typed result that the next reads; nothing is computed
 twice per request and an order stays an order (:class:`~msrkit.ranking.Scored`).
 :class:`~msrkit.recommender.Recommender` holds the :class:`Parts` and calls :func:`run`.
+
+Once the request's deadline (:mod:`msrkit.deadline`) has passed, the LLM
+stages that remain are skipped with a warning naming it, and the ranking falls
+back to retrieval (or the given) order, ``degraded_by="deadline"``.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend
 from .config import Settings
-from .data import History, Item, RankedItem, Ranking
+from .data import History, Item, RankedItem, Ranking, failure_of
+from .deadline import MIN_CALL_SECONDS, current
 from .errors import BackendError, InputError
 from .meter import Meter
 from .prompts import PromptSet, render_item
@@ -97,13 +102,14 @@ def _summaries(
 ) -> tuple[list[Item], list[Item]]:
     items = history.items()
     s = parts.settings
-    if not s.item_summaries:
+    if not s.item_summaries or _out_of_time(meter, "item summaries"):
         return list(items), candidates
+    from .images import ImagePolicy
     from .summaries import ItemSummarizer, blocks
 
     summarizer = ItemSummarizer(
         backend, prompts=parts.prompts, vision_backend=parts.vision_backend, max_side=s.max_side,
-        strict=s.strict, store=parts.store,
+        strict=s.strict, store=parts.store, image_policy=ImagePolicy.from_settings(s),
     )  # fmt: skip
     base = history.base_dir
     # only the items the preference summary will read: older ones would cost calls for nothing
@@ -117,6 +123,8 @@ def _preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Me
     s = parts.settings
     if not s.preference_summary:
         return recent_items_text(items)
+    if _out_of_time(meter, "the preference summary"):
+        return ""
     from .summaries import PreferenceSummarizer
 
     summarizer = PreferenceSummarizer(backend, prompts=parts.prompts, block_size=s.block_size, max_items=s.max_history)
@@ -127,6 +135,15 @@ def _preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Me
             raise
         meter.warn(f"preference summary failed, ranking without it: {exc}")
         return ""
+
+
+def _out_of_time(meter: Meter, stage: str) -> bool:
+    """Whether the request's deadline leaves no time for ``stage`` (then say so, once per stage)."""
+    deadline = current()
+    if deadline.left() >= MIN_CALL_SECONDS:
+        return False
+    meter.warn(f"{deadline.reason()}: {stage} skipped")
+    return True
 
 
 def recent_items_text(items: Sequence[Item]) -> str:
@@ -155,10 +172,20 @@ def _score(
 ) -> Scored:
     s = parts.settings
     preference = summary or "(no summary available)"
+    start = retrieval.order if retrieval is not None else list(range(len(candidates)))
+    if _out_of_time(meter, "the LLM ranking"):
+        return Scored.from_order(start, "listwise", degraded=True, failure="deadline")
     if s.pointwise:
         from .ranking import PointwiseScorer
 
-        return PointwiseScorer(backend, prompts=parts.prompts).score(candidates, preference=preference, meter=meter)
+        scorer = PointwiseScorer(backend, prompts=parts.prompts)
+        try:
+            return scorer.score(candidates, preference=preference, meter=meter)
+        except BackendError as exc:
+            if s.strict:
+                raise
+            meter.warn(f"LLM scoring failed, falling back to retrieval order: {exc}")
+            return Scored.from_order(start, "pointwise", degraded=True, failure=failure_of(exc))
     from .ranking import ListwiseReranker
 
     reranker = ListwiseReranker(

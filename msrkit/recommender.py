@@ -8,9 +8,11 @@
     candidates ──> ListwiseReranker (or PointwiseScorer) ──> fused with retrieval ──> Ranking
 
 The request itself flows through :func:`msrkit.pipeline.run`; this class owns
-what lives longer than a request (the backend stack, the cache, the catalog
-and its store, the index, the worker threads of :meth:`Recommender.arank`).
-The ranking is always a permutation of the candidates.
+what lives longer than a request (the backend stack and its circuit breaker,
+the cache, the catalog and its store, the index, the worker threads of
+:meth:`Recommender.arank`). Each request gets its own
+:class:`~msrkit.deadline.Deadline` (``Settings.deadline``), and cancelling
+:meth:`Recommender.arank` cancels it. The ranking is always a permutation of the candidates.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ from typing import Any
 
 from .backends.base import Backend
 from .backends.cache import ResponseCache
+from .backends.wrapper import Wrapper
 from .config import Settings, settings_from
 from .data import History, Item, Ranking
+from .deadline import Deadline, active
 from .errors import InputError
 from .io import Interaction, load_catalog, load_histories, parse_history, resolve
 from .meter import Meter
@@ -140,19 +144,30 @@ class Recommender:
         elif not isinstance(history, History):
             history = parse_history(dict(history), source="<history>")
         resolved = resolve(history, self.catalog, source=source)
-        _check_images(resolved)
+        _check_images(resolved, self.image_policy)
         return resolved
+
+    @property
+    def image_policy(self) -> Any:
+        """Where item images may come from (:class:`~msrkit.images.ImagePolicy`, from the settings)."""
+        from .images import ImagePolicy
+
+        return ImagePolicy.from_settings(self.settings)
 
     # -- ranking ---------------------------------------------------------------
 
     def rank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
-        """Rank one user's candidates. Returns a :class:`~msrkit.data.Ranking`."""
-        resolved = self.load(history)
-        meter = Meter()
-        try:
-            return run(self._parts(), resolved, meter, self._active())
-        finally:
-            meter.finish()
+        """Rank one user's candidates within ``settings.deadline`` seconds. Returns a :class:`~msrkit.data.Ranking`."""
+        return self._rank(history, Deadline(self.settings.deadline))
+
+    def _rank(self, history: History | Mapping[str, Any] | str | Path, deadline: Deadline) -> Ranking:
+        with active(deadline):
+            resolved = self.load(history)
+            meter = Meter()
+            try:
+                return run(self._parts(), resolved, meter, self._active())
+            finally:
+                meter.finish()
 
     def rank_many(self, histories: Iterable[History | Mapping[str, Any]]) -> Iterator[Ranking]:
         """Rank several users, one after another (errors propagate per user)."""
@@ -163,11 +178,14 @@ class Recommender:
         """The backend the LLM stages call: this thread's bridge during :meth:`arank`, else ``self.backend``."""
         return getattr(self._local, "backend", None) or self.backend
 
-    def _rank_bridged(self, history: History | Mapping[str, Any] | str | Path, loop: Any) -> Ranking:
+    def _rank_on_worker(self, history: History | Mapping[str, Any] | str | Path, deadline: Deadline,
+                        loop: asyncio.AbstractEventLoop | None) -> Ranking:  # fmt: skip
+        if loop is None:
+            return self._rank(history, deadline)
         assert self.backend is not None
         self._local.backend = _LoopBridge(self.backend, loop)
         try:
-            return self.rank(history)
+            return self._rank(history, deadline)
         finally:
             self._local.backend = None
 
@@ -176,15 +194,22 @@ class Recommender:
 
         At most ``concurrency`` requests run at once (the others wait their
         turn), so a burst of requests never grows threads or connections
-        without bound.
+        without bound. Cancelling it (a client that went away) cancels the
+        request: its model calls and image downloads stop at once and its
+        worker thread is free for the next request within moments.
 
         >>> rankings = await asyncio.gather(*(rec.arank(h) for h in histories))   # doctest: +SKIP
         """
         loop = asyncio.get_running_loop()
-        if self.backend is not None and getattr(self.backend, "achat", None) is not None:
-            # the pipeline runs on a worker thread; its model calls run on this loop (the backend's async client)
-            return await loop.run_in_executor(self._pool(), self._rank_bridged, history, loop)
-        return await loop.run_in_executor(self._pool(), self.rank, history)
+        deadline = Deadline(self.settings.deadline)
+        # with an async backend the pipeline runs on a worker thread and its model calls on this loop
+        bridge = loop if self.backend is not None and getattr(self.backend, "achat", None) is not None else None
+        job = loop.run_in_executor(self._pool(), self._rank_on_worker, history, deadline, bridge)
+        try:
+            return await job
+        except asyncio.CancelledError:
+            deadline.cancel()
+            raise
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
@@ -212,38 +237,30 @@ class Recommender:
         self.close()
 
 
-class _LoopBridge:
+class _LoopBridge(Wrapper):
     """A backend for :meth:`Recommender.arank`'s worker threads whose calls run on the event loop.
 
     The pipeline's own work stays on the worker thread; each model call is the
     wrapped backend's ``achat`` (its async client, sharing one connection pool)
-    scheduled on ``loop``, and the thread waits for its answer.
+    scheduled on ``loop``, and the thread waits for its answer (cancelled with the request).
     """
 
     def __init__(self, inner: Backend, loop: asyncio.AbstractEventLoop) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.loop = loop
-        self.name = inner.name
-        self.model = inner.model
-
-    @property
-    def capabilities(self) -> Any:
-        return self.inner.capabilities
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
 
     def chat(self, request: Any) -> Any:
+        from .backends.aio import run_on
         from .backends.base import achat
 
-        return asyncio.run_coroutine_threadsafe(achat(self.inner, request), self.loop).result()
+        return run_on(self.loop, achat(self.inner, request), backend=self.name, model=self.model)
 
     def close(self) -> None:
-        pass
+        pass  # the recommender closes the backend it wraps
 
 
-def _check_images(history: History) -> None:
-    """A local or ``data:`` image that is missing or not an image fails now, naming the item."""
+def _check_images(history: History, policy: Any) -> None:
+    """A local or ``data:`` image that is missing, not allowed or not an image fails now, naming the item."""
     from .images import check_image
 
     candidates: list[Item] = history.candidate_items() if history.candidates else []
@@ -253,7 +270,7 @@ def _check_images(history: History) -> None:
             if not item.image:
                 continue
             try:
-                check_image(item.image, base_dir=history.base_dir)
+                check_image(item.image, base_dir=history.base_dir, policy=policy)
             except InputError as exc:
                 raise InputError(
                     f"{exc} (item '{item.item_id}'; fix or remove its 'image')",

@@ -20,11 +20,14 @@ import html
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .data import History, HistoryEntry, Item, Ranking
 from .errors import MsrkitError
 from .runs import write_text_atomic
+
+if TYPE_CHECKING:
+    from .images import ImagePolicy
 
 __all__ = ["render_html", "write_html", "render_eval_html", "write_eval_html"]
 
@@ -73,9 +76,10 @@ def _e(value: Any) -> str:
 class _Thumbnails:
     """Each image reference read and encoded once per page; failures kept as their reason."""
 
-    def __init__(self, *, max_side: int, timeout: float) -> None:
+    def __init__(self, *, max_side: int, timeout: float, policy: ImagePolicy | None = None) -> None:
         self.max_side = max_side
         self.timeout = timeout
+        self.policy = policy
         self._seen: dict[tuple[str, str], str | Exception] = {}
 
     def html(self, item: Item | None, base_dir: Path | None) -> str:
@@ -93,7 +97,8 @@ class _Thumbnails:
         from .images import load_image, to_data_uri
 
         try:
-            return to_data_uri(load_image(ref, base_dir=base_dir, max_side=self.max_side, timeout=self.timeout))
+            image = load_image(ref, base_dir=base_dir, max_side=self.max_side, timeout=self.timeout, policy=self.policy)
+            return to_data_uri(image)
         except (MsrkitError, OSError, ValueError) as exc:
             log.warning("report: image %.80s left out: %s", ref, exc)
             return exc
@@ -201,9 +206,10 @@ def render_html(
     title: str = "msrkit report",
     catalog: Mapping[str, Item] | None = None,
     image_timeout: float = 5.0,
+    image_policy: ImagePolicy | None = None,
 ) -> str:
     """The report page as text (see :func:`write_html`)."""
-    thumbs = _Thumbnails(max_side=max_side, timeout=image_timeout)
+    thumbs = _Thumbnails(max_side=max_side, timeout=image_timeout, policy=image_policy)
     users = [_user_html(h, r, catalog, thumbs) for h, r in results]
     count = f'<p class="meta">{len(users)} user{"s" if len(users) != 1 else ""}</p>'
     return _page(title, count + "\n" + "\n".join(users), max_side=max_side)
@@ -217,18 +223,22 @@ def write_html(
     title: str = "msrkit report",
     catalog: Mapping[str, Item] | None = None,
     image_timeout: float = 5.0,
+    image_policy: ImagePolicy | None = None,
 ) -> Path:
     """Write one self-contained HTML page for ``(history, ranking)`` pairs; returns its path.
 
     ``catalog`` supplies pictures for items the history names only by id
-    (generated candidates, bare ids). The file is replaced atomically.
+    (generated candidates, bare ids); ``image_policy`` says where images may be
+    read from (default: :class:`~msrkit.images.ImagePolicy`, no private hosts).
+    The file is replaced atomically.
 
     >>> rec = Recommender("none")                                            # doctest: +SKIP
     >>> h = load_history("history.json")                                     # doctest: +SKIP
     >>> write_html("report.html", [(h, rec.rank(h))])                        # doctest: +SKIP
     PosixPath('report.html')
     """
-    page = render_html(results, max_side=max_side, title=title, catalog=catalog, image_timeout=image_timeout)
+    page = render_html(results, max_side=max_side, title=title, catalog=catalog, image_timeout=image_timeout,
+                       image_policy=image_policy)  # fmt: skip
     return write_text_atomic(path, page)
 
 

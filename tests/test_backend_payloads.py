@@ -23,7 +23,17 @@ from importlib.resources import files
 from typing import Any
 
 import pytest
-from faultserver import FaultServer, Reply, drop_mid_body, hang, malformed_json, ok, rate_limited, status
+from faultserver import (
+    FaultServer,
+    Reply,
+    drop_mid_body,
+    hang,
+    insufficient_quota,
+    malformed_json,
+    ok,
+    rate_limited,
+    status,
+)
 
 from msrkit.backends.base import Capabilities, ChatRequest, ImagePart, Message, TextPart
 from msrkit.backends.ollama import OllamaBackend, ollama_params, parse_ollama_response, to_ollama_messages
@@ -38,6 +48,7 @@ from msrkit.backends.openai import (
 from msrkit.errors import (
     BackendError,
     BackendPermanentError,
+    BackendRefusedError,
     BackendTransientError,
     BackendUnavailableError,
     ConfigError,
@@ -284,7 +295,7 @@ def test_rate_limit_with_an_http_date(server: FaultServer) -> None:
 
 @pytest.mark.parametrize(
     ("code", "cls"),
-    [(400, BackendPermanentError), (401, BackendPermanentError), (404, BackendPermanentError),
+    [(400, BackendPermanentError), (401, BackendRefusedError), (403, BackendRefusedError), (404, BackendRefusedError),
      (408, BackendTransientError), (500, BackendTransientError), (503, BackendTransientError)],
 )  # fmt: skip
 def test_http_status_maps_to_the_error_tree(server: FaultServer, code: int, cls: type[BackendError]) -> None:
@@ -293,6 +304,16 @@ def test_http_status_maps_to_the_error_tree(server: FaultServer, code: int, cls:
         _openai(server).chat(_request(TextPart("hi")))
     assert info.value.status == code and (info.value.backend, info.value.model) == ("openai", "x")
     assert not isinstance(info.value, BackendUnavailableError)
+
+
+def test_insufficient_quota_is_a_refusal_by_its_code_not_a_rate_limit(server: FaultServer) -> None:
+    server.enqueue(insufficient_quota())
+    with pytest.raises(BackendRefusedError) as info:
+        _openai(server).chat(_request(TextPart("hi")))
+    assert info.value.status == 429
+    server.enqueue(rate_limited(retry_after=1))  # the same status with another code stays transient
+    with pytest.raises(BackendTransientError):
+        _openai(server).chat(_request(TextPart("hi")))
 
 
 def test_closed_port_is_unavailable() -> None:
@@ -304,7 +325,7 @@ def test_closed_port_is_unavailable() -> None:
 
 @pytest.mark.parametrize(
     ("fault", "words"),
-    [(hang(2.0), "timed out after 0.5s"), (malformed_json(), "not valid JSON"), (drop_mid_body(), "cut off"),
+    [(hang(2.0), "no answer within 0.5 s"), (malformed_json(), "not valid JSON"), (drop_mid_body(), "cut off"),
      (Reply(raw=b'{"object": "list"}'), "no choices")],
     ids=["hang", "malformed-json", "dropped-connection", "not-a-completion"],
 )  # fmt: skip
@@ -551,9 +572,9 @@ def test_ollama_closed_port_is_unavailable() -> None:
 
 
 def test_ollama_timeout_and_malformed_json_are_transient(stub: OllamaStub) -> None:
-    backend = OllamaBackend("m", host=stub.url, vision=False, timeout=0.3)
-    stub.answer(200, OLLAMA_ANSWER, delay=2.0)
-    with pytest.raises(BackendTransientError, match="timed out after 0.3s"):
+    backend = OllamaBackend("m", host=stub.url, vision=False, timeout=1.0)  # 0.3 s was flaky on a busy machine
+    stub.answer(200, OLLAMA_ANSWER, delay=3.0)
+    with pytest.raises(BackendTransientError, match="no answer within 1 s"):
         backend.chat(_request(TextPart("hi")))
     stub.answer(200, b'{"model": "m", "message": {"content": "[1')
     with pytest.raises(BackendTransientError, match="not a valid") as info:

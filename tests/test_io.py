@@ -118,3 +118,23 @@ def test_interactions_jsonl_and_csv_sorted_by_time(tmp_path: Path) -> None:
 def test_missing_file() -> None:
     with pytest.raises(InputError, match="no such file"):
         load_histories("/nonexistent/history.json")
+
+
+def test_a_fifo_or_a_device_as_a_data_file_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    import os
+    import time
+
+    fifo = tmp_path / "history.json"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    with pytest.raises(InputError, match="FIFO") as info:
+        load_histories(fifo)
+    assert str(fifo) in str(info.value) and time.monotonic() - started < 1.0
+    if os.path.exists("/dev/zero"):
+        with pytest.raises(InputError, match="character device"):
+            load_catalog("/dev/zero")
+        with pytest.raises(InputError, match="character device"):
+            load_interactions(Path("/dev/zero"))
+    (tmp_path / "i.csv").mkdir()
+    with pytest.raises(InputError, match="folder"):
+        load_interactions(tmp_path / "i.csv")

@@ -99,3 +99,30 @@ def test_arank_runs_model_calls_on_the_event_loop_when_the_backend_is_async() ->
     assert fake.calls == 16 and fake.threads == {loop_thread}  # every call ran on the loop, none on a worker
     assert 1 < fake.peak <= 4
     assert rec.rank(history("sync")).item_ids()  # plain rank() still calls the backend directly
+
+
+def test_cancelling_arank_stops_its_work_and_the_next_request_is_served_at_once() -> None:
+    from faultserver import SlowImageServer
+
+    with SlowImageServer(interval=0.5) as images:
+        slow = {"user_id": "slow", "history": [{"item_id": "h", "title": "seen", "image": images.url}],
+                "candidates": [{"item_id": f"c{i}", "title": f"t{i}"} for i in range(4)]}  # fmt: skip
+        rec = Recommender(AsyncFake(), cache=False, retries=0, concurrency=8, image_private_hosts=True,
+                          image_timeout=600, stages=Stages(item_summaries=True, preference_summary=False,
+                                                           collaborative=False))  # fmt: skip
+
+        async def scenario() -> float:
+            stuck = [asyncio.create_task(rec.arank(slow)) for _ in range(8)]
+            await asyncio.sleep(1.0)  # every worker is now inside a trickling download
+            assert not any(task.done() for task in stuck)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+            started = time.monotonic()
+            ranking = await rec.arank(history("next"))
+            assert sorted(ranking.item_ids()) == ["c0", "c1", "c2", "c3"]
+            return time.monotonic() - started
+
+        with rec:
+            took = asyncio.run(scenario())
+    assert took < 2.0, f"the next request waited {took:.1f} s for a worker"

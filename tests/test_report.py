@@ -19,6 +19,7 @@ import pytest
 from PIL import Image
 
 from msrkit.data import History, Ranking
+from msrkit.images import ImagePolicy
 from msrkit.recommender import Recommender
 from msrkit.report import render_eval_html, write_eval_html, write_html
 
@@ -157,10 +158,13 @@ def test_remote_images_are_fetched_and_embedded_or_explained(web: str, tmp_path:
          "candidates": [{"item_id": "a", "image": f"{web}/gone.jpg"}]}
     )  # fmt: skip
     ranking = Ranking.model_validate({"ranking": [{"item_id": "a", "rank": 1, "score": 1.0}]})
-    page = write_html(tmp_path / "r.html", [(history, ranking)]).read_text(encoding="utf-8")
+    loopback = ImagePolicy(private_hosts=True)
+    page = write_html(tmp_path / "r.html", [(history, ranking)], image_policy=loopback).read_text(encoding="utf-8")
     parsed = parse(page)
     assert len(parsed.images) == 1 and parsed.images[0].startswith("data:image/jpeg;base64,")
-    assert parsed.broken == 1 and "HTTP 404" in page
+    assert parsed.broken == 1 and "could not be fetched as an image" in page
+    guarded = write_html(tmp_path / "g.html", [(history, ranking)]).read_text(encoding="utf-8")
+    assert parse(guarded).broken == 2 and "non-public address" in guarded  # the default: no private hosts
 
 
 def test_eval_page_has_one_row_per_variant_with_intervals(tmp_path: Path) -> None:

@@ -11,10 +11,12 @@ import logging
 from pathlib import Path
 
 import pytest
+from fakeclock import Clock
 
 from msrkit.backends.base import ChatRequest, Message
 from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
+from msrkit.backends.guard import GuardedBackend
 from msrkit.backends.retry import RetryingBackend
 from msrkit.errors import (
     BackendError,
@@ -33,24 +35,6 @@ def req(text: str = "hi") -> ChatRequest:
 
 def transient(status: int = 503, retry_after: float | None = None) -> BackendTransientError:
     return BackendTransientError(f"HTTP {status}", backend="fake", model="m", status=status, retry_after=retry_after)
-
-
-class Clock:
-    """A fake monotonic clock that only the fake sleep moves."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    async def asleep(self, seconds: float) -> None:
-        self.sleep(seconds)
 
 
 def retrying(fake: FakeBackend, clock: Clock, **kw: object) -> RetryingBackend:
@@ -218,17 +202,18 @@ def test_a_call_that_failed_after_retries_is_not_cached(tmp_path: Path) -> None:
     assert backend.chat(req()).text == "late answer"
 
 
-def test_recommender_wraps_cache_outside_retry(tmp_path: Path) -> None:
+def test_recommender_wraps_cache_outside_retry_outside_the_guard(tmp_path: Path) -> None:
     rec = Recommender(backend=FakeBackend(), cache=tmp_path, retries=2, retry_max_seconds=9.0)
     assert isinstance(rec.backend, CachedBackend)
     inner = rec.backend.inner
     assert isinstance(inner, RetryingBackend)
     assert (inner.attempts, inner.max_seconds) == (3, 9.0)
-    assert isinstance(inner.inner, FakeBackend)
+    assert isinstance(inner.inner, GuardedBackend) and isinstance(inner.inner.inner, FakeBackend)
 
 
 def test_recommender_retries_zero_disables_and_no_cache_leaves_retry_outermost() -> None:
-    assert isinstance(Recommender(backend=FakeBackend(), cache=False, retries=0).backend, FakeBackend)
+    guarded = Recommender(backend=FakeBackend(), cache=False, retries=0).backend
+    assert isinstance(guarded, GuardedBackend) and isinstance(guarded.inner, FakeBackend)
     outer = Recommender(backend=FakeBackend(), cache=False).backend
     assert isinstance(outer, RetryingBackend) and outer.attempts == 5
 

@@ -7,27 +7,43 @@ deterministic calls (temperature 0 or a seed) are cached unless asked.
 
 :class:`CachedBackend` wraps any backend and is a backend itself, so it sits
 outside retry: a cache hit never touches the network. A corrupted or
-unreadable cache is reported once and bypassed, never a crash.
+unreadable cache is reported once and bypassed, never a crash; ``msrkit cache
+clear`` rebuilds it (:meth:`ResponseCache.clear`), leaving the other files of
+the folder (the catalog store ``catalog.sqlite3``) alone.
+
+A cache that cannot run code: values are JSON text, kept inline in diskcache's
+sqlite file. The folder's contents are data, never code: an entry stored any
+other way (a pickle planted by whoever can write there, a value file, a
+pickled key) is refused and deleted, never unpickled or read.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
 import os
+import re
+import shutil
 import sqlite3
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, Capabilities, ChatRequest, ChatResponse, ImagePart, TextPart
+from ..errors import ConfigError
+from .base import Backend, ChatRequest, ChatResponse, ImagePart, TextPart
+from .wrapper import Wrapper
 
 __all__ = ["ResponseCache", "CachedBackend", "default_cache_dir", "request_key"]
 
 log = logging.getLogger("msrkit")
 
-KEY_VERSION = 1
+KEY_VERSION = 2
+#: the files diskcache keeps in a cache folder (its database and the folders of large values), nothing else
+_CACHE_FILES = re.compile(r"^(cache\.db(-wal|-shm|-journal)?|[0-9a-f]{2})$")
+#: values up to this size stay inside the database (every capped answer does), so no value file is ever read
+_INLINE_BYTES = 1 << 30
 
 
 def default_cache_dir() -> Path:
@@ -63,26 +79,69 @@ def request_key(identity: dict[str, str], request: ChatRequest) -> str:
 _CACHE_ERRORS = (OSError, sqlite3.Error, ValueError, TypeError, KeyError, EOFError)
 
 
+class UnsafeEntry(ValueError):
+    """A cache entry stored other than as inline JSON text: refused, never unpickled or read."""
+
+
+@functools.cache
+def _json_disk() -> type:
+    """diskcache's ``Disk`` that stores and returns JSON text only, and refuses anything else it finds."""
+    import diskcache
+    from diskcache.core import MODE_RAW, UNKNOWN
+
+    class JsonTextDisk(diskcache.Disk):  # type: ignore[misc]
+        def get(self, key: Any, raw: bool) -> Any:
+            if not raw:
+                raise UnsafeEntry("a pickled key")
+            return super().get(key, raw)
+
+        def store(self, value: Any, read: bool, key: Any = UNKNOWN) -> Any:
+            if read or not isinstance(value, str):
+                raise TypeError("the response cache stores JSON text only")
+            return super().store(value, read, key=key)
+
+        def fetch(self, mode: int, filename: Any, value: Any, read: bool) -> Any:
+            if mode != MODE_RAW or filename is not None or read or not isinstance(value, str):
+                raise UnsafeEntry(f"an entry stored as mode {mode}, not as inline JSON text")
+            return value
+
+        def remove(self, file_path: str) -> None:
+            root = os.path.realpath(self._directory)
+            if os.path.realpath(os.path.join(root, file_path)).startswith(root + os.sep):
+                super().remove(file_path)
+
+    return JsonTextDisk
+
+
 class ResponseCache:
-    """A diskcache directory of chat responses, safe to share between processes."""
+    """A diskcache directory of chat responses (JSON), safe to share between processes."""
 
     def __init__(self, directory: str | Path | None = None, *, size_limit: int = 2**30) -> None:
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self._size_limit = size_limit
         self._cache: Any = None
         self._broken: str | None = None
+        self._why: str | None = None
+        #: after :meth:`clear` or :meth:`rebuild`: why the cache had to be rebuilt (``None``: it was not)
+        self.rebuilt: str | None = None
 
     def _open(self) -> Any:
         if self._cache is None and self._broken is None:
             try:
                 import diskcache
 
-                self._cache = diskcache.Cache(str(self.directory), size_limit=self._size_limit)
+                self._cache = diskcache.Cache(
+                    str(self.directory),
+                    size_limit=self._size_limit,
+                    disk=_json_disk(),
+                    disk_min_file_size=_INLINE_BYTES,
+                )
             except _CACHE_ERRORS as exc:
                 self._disable(f"cannot open the cache at {self.directory}: {exc}")
         return self._cache
 
     def _disable(self, why: str) -> None:
+        self._why = why
         self._broken = f"{why}; running without cache (clear it with `msrkit cache clear`)"
         log.warning(self._broken)
 
@@ -96,18 +155,32 @@ class ResponseCache:
         if cache is None:
             return None
         try:
-            value = cache.get(key)
+            text = cache.get(key)
+        except UnsafeEntry as exc:
+            log.warning("cache entry refused and deleted (%s): %s holds data msrkit did not write", exc, self.directory)
+            self._delete(cache, key)
+            return None
         except _CACHE_ERRORS as exc:
             self._disable(f"cache read failed: {exc}")
             return None
+        try:
+            value = json.loads(text) if isinstance(text, str) else None
+        except (ValueError, RecursionError):
+            return None
         return value if isinstance(value, dict) else None
+
+    def _delete(self, cache: Any, key: str) -> None:
+        try:
+            cache.delete(key)
+        except _CACHE_ERRORS as exc:
+            self._disable(f"cache write failed: {exc}")
 
     def set(self, key: str, value: dict[str, Any]) -> None:
         cache = self._open()
         if cache is None:
             return
         try:
-            cache.set(key, value)
+            cache.set(key, json.dumps(value, ensure_ascii=False))
         except _CACHE_ERRORS as exc:
             self._disable(f"cache write failed: {exc}")
 
@@ -115,11 +188,42 @@ class ResponseCache:
         cache = self._open()
         if cache is None:
             return {"directory": str(self.directory), "entries": 0, "bytes": 0, "problem": self._broken}
-        return {"directory": str(self.directory), "entries": len(cache), "bytes": cache.volume(), "problem": None}
+        try:
+            return {"directory": str(self.directory), "entries": len(cache), "bytes": cache.volume(), "problem": None}
+        except _CACHE_ERRORS as exc:
+            self._disable(f"cache read failed: {exc}")
+            return {"directory": str(self.directory), "entries": 0, "bytes": 0, "problem": self._broken}
 
     def clear(self) -> int:
+        """Remove every cached response: how many. An unreadable cache is rebuilt empty (see :attr:`rebuilt`)."""
+        self.rebuilt = None
         cache = self._open()
-        return int(cache.clear()) if cache is not None else 0
+        if cache is not None:
+            try:
+                return int(cache.clear())
+            except _CACHE_ERRORS as exc:
+                self._why = f"clearing failed: {exc}"
+        self.rebuild()
+        return 0
+
+    def rebuild(self) -> None:
+        """Delete diskcache's files in the folder (and only those) and start an empty cache there."""
+        why = self._why or "rebuilt on request"
+        self.close()
+        try:
+            for path in self.directory.iterdir() if self.directory.exists() else ():
+                if not _CACHE_FILES.match(path.name):
+                    continue  # the catalog store and anything else of the folder's stay
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink()
+        except OSError as exc:
+            raise ConfigError(f"cannot rebuild the cache at {self.directory}: {exc.strerror or exc}") from None
+        self._cache, self._broken, self._why = None, None, None
+        if self._open() is None:
+            raise ConfigError(f"cannot rebuild the cache at {self.directory}: {self._why}")
+        self.rebuilt = why
 
     def close(self) -> None:
         if self._cache is not None:
@@ -127,22 +231,13 @@ class ResponseCache:
             self._cache = None
 
 
-class CachedBackend:
+class CachedBackend(Wrapper):
     """A backend that answers repeated deterministic requests from a :class:`ResponseCache`."""
 
     def __init__(self, inner: Backend, cache: ResponseCache, *, cache_nondeterministic: bool = False) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
         self.cache_nondeterministic = cache_nondeterministic
-        self.name = inner.name
-        self.model = inner.model
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
 
     def _key(self, request: ChatRequest) -> str | None:
         if not (request.deterministic or self.cache_nondeterministic):
@@ -151,7 +246,7 @@ class CachedBackend:
 
     def _hit(self, key: str | None) -> ChatResponse | None:
         stored = self.cache.get(key) if key else None
-        if stored is None:
+        if stored is None or not isinstance(stored.get("text"), str):
             return None
         try:
             return ChatResponse(**{**stored, "cached": True, "seconds": 0.0})

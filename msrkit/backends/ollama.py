@@ -16,6 +16,9 @@ and is present only on messages with images. The answer's ``message.content``,
 
 Whether the model sees images is asked of the server once (``POST /api/show``,
 its ``capabilities`` list holding ``"vision"``) unless ``vision=`` is given.
+
+Every call is limited in wall-clock time, in total: ``min(timeout, the time left
+to the request)`` (see :mod:`.aio`: httpx's own timeouts are per socket read).
 """
 
 from __future__ import annotations
@@ -31,8 +34,16 @@ import httpx
 import ollama
 import pydantic
 
-from ..errors import BackendError, BackendTransientError, BackendUnavailableError, error_for_status, redact
+from ..deadline import call_limit
+from ..errors import (
+    BackendError,
+    BackendTransientError,
+    BackendUnavailableError,
+    error_for_status,
+    redact,
+)
 from ..images import to_base64
+from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .base import Capabilities, ChatRequest, ChatResponse, Message, with_temperature
 from .openai import guess_vision, images_left_out_warning
 from .registry import ollama_host
@@ -40,6 +51,9 @@ from .registry import ollama_host
 __all__ = ["OllamaBackend", "to_ollama_messages", "ollama_params", "parse_ollama_response"]
 
 log = logging.getLogger("msrkit")
+
+#: the most the one capabilities question (``/api/show``) may take
+SHOW_TIMEOUT = 10.0
 
 
 # -- translation (pure) -----------------------------------------------------------------------------
@@ -111,7 +125,7 @@ def parse_ollama_response(resp: Any) -> ChatResponse:
     )
 
 
-class OllamaBackend:
+class OllamaBackend(OnLoopThread):
     """A model served by Ollama (``ollama serve``), e.g. ``OllamaBackend("llava:7b")``.
 
     ``host`` falls back to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
@@ -144,9 +158,8 @@ class OllamaBackend:
         self.options = dict(options or {})
         self._vision = vision
         self._capabilities = capabilities
-        self._client = ollama.Client(host=self.host, timeout=self.timeout)
-        self._aclient: ollama.AsyncClient | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._clients = PerLoop(lambda: ollama.AsyncClient(host=self.host, timeout=self.timeout))
+        self._loop = LoopThread(f"msrkit-ollama-{model}")
 
     def __repr__(self) -> str:
         return f"OllamaBackend(model={self.model!r}, host={self.host!r})"
@@ -164,7 +177,7 @@ class OllamaBackend:
     def _ask_vision(self) -> bool:
         """The server's word on whether the model takes images; the name's guess if it cannot say."""
         try:
-            shown = self._client.show(self.model)
+            shown = self._loop.run(self._show(), backend=self.name, model=self.model)
         except Exception as exc:  # noqa: BLE001 - any failure falls back to the guess
             guess = guess_vision(self.model)
             log.info("ollama/%s: could not ask %s for its capabilities (%s); guessing vision=%s from the name",
@@ -172,6 +185,10 @@ class OllamaBackend:
             return guess
         listed = shown.capabilities
         return "vision" in listed if listed is not None else guess_vision(self.model)
+
+    async def _show(self) -> Any:
+        seconds, _ = call_limit(min(self.timeout, SHOW_TIMEOUT), backend=self.name, model=self.model)
+        return await asyncio.wait_for(self._clients.get().show(self.model), seconds)
 
     def identity(self) -> dict[str, str]:
         out = {"kind": self.name, "model": self.model, "base_url": self.host}
@@ -194,38 +211,25 @@ class OllamaBackend:
         response.warnings.extend(warnings)
         return response
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        params, warnings = self._prepare(request)
-        started = time.perf_counter()
-        try:
-            resp = self._client.chat(**params)
-        except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
-            self._raise(exc)
-        return self._finish(resp, started, warnings)
-
-    def _async_client(self) -> ollama.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aloop is not loop:
-            # an httpx async pool belongs to one event loop: a new loop gets a new client
-            self._aclient, self._aloop = ollama.AsyncClient(host=self.host, timeout=self.timeout), loop
-        return self._aclient
-
     async def achat(self, request: ChatRequest) -> ChatResponse:
-        """The same call from async code, on an ``ollama.AsyncClient``."""
+        """The call from async code, on an ``ollama.AsyncClient``, cut off at its time limit."""
         if self._capabilities is None:  # the one /api/show call goes to a thread, not the event loop
             await asyncio.to_thread(lambda: self.capabilities)
         params, warnings = self._prepare(request)
-        client = self._async_client()
+        seconds, by_deadline = call_limit(self.timeout, backend=self.name, model=self.model)
+        client = self._clients.get()
         started = time.perf_counter()
         try:
-            resp = await client.chat(**params)
+            resp = await asyncio.wait_for(client.chat(**params), seconds)
         except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
-            self._raise(exc)
+            self._raise(exc, seconds=seconds, by_deadline=by_deadline)
         return self._finish(resp, started, warnings)
 
-    def _raise(self, exc: Exception) -> NoReturn:
+    def _raise(self, exc: Exception, *, seconds: float, by_deadline: bool) -> NoReturn:
         """Raise the msrkit error for a client failure, mapped by class and status."""
         who: dict[str, Any] = {"backend": self.name, "model": self.model}
+        if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
+            raise timed_out(seconds, by_deadline, **who) from None
         if isinstance(exc, ollama.ResponseError):
             message = redact(str(exc.error), 200)
             if exc.status_code == 404:
@@ -236,8 +240,6 @@ class OllamaBackend:
         if isinstance(exc, (ConnectionError, httpx.ConnectError)):  # the client turns ConnectError into ConnectionError
             message = f"could not connect to {self.host} (is `ollama serve` running?)"
             raise BackendUnavailableError(message, **who) from exc
-        if isinstance(exc, httpx.TimeoutException):
-            raise BackendTransientError(f"timed out after {self.timeout:g}s", **who) from exc
         if isinstance(exc, httpx.HTTPError):
             raise BackendTransientError(f"connection to {self.host} failed: {type(exc).__name__}", **who) from exc
         if isinstance(exc, (json.JSONDecodeError, pydantic.ValidationError)):
@@ -245,13 +247,3 @@ class OllamaBackend:
         if isinstance(exc, BackendError):
             raise exc
         raise BackendError(redact(f"unexpected {type(exc).__name__}: {exc}", 300), **who) from None
-
-    def close(self) -> None:
-        """Close the HTTP client (an async client's pool is dropped with its event loop)."""
-        self._client.close()  # type: ignore[no-untyped-call]
-        self._aclient, self._aloop = None, None
-
-    async def aclose(self) -> None:
-        if self._aclient is not None:
-            await self._aclient.close()  # type: ignore[no-untyped-call]
-        self.close()

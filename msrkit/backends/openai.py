@@ -17,9 +17,14 @@ The answer's ``choices[0].message.content``, ``finish_reason``,
 ``choices[0].logprobs.content[i].top_logprobs`` and ``usage`` become a
 :class:`~msrkit.backends.base.ChatResponse`.
 
-Errors are mapped by the client's exception class and the HTTP status, never by
-message text. No message msrkit builds carries the API key: it is taken from
-the status and a short, redacted part of the body only.
+Errors are mapped by the client's exception class, the HTTP status and the
+body's structured ``error.code`` / ``error.type`` (``insufficient_quota`` is a
+refusal, not a rate limit), never by message text. No message msrkit builds
+carries the API key: it is registered as a secret (:func:`~msrkit.errors.register_secret`)
+and masked wherever it would show.
+
+Every call is limited in wall-clock time, in total: ``min(timeout, the time left
+to the request)`` (see :mod:`.aio`: httpx's own timeouts are per socket read).
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import openai
 
+from ..deadline import call_limit
 from ..errors import (
     BackendError,
     BackendTransientError,
@@ -45,8 +51,10 @@ from ..errors import (
     ConfigError,
     error_for_status,
     redact,
+    register_secret,
 )
 from ..images import to_data_uri
+from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart, with_temperature
 
 __all__ = [
@@ -241,7 +249,7 @@ def _without_userinfo(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class OpenAIBackend:
+class OpenAIBackend(OnLoopThread):
     """A model behind an OpenAI-compatible Chat Completions endpoint.
 
     >>> OpenAIBackend("gpt-4o-mini")                                            # doctest: +SKIP
@@ -257,7 +265,9 @@ class OpenAIBackend:
     - or ``capabilities=Capabilities(...)`` to set them all.
 
     The client never retries (``max_retries=0``): wrap in :class:`~msrkit.retry.RetryingBackend`.
-    ``client_options`` go to ``openai.OpenAI`` (e.g. ``default_headers``).
+    ``timeout`` bounds each call in total (not per read). ``client_options`` go
+    to ``openai.AsyncOpenAI`` (e.g. ``default_headers``); calls from sync code
+    run on that client too, on this backend's own event-loop thread.
     """
 
     name = "openai"
@@ -285,6 +295,7 @@ class OpenAIBackend:
             raise ConfigError(
                 f"openai/{model}: no API key: set OPENAI_API_KEY, pass api_key=, or give base_url= for a local server"
             )
+        _register_secrets(key, self.base_url, client_options.get("default_headers"))
         self.timeout = float(timeout)
         self._settings: dict[str, Any] = {
             "api_key": key or LOCAL_PLACEHOLDER_KEY,
@@ -300,9 +311,9 @@ class OpenAIBackend:
             json_schema=(self.base_url is None) if json_schema is None else json_schema,
             context_size=None,
         )
-        self._client = openai.OpenAI(**self._settings)
-        self._aclient: openai.AsyncOpenAI | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        async_settings = {k: v for k, v in self._settings.items() if k != "http_client"}
+        self._clients = PerLoop(lambda: openai.AsyncOpenAI(**async_settings))
+        self._loop = LoopThread(f"msrkit-openai-{model}")
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self._where()!r})"
@@ -339,46 +350,32 @@ class OpenAIBackend:
         response.warnings.extend(warnings)
         return response
 
-    def chat(self, request: ChatRequest) -> ChatResponse:
-        params, warnings = self._prepare(request)
-        started = time.perf_counter()
-        try:
-            completion = self._client.chat.completions.create(**params)
-        except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
-            self._raise(exc)
-        return self._finish(completion, started, warnings)
-
-    def _async_client(self) -> openai.AsyncOpenAI:
-        loop = asyncio.get_running_loop()
-        if self._aclient is None or self._aloop is not loop:
-            # an httpx async pool belongs to one event loop: a new loop gets a new client
-            settings = {k: v for k, v in self._settings.items() if k != "http_client"}
-            self._aclient, self._aloop = openai.AsyncOpenAI(**settings), loop
-        return self._aclient
-
     async def achat(self, request: ChatRequest) -> ChatResponse:
-        """The same call from async code, on an ``openai.AsyncOpenAI`` client with the same settings."""
+        """The call from async code, on an ``openai.AsyncOpenAI`` client, cut off at its time limit."""
         params, warnings = self._prepare(request)
-        client = self._async_client()
+        seconds, by_deadline = call_limit(self.timeout, backend=self.name, model=self.model)
+        client = self._clients.get()
         started = time.perf_counter()
         try:
-            completion = await client.chat.completions.create(**params)
+            create = client.chat.completions.create(**params, timeout=seconds)
+            completion = await asyncio.wait_for(create, seconds)
         except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
-            self._raise(exc)
+            self._raise(exc, seconds=seconds, by_deadline=by_deadline)
         return self._finish(completion, started, warnings)
 
-    def _raise(self, exc: Exception) -> NoReturn:
+    def _raise(self, exc: Exception, *, seconds: float, by_deadline: bool) -> NoReturn:
         """Raise the msrkit error for a client failure; the raw cause is kept only where it cannot hold a secret."""
         who: dict[str, Any] = {"backend": self.name, "model": self.model}
-        if isinstance(exc, openai.APITimeoutError):
-            raise BackendTransientError(f"timed out after {self.timeout:g}s", **who) from exc
+        if isinstance(exc, (openai.APITimeoutError, asyncio.TimeoutError)):
+            raise timed_out(seconds, by_deadline, **who) from None
         if isinstance(exc, openai.APIConnectionError):
             if _could_not_connect(exc):
                 raise BackendUnavailableError(f"could not connect to {self._where()}", **who) from exc
             raise BackendTransientError(f"connection to {self._where()} failed or was cut off", **who) from exc
         if isinstance(exc, openai.APIStatusError):
             retry_after = parse_retry_after(exc.response.headers)
-            error = error_for_status(exc.status_code, _status_message(exc), retry_after=retry_after, **who)
+            codes = (getattr(exc, "code", None), getattr(exc, "type", None))
+            error = error_for_status(exc.status_code, _status_message(exc), retry_after=retry_after, codes=codes, **who)
             raise error from None  # the client's exception holds the raw body, which may echo the key
         if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
             raise BackendTransientError("the server's answer was not valid JSON for a chat completion", **who) from None
@@ -386,12 +383,12 @@ class OpenAIBackend:
             raise exc
         raise BackendError(redact(f"unexpected {type(exc).__name__}: {exc}", 300), **who) from None
 
-    def close(self) -> None:
-        """Close the HTTP clients (an async client's pool is dropped with its event loop)."""
-        self._client.close()
-        self._aclient, self._aloop = None, None
 
-    async def aclose(self) -> None:
-        if self._aclient is not None:
-            await self._aclient.close()
-        self.close()
+def _register_secrets(key: str | None, base_url: str | None, headers: Mapping[str, str] | None) -> None:
+    """Every secret this backend is configured with: the key, a base URL's password, auth headers."""
+    register_secret(key)
+    if base_url:
+        register_secret(urlsplit(base_url).password)
+    for name, value in (headers or {}).items():
+        if name.lower() in ("authorization", "api-key", "x-api-key", "proxy-authorization"):
+            register_secret(str(value))

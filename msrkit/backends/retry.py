@@ -8,17 +8,20 @@ with tenacity:
   seconds, capped by ``max_wait``);
 - a server's ``Retry-After`` is honoured: the wait is at least that long,
   capped by ``max_wait``;
-- bounded twice: at most ``attempts`` calls, and no wait that would end past
-  ``max_seconds`` after the first call began (one attempt can still last as
-  long as the backend's own timeout);
-- permanent errors and :class:`~msrkit.errors.OutputParseError` fail at once.
+- bounded three times: at most ``attempts`` calls, no wait that would end past
+  ``max_seconds`` after the first call began, and none that would end past the
+  request's deadline (:mod:`msrkit.deadline`); a ``Retry-After`` longer than the
+  time left is not waited for at all (``inf`` and huge values included);
+- permanent errors, :class:`~msrkit.errors.OutputParseError`, an open circuit
+  breaker (:class:`~msrkit.errors.CircuitOpenError`) and a passed deadline
+  (:class:`~msrkit.errors.DeadlineExceededError`) fail at once.
 
 On giving up, the last error is raised again with its class kept (callers
-branch on it), its message saying how many attempts were made and for how long.
+branch on it), its message saying how many attempts were made, for how long, and why no more.
 
 Order of wrappers::
 
-    CachedBackend(RetryingBackend(backend))
+    CachedBackend(RetryingBackend(GuardedBackend(backend)))
 
 The cache sits outside retry: a hit never waits or touches the network, and
 only the final answer of a retried call is stored. Retry never changes an
@@ -38,19 +41,37 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     wait_exponential,
     wait_random,
 )
 
-from ..errors import BackendError, BackendTransientError, ConfigError, redact
-from .base import Backend, Capabilities, ChatRequest, ChatResponse, achat
+from ..deadline import MIN_CALL_SECONDS, current
+from ..errors import (
+    BackendError,
+    BackendTransientError,
+    CircuitOpenError,
+    ConfigError,
+    DeadlineExceededError,
+    redact,
+)
+from .base import Backend, ChatRequest, ChatResponse, achat
+from .wrapper import Wrapper
 
 __all__ = ["RetryingBackend"]
 
 log = logging.getLogger("msrkit")
 
 
-class RetryingBackend:
+#: transient failures that retrying cannot fix now
+_FINAL = (CircuitOpenError, DeadlineExceededError)
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, BackendTransientError) and not isinstance(error, _FINAL)
+
+
+class RetryingBackend(Wrapper):
     """A backend that retries its inner backend's transient failures.
 
     >>> backend = RetryingBackend(get_backend("openai/gpt-4o-mini"), attempts=4)   # doctest: +SKIP
@@ -76,9 +97,7 @@ class RetryingBackend:
             raise ConfigError(f"attempts must be at least 1, got {attempts}")
         if max_seconds <= 0 or initial < 0 or max_wait < 0 or jitter < 0:
             raise ConfigError("max_seconds must be positive; initial, max_wait and jitter not negative")
-        self.inner = inner
-        self.name = inner.name
-        self.model = inner.model
+        super().__init__(inner)
         self.attempts = attempts
         self.max_seconds = max_seconds
         self.max_wait = max_wait
@@ -86,13 +105,6 @@ class RetryingBackend:
         self._sleep = sleep
         self._asleep = asleep
         self._clock = clock
-
-    @property
-    def capabilities(self) -> Capabilities:
-        return self.inner.capabilities
-
-    def identity(self) -> dict[str, str]:
-        return self.inner.identity()
 
     # -- the policy ------------------------------------------------------------
 
@@ -105,12 +117,25 @@ class RetryingBackend:
             wait = max(wait, min(float(retry_after), self.max_wait))
         return wait
 
-    def _stopper(self, started: float) -> Callable[[RetryCallState], bool]:
+    def _stopper(self, started: float, why: list[str]) -> Callable[[RetryCallState], bool]:
+        """Stop after the last attempt, or before a wait that would end past the time bound or the deadline."""
+
         def stop(state: RetryCallState) -> bool:
             if state.attempt_number >= self.attempts:
                 return True
             upcoming = float(getattr(state, "upcoming_sleep", 0.0) or 0.0)
-            return self._clock() - started + upcoming > self.max_seconds
+            bound, deadline = self.max_seconds - (self._clock() - started), current().left()
+            left = min(bound, deadline)
+            whose = "of the request's deadline" if deadline < bound else "of retry_max_seconds"
+            error = state.outcome.exception() if state.outcome is not None else None
+            asked = getattr(error, "retry_after", None)
+            if asked is not None and asked > left:
+                why.append(f"the server asked to wait {asked:g} s, more than the {max(left, 0):.1f} s left {whose}")
+                return True
+            if upcoming + MIN_CALL_SECONDS > left:
+                why.append(f"{max(left, 0):.1f} s left {whose}")
+                return True
+            return False
 
         return stop
 
@@ -122,26 +147,28 @@ class RetryingBackend:
             state.attempt_number, self.attempts, float(getattr(state, "upcoming_sleep", 0.0) or 0.0),
         )  # fmt: skip
 
-    def _gave_up(self, started: float) -> Callable[[RetryCallState], NoReturn]:
+    def _gave_up(self, started: float, why: list[str]) -> Callable[[RetryCallState], NoReturn]:
         def give_up(state: RetryCallState) -> NoReturn:
             assert state.outcome is not None
             error = state.outcome.exception()
             assert isinstance(error, BackendError)
             n, seconds = state.attempt_number, self._clock() - started
-            error.args = (f"{error} (gave up after {n} attempt{'s' if n != 1 else ''} in {seconds:.1f} s)",)
+            because = f": {why[-1]}" if why else ""
+            error.args = (f"{error} (gave up after {n} attempt{'s' if n != 1 else ''} in {seconds:.1f} s{because})",)
             error.attempts = n  # type: ignore[attr-defined]
-            log.info("%s/%s: giving up after %d attempt(s) in %.1f s", self.name, self.model, n, seconds)
+            log.info("%s/%s: giving up after %d attempt(s) in %.1f s%s", self.name, self.model, n, seconds, because)
             raise error
 
         return give_up
 
     def _options(self, started: float) -> dict[str, object]:
+        why: list[str] = []
         return {
-            "retry": retry_if_exception_type(BackendTransientError),
+            "retry": retry_if_exception_type(BackendTransientError) & retry_if_not_exception_type(_FINAL),
             "wait": self._wait,
-            "stop": self._stopper(started),
+            "stop": self._stopper(started, why),
             "before_sleep": self._log_retry,
-            "retry_error_callback": self._gave_up(started),
+            "retry_error_callback": self._gave_up(started, why),
         }
 
     # -- the backend -------------------------------------------------------------
@@ -155,6 +182,8 @@ class RetryingBackend:
         try:
             return self.inner.chat(request)
         except BackendTransientError as exc:
+            if not _retryable(exc):
+                raise
             pending = [exc]
 
         def attempt(req: ChatRequest) -> ChatResponse:
@@ -171,6 +200,8 @@ class RetryingBackend:
         try:
             return await achat(self.inner, request)
         except BackendTransientError as exc:
+            if not _retryable(exc):
+                raise
             pending = [exc]
 
         async def attempt(req: ChatRequest) -> ChatResponse:
@@ -181,6 +212,3 @@ class RetryingBackend:
         retrying = AsyncRetrying(sleep=self._asleep, **self._options(started))  # type: ignore[arg-type]
         response: ChatResponse = await retrying(attempt, request)
         return response
-
-    def close(self) -> None:
-        self.inner.close()

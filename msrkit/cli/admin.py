@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .common import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, PromptsOpt, guard, settings
+from .common import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, PromptsOpt, guard, safe, settings
 
 __all__ = ["backends", "cache_app", "config_app", "prompts_app"]
 
@@ -114,14 +114,19 @@ def cache_clear(
     config: ConfigOpt = None,
     summaries: Annotated[bool, typer.Option("--summaries", help="Also forget the stored item summaries.")] = False,
 ) -> None:
-    """Remove every cached response (and, with --summaries, the catalog store)."""
+    """Remove every cached response (and, with --summaries, the catalog store); rebuild a cache that is unreadable."""
 
     def run() -> None:
         from ..backends.cache import ResponseCache
         from ..summaries.store import STORE_FILE, CatalogStore
 
         root = _cache_root(cache_dir, config)
-        typer.echo(f"removed {ResponseCache(root).clear()} entries")
+        cache = ResponseCache(root)
+        removed = cache.clear()
+        if cache.rebuilt is not None:
+            typer.echo(f"the cache at {root} could not be read ({safe(cache.rebuilt)}): rebuilt it empty")
+        else:
+            typer.echo(f"removed {removed} entries")
         if summaries and (root / STORE_FILE).exists():
             typer.echo(f"removed the summaries of {CatalogStore(root / STORE_FILE).clear()} items")
 

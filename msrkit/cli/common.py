@@ -57,21 +57,40 @@ ConfigOpt = Annotated[
     Path | None,
     typer.Option("--config", help="Config file (default: $MSRKIT_CONFIG, ./msrkit.toml, [tool.msrkit] in pyproject)."),
 ]
+DeadlineOpt = Annotated[
+    float | None,
+    typer.Option("--deadline", min=0.001, help="Seconds one request may take, every call and retry included; "
+                 "past it the remaining LLM stages are skipped (degraded). Default 120."),
+]  # fmt: skip
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]|\x1b\[[0-?]*[ -/]*[@-~]")
+_CONTROL = re.compile(
+    r"(?:\x1b[\]P_^X]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, APC...: links, titles
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erasing
+    r"|\x1b[ -/]*[0-~]"  # any other escape sequence
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f]"  # and any control character left
+)
 
 
 def safe(text: str | None) -> str:
-    """Text fit for a terminal: escape and control sequences removed (item titles are data, not commands)."""
+    """Text fit for a terminal: escape sequences (whole, with their payload) and control characters removed.
+
+    Item titles and model answers are data, not commands: an OSC 8 hyperlink
+    (``ESC ] 8 ;; url BEL``), a window title or a colour code in them is dropped.
+    """
     return _CONTROL.sub("", text or "")
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:
+    """Log to stderr, every record (any library's) with its secrets masked."""
+    from ..errors import RedactingFilter
+
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RedactingFilter())
 
 
 def err(message: str) -> None:

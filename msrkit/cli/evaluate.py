@@ -17,6 +17,7 @@ from .common import (
     CacheDirOpt,
     CatalogOpt,
     ConfigOpt,
+    DeadlineOpt,
     InteractionsOpt,
     JsonOpt,
     NoCacheOpt,
@@ -53,6 +54,7 @@ def eval_cmd(
         bool | None, typer.Option("--pointwise/--listwise", help="Score by p(yes) (AUC becomes meaningful).")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
+    deadline: DeadlineOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
@@ -69,6 +71,7 @@ def eval_cmd(
     flags = dict(
         backend=backend, base_url=base_url, backend_options=backend_option, catalog=catalog,
         interactions=interactions, fusion_weight=fusion_weight, pointwise=pointwise, cache_dir=cache_dir,
+        deadline=deadline,
     )  # fmt: skip
 
     def run() -> None:

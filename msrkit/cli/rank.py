@@ -14,6 +14,7 @@ from .common import (
     CacheDirOpt,
     CatalogOpt,
     ConfigOpt,
+    DeadlineOpt,
     IndexOpt,
     InteractionsOpt,
     NoCacheOpt,
@@ -78,6 +79,7 @@ def rank(
     ] = None,
     max_side: Annotated[int | None, typer.Option(min=32, help="Downscale images to this many pixels.")] = None,
     retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
+    deadline: DeadlineOpt = None,
     n_candidates: Annotated[
         int | None, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none.")
     ] = None,
@@ -100,7 +102,7 @@ def rank(
         catalog=catalog, interactions=interactions, index=index, prompts=prompts, cache_dir=cache_dir, passes=passes,
         window=window, stride=stride, fusion_weight=fusion_weight, pointwise=pointwise, item_summaries=item_summaries,
         preference_summary=preference_summary, explain=explain, strict=strict, max_side=max_side, retries=retries,
-        n_candidates=n_candidates,
+        n_candidates=n_candidates, deadline=deadline,
     )  # fmt: skip
     shown = _Shown(top_k=top_k, json_out=json_out, quiet=quiet, to_file=out is not None)
 
@@ -128,7 +130,7 @@ def rank(
             from ..report import write_html
 
             pairs = [(h, shown.done[k]) for k, h in zip(summary.keys, histories, strict=True) if k in shown.done]
-            written = write_html(html, pairs, catalog=rec.catalog)
+            written = write_html(html, pairs, catalog=rec.catalog, image_policy=rec.image_policy)
             if not quiet:
                 typer.echo(f"report: {written} ({len(pairs)} user(s))", err=True)
         if out is not None and not quiet:

@@ -14,6 +14,7 @@ from .common import (
     BaseUrlOpt,
     CacheDirOpt,
     ConfigOpt,
+    DeadlineOpt,
     JsonOpt,
     NoCacheOpt,
     PromptsOpt,
@@ -46,6 +47,7 @@ def summarize(
     concurrency: Annotated[
         int | None, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")
     ] = None,
+    deadline: DeadlineOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
@@ -59,7 +61,8 @@ def summarize(
     """
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency)  # fmt: skip
+                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency,
+                 deadline=deadline)  # fmt: skip
 
     def run() -> None:
         from rich.console import Console

@@ -20,6 +20,9 @@ if TYPE_CHECKING:
 
 __all__ = ["explain"]
 
+#: the history items a reason may cite: the most recent ones (a 10,000-item history made reasons quadratic)
+RECENT_ITEMS = 200
+
 
 def _names(names: Sequence[str]) -> str:
     quoted = [f"“{n}”" for n in names]
@@ -27,15 +30,15 @@ def _names(names: Sequence[str]) -> str:
 
 
 def _connections(candidate: Item, history: Sequence[tuple[str, frozenset[str]]]) -> str:
-    """``Shares sci-fi, space with “Alien” and “Star Wars”.`` (most recent history items first)."""
+    """``Shares sci-fi, space with “Alien” and “Star Wars”.`` (``history``: labels and terms, most recent first)."""
     terms = item_terms(candidate)
     if not terms:
         return ""
     matches: list[tuple[int, str, list[str]]] = []
-    for age, (name, theirs) in enumerate(history):
-        shared = [t for t in terms if t in theirs]
+    for age, (label, seen) in enumerate(history):
+        shared = [t for t in terms if t in seen]
         if shared:
-            matches.append((-len(shared) * 100 + age, name, shared))
+            matches.append((-len(shared) * 100 + age, label, shared))
     if not matches:
         return ""
     best = sorted(matches)[:2]
@@ -66,11 +69,12 @@ def explain(
 ) -> list[str]:
     """One reason per candidate (by index). ``ranked_by`` names what ordered the list when no evidence does."""
     titles = {item.item_id: item.label() for item in history}
-    recent = [(item.label(), frozenset(item_terms(item))) for item in reversed(history)]
-    recent = [(name, terms) for name, terms in recent if terms]
+    recent = history[-RECENT_ITEMS:]
+    recent_first = [(item.label(), frozenset(item_terms(item))) for item in reversed(recent)]  # once for all
+    recent_first = [(label, terms) for label, terms in recent_first if terms]
     out = []
     for i, item in enumerate(candidates):
-        parts = [_connections(item, recent), *_support(support.get(item.item_id), titles)]
+        parts = [_connections(item, recent_first), *_support(support.get(item.item_id), titles)]
         if i in model:
             parts.append(f"The model: {model[i].rstrip('.')}.")
         text = " ".join(p for p in parts if p)

@@ -61,7 +61,8 @@ def summarize_catalog(
     this makes is what ``rank()`` reads, and an item summarized before costs
     nothing. ``concurrency`` defaults to ``settings.concurrency``; ``on_item``
     is called for every item once it is done (from worker threads), those
-    taken from ``out`` included. See the module docstring for ``out``.
+    taken from ``out`` included. See the module docstring for ``out``. Each
+    item gets ``settings.deadline`` seconds.
     """
     from ..recommender import Recommender
     from .items import ItemSummarizer
@@ -72,11 +73,11 @@ def summarize_catalog(
             raise ConfigError("summarizing needs an LLM backend, not 'none'")
         summarizer = ItemSummarizer(
             rec.backend, prompts=rec.prompts, vision_backend=rec.vision_backend, max_side=settings.max_side,
-            strict=settings.strict, store=rec.store,
+            strict=settings.strict, store=rec.store, image_policy=rec.image_policy,
         )  # fmt: skip
         with Journal(out, key_field="item_id", resume=resume, keep=_summarized(by_id)) as journal:
             return _run(summarizer, journal, by_id, base_dir=base_dir, on_item=on_item,
-                        concurrency=concurrency or settings.concurrency)  # fmt: skip
+                        concurrency=concurrency or settings.concurrency, deadline=settings.deadline)  # fmt: skip
 
 
 def _run(
@@ -87,6 +88,7 @@ def _run(
     base_dir: Path | None,
     on_item: Callable[[Item], None] | None,
     concurrency: int,
+    deadline: float,
 ) -> CatalogSummary:
     kept = {key: Item.model_validate(record) for key, record in journal.done.items() if key in by_id}
     for item in kept.values():
@@ -100,7 +102,8 @@ def _run(
 
     meter = Meter()
     todo = [item for key, item in by_id.items() if key not in kept]
-    made = summarizer.summarize(todo, meter=meter, base_dir=base_dir, on_item=finished, concurrency=concurrency)
+    made = summarizer.summarize(todo, meter=meter, base_dir=base_dir, on_item=finished, concurrency=concurrency,
+                                deadline=deadline)  # fmt: skip
     done = {**kept, **{item.item_id: item for item in made}}
     failed = sum(1 for item in made if item.keywords is None)
     return CatalogSummary([done[key] for key in by_id], meter.finish(), list(meter.warnings), len(kept), failed)

@@ -13,13 +13,18 @@ import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..backends.base import Backend
 from ..data import Item
+from ..deadline import MIN_CALL_SECONDS, active, current
 from ..errors import BackendError, InputError
 from ..meter import Meter
 from ..prompts import PromptSet, render_item
 from .store import CatalogStore
+
+if TYPE_CHECKING:
+    from ..images import ImagePolicy
 
 __all__ = ["ItemSummarizer", "parse_keywords"]
 
@@ -52,7 +57,8 @@ class ItemSummarizer:
     >>> summarizer.summarize(items)[0].keywords                        # doctest: +SKIP
     ['sci-fi', 'space', 'adventure']
 
-    ``vision_backend`` describes images when the main backend cannot see.
+    ``vision_backend`` describes images when the main backend cannot see;
+    ``image_policy`` says where images may be read from (default: no private hosts).
     """
 
     def __init__(
@@ -66,8 +72,10 @@ class ItemSummarizer:
         describe_images: bool = True,
         strict: bool = False,
         store: CatalogStore | None = None,
+        image_policy: ImagePolicy | None = None,
     ) -> None:
         self.backend = backend
+        self.image_policy = image_policy
         self.store = store
         self.prompts = prompts or PromptSet.load()
         self.vision_backend = vision_backend or backend
@@ -84,16 +92,22 @@ class ItemSummarizer:
         base_dir: Path | None = None,
         on_item: Callable[[Item], None] | None = None,
         concurrency: int = 1,
+        deadline: float | None = None,
     ) -> list[Item]:
         """Items with ``keywords`` (and ``image_description`` where they have an image) filled in.
 
         ``concurrency`` > 1 runs that many items at once (for remote backends; an
-        in-process model serializes its calls anyway). Order is kept.
+        in-process model serializes its calls anyway). Order is kept. Each item
+        gets at most ``deadline`` seconds (and none past the current request's
+        deadline): an item out of time is left as it is.
         """
         meter = meter or Meter()
+        outer = current()  # worker threads do not inherit the caller's context: hand the deadline over
 
         def one(item: Item) -> Item:
-            done = self.summarize_item(item, meter=meter, base_dir=base_dir)
+            with active(outer.child(deadline)) as limit:
+                done = item if limit.left() < MIN_CALL_SECONDS else self.summarize_item(item, meter=meter,
+                                                                                         base_dir=base_dir)  # fmt: skip
             if on_item is not None:
                 on_item(done)
             return done
@@ -157,7 +171,7 @@ class ItemSummarizer:
         from ..images import load_image
 
         try:
-            image = load_image(item.image, base_dir=base_dir, max_side=self.max_side)
+            image = load_image(item.image, base_dir=base_dir, max_side=self.max_side, policy=self.image_policy)
         except InputError as exc:
             if self.strict:
                 raise
