@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,7 +211,9 @@ def test_backend_options_temperature_reaches_the_backend_and_its_cache_identity(
     settings, sources = load_settings({}, cwd=tmp_path, env={})
     assert settings.backend_options == {"temperature": 0.7} and sources["backend_options"] == "msrkit.toml"
     with Recommender(settings=settings, cache=False) as rec:
-        openai_backend = rec.backend.inner  # type: ignore[union-attr]
+        openai_backend: Any = rec.backend
+        while hasattr(openai_backend, "inner"):  # under the wrappers of the stack
+            openai_backend = openai_backend.inner
         params, _ = openai_backend._prepare(ChatRequest((Message.text("user", "hi"),)))
         assert params["temperature"] == 0.7
         assert rec.backend.identity()["temperature"] == "0.7"  # type: ignore[union-attr]
