@@ -51,5 +51,7 @@ def test_pointwise_p_yes_values_are_probabilities(embedded_model: Path) -> None:
     backend = get_backend("llamacpp/default")
     assert backend is not None
     items = [Item(item_id="a", title="Star Wars"), Item(item_id="b", title="Cooking for beginners")]
-    scores = PointwiseScorer(backend).score(items, preference="loves space opera films")
+    scored = PointwiseScorer(backend).score(items, preference="loves space opera films")
+    scores = scored.scores
     assert all(0.0 <= s <= 1.0 for s in scores) and len(set(scores)) == 2  # real, distinct probabilities
+    assert scored.order == sorted(range(2), key=lambda i: -scores[i])
