@@ -202,10 +202,11 @@ def test_openai_capabilities_and_identity(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     official = OpenAIBackend("gpt-4o-mini")
-    assert official.capabilities == Capabilities(vision=True, logprobs=True, json_schema=True, context_size=None)
+    assert official.capabilities == Capabilities(vision=True, logprobs=True, json_schema=True, context_size=None,
+                                                 tools=True)  # fmt: skip
     assert official.identity() == {"kind": "openai", "model": "gpt-4o-mini", "base_url": "default"}
     local = OpenAIBackend("smollm2", base_url="http://127.0.0.1:9/v1/", logprobs=False)
-    assert local.capabilities == Capabilities(vision=False, logprobs=False, json_schema=False)
+    assert local.capabilities == Capabilities(vision=False, logprobs=False, json_schema=False, tools=True)
     assert local.identity() == {"kind": "openai", "model": "smollm2", "base_url": "http://127.0.0.1:9/v1"}
     assert KEY not in repr(official) + repr(official.identity()) + repr(local)
 

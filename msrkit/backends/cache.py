@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .base import Backend, ChatRequest, ChatResponse, ImagePart, TextPart
+from .base import Backend, ChatRequest, ChatResponse, ImagePart, Message, TextPart, ToolCall
 from .wrapper import Wrapper
 
 __all__ = ["ResponseCache", "CachedBackend", "default_cache_dir", "request_key"]
@@ -58,13 +58,22 @@ def _part(part: TextPart | ImagePart) -> dict[str, str]:
     return {"image": part.digest, "mime": part.mime}
 
 
+def _message(m: Message) -> dict[str, Any]:
+    out: dict[str, Any] = {"role": m.role, "parts": [_part(p) for p in m.parts]}
+    if m.tool_calls:  # tool fields enter a key only where present: keys of plain requests stay as they were
+        out["tool_calls"] = [[c.id, c.name, dict(c.arguments), c.raw, c.error] for c in m.tool_calls]
+    if m.tool_call_id is not None or m.name is not None:
+        out["tool_call_id"], out["name"] = m.tool_call_id, m.name
+    return out
+
+
 def request_key(identity: dict[str, str], request: ChatRequest) -> str:
-    """A stable digest of who answers and exactly what was asked."""
-    body = {
+    """A stable digest of who answers and exactly what was asked (tools and tool messages included)."""
+    body: dict[str, Any] = {
         "v": KEY_VERSION,
         "identity": identity,
         "tag": request.tag,
-        "messages": [{"role": m.role, "parts": [_part(p) for p in m.parts]} for m in request.messages],
+        "messages": [_message(m) for m in request.messages],
         "max_tokens": request.max_tokens,
         "temperature": request.temperature,
         "seed": request.seed,
@@ -72,6 +81,9 @@ def request_key(identity: dict[str, str], request: ChatRequest) -> str:
         "top_logprobs": request.top_logprobs,
         "stop": list(request.stop),
     }
+    if request.tools:
+        body["tools"] = [[t.name, t.description, dict(t.parameters)] for t in request.tools]
+        body["tool_choice"] = request.tool_choice
     blob = json.dumps(body, sort_keys=True, ensure_ascii=False).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()
 
@@ -249,7 +261,8 @@ class CachedBackend(Wrapper):
         if stored is None or not isinstance(stored.get("text"), str):
             return None
         try:
-            return ChatResponse(**{**stored, "cached": True, "seconds": 0.0})
+            calls = [ToolCall(**c) for c in stored.get("tool_calls") or []]
+            return ChatResponse(**{**stored, "cached": True, "seconds": 0.0, "tool_calls": calls})
         except TypeError:
             return None
 

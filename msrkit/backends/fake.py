@@ -7,6 +7,11 @@
 Answers are taken in order from the queue; when it is empty the ``default``
 callable answers (by default: the candidates in the order given). Every request
 is kept in ``requests`` so tests can look at exactly what the model was sent.
+
+Scripted tool calls: a :class:`~msrkit.backends.base.ToolCall` (or a list of
+them: parallel calls) is answered as a response carrying those calls::
+
+    fake.enqueue(ToolCall("c1", "search_catalog", {"query": "space"}), [ToolCall("c2", "finish", {...})])
 """
 
 from __future__ import annotations
@@ -17,9 +22,12 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from ..errors import BackendError
-from .base import Capabilities, ChatRequest, ChatResponse
+from .base import Capabilities, ChatRequest, ChatResponse, ToolCall
 
-__all__ = ["FakeBackend"]
+__all__ = ["Answer", "FakeBackend"]
+
+#: What a scripted model may answer: text, a full response, a tool call, parallel calls, an exception to raise.
+Answer = str | ChatResponse | ToolCall | list[ToolCall] | BaseException
 
 
 def _echo_order(request: ChatRequest) -> str:
@@ -35,11 +43,11 @@ class FakeBackend:
         model: str = "scripted",
         *,
         capabilities: Capabilities | None = None,
-        default: Callable[[ChatRequest], str | ChatResponse] | None = _echo_order,
+        default: Callable[[ChatRequest], Answer] | None = _echo_order,
     ) -> None:
         self.model = model
-        self._capabilities = capabilities or Capabilities(vision=True, logprobs=True, json_schema=False)
-        self._queue: deque[str | ChatResponse | BaseException] = deque()
+        self._capabilities = capabilities or Capabilities(vision=True, logprobs=True, json_schema=False, tools=True)
+        self._queue: deque[Answer] = deque()
         self._default = default
         self.requests: list[ChatRequest] = []
 
@@ -47,8 +55,8 @@ class FakeBackend:
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
-    def enqueue(self, *answers: str | ChatResponse | BaseException) -> FakeBackend:
-        """Queue answers (text, full responses, or exceptions to raise)."""
+    def enqueue(self, *answers: Answer) -> FakeBackend:
+        """Queue answers (text, full responses, tool calls, lists of parallel tool calls, or exceptions to raise)."""
         self._queue.extend(answers)
         return self
 
@@ -57,7 +65,7 @@ class FakeBackend:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         self.requests.append(request)
-        answer: str | ChatResponse | BaseException
+        answer: Answer
         if self._queue:
             answer = self._queue.popleft()
         elif self._default is not None:
@@ -69,6 +77,11 @@ class FakeBackend:
         if isinstance(answer, ChatResponse):
             return replace(answer)
         prompt_tokens = sum(len(m.text_content.split()) for m in request.messages)
+        if isinstance(answer, ToolCall):
+            answer = [answer]
+        if isinstance(answer, list):
+            return ChatResponse("", prompt_tokens, 8 * len(answer), model=self.model, tool_calls=list(answer),
+                                finish_reason="tool_calls")  # fmt: skip
         return ChatResponse(answer, prompt_tokens, len(answer.split()), model=self.model)
 
     @property

@@ -12,6 +12,21 @@ some prompt time, so that variant is loaded only when a request asks for them.
 A vision model needs its projector file (``mmproj``) and the chat handler of its
 family; images then travel as OpenAI-style ``image_url`` parts with ``data:``
 URLs. A text-only model gets the request without its images and a warning.
+
+Tools: llama-cpp-python passes ``tools`` to the chat handler, and only a
+function-calling handler uses them (a model's own template, SmolLM2's say, drops
+them without a word). A request with tools therefore goes to the handler named
+by ``tool_format`` (default ``chatml-function-calling``), called directly on the
+loaded model, so no second copy of the model is loaded. That handler:
+
+- reads ``tool_choice="auto"`` (a grammar picks ``functions.NAME:`` or ``message:``;
+  arguments follow the tool's JSON schema), a named function
+  ``{"type": "function", "function": {"name": ...}}`` (a forced call) and ``"none"``;
+  ``"required"`` fails an assertion inside it, so msrkit sends the named form when
+  one tool is offered and ``"auto"`` otherwise;
+- renders only system, user and assistant turns (a ``tool`` message would vanish),
+  so tool results are sent as user turns (:func:`to_llamacpp_messages`);
+- sees no images (they are left out with a warning).
 """
 
 from __future__ import annotations
@@ -28,9 +43,24 @@ from typing import Any
 
 from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDependencyError
 from ..images import to_data_uri
-from .base import Capabilities, ChatRequest, ChatResponse, TextPart, with_temperature
+from .base import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    Message,
+    TextPart,
+    read_tool_calls,
+    with_temperature,
+)
 
-__all__ = ["LlamaCppBackend", "to_llamacpp_messages", "parse_top_logprobs", "CHAT_HANDLERS"]
+__all__ = [
+    "LlamaCppBackend",
+    "to_llamacpp_messages",
+    "llamacpp_tool_choice",
+    "parse_top_logprobs",
+    "CHAT_HANDLERS",
+    "TOOL_FORMAT",
+]
 
 log = logging.getLogger("msrkit")
 
@@ -50,19 +80,37 @@ CHAT_HANDLERS: dict[str, str] = {
     "gemma4": "Gemma4ChatHandler",
 }
 DEFAULT_HANDLER = "llava15"
+#: The chat handler that serves requests with tools (its template renders them; grammars shape the calls).
+TOOL_FORMAT = "chatml-function-calling"
 
 
 # --------------------------------------------------------------------------- translation (pure)
 
 
-def to_llamacpp_messages(request: ChatRequest) -> list[dict[str, Any]]:
+def _tool_message(message: Message, *, fold_results: bool) -> dict[str, Any]:
+    if message.role == "tool":
+        if fold_results:
+            return {"role": "user", "content": f"Result of {message.name} (call {message.tool_call_id}):\n"
+                                               f"{message.text_content}"}  # fmt: skip
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text_content}
+    calls = [c.as_function_call() for c in message.tool_calls]
+    return {"role": "assistant", "content": message.text_content, "tool_calls": calls}
+
+
+def to_llamacpp_messages(request: ChatRequest, *, fold_tool_results: bool = False) -> list[dict[str, Any]]:
     """The request's messages as llama-cpp-python chat messages.
 
     Text-only messages carry a string; a message with images carries OpenAI-style
     content parts, images as ``image_url`` parts with ``data:`` URLs, in order.
+    An assistant turn that made calls carries ``tool_calls`` (arguments as JSON
+    text); a tool's result is a ``tool`` message, or with ``fold_tool_results``
+    a user turn naming the tool (for templates that render no ``tool`` role).
     """
     out: list[dict[str, Any]] = []
     for message in request.messages:
+        if message.role == "tool" or message.tool_calls:
+            out.append(_tool_message(message, fold_results=fold_tool_results))
+            continue
         if not message.images:
             out.append({"role": message.role, "content": message.text_content})
             continue
@@ -91,6 +139,24 @@ def parse_top_logprobs(logprobs: dict[str, Any] | None) -> list[dict[str, float]
     return out
 
 
+def llamacpp_tool_choice(request: ChatRequest) -> str | dict[str, Any] | None:
+    """``tool_choice`` as the function-calling handler takes it (``None`` without tools).
+
+    ``"required"`` becomes the named form when one tool is offered (the handler asserts on
+    ``"required"``), else ``"auto"``: a forced choice among several tools cannot be expressed.
+    """
+    if not request.tools:
+        return None
+    choice = request.tool_choice
+    if choice == "required":
+        if len(request.tools) != 1:
+            return "auto"
+        choice = request.tools[0].name
+    if choice in ("auto", "none"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
+
+
 def completion_kwargs(request: ChatRequest, *, default_seed: int) -> dict[str, Any]:
     """Keyword arguments for ``Llama.create_chat_completion`` (messages left out)."""
     kwargs: dict[str, Any] = {
@@ -104,6 +170,9 @@ def completion_kwargs(request: ChatRequest, *, default_seed: int) -> dict[str, A
         kwargs["top_logprobs"] = request.top_logprobs
     if request.json_schema is not None:
         kwargs["response_format"] = {"type": "json_object", "schema": request.json_schema}
+    if request.tools:
+        kwargs["tools"] = [t.as_function() for t in request.tools]
+        kwargs["tool_choice"] = llamacpp_tool_choice(request)
     return kwargs
 
 
@@ -172,6 +241,7 @@ class LlamaCppBackend:
         mmproj: str | Path | None = None,
         chat_handler: str | None = None,
         chat_format: str | None = None,
+        tool_format: str = TOOL_FORMAT,
         vision: bool | None = None,
         verbose: bool = False,
         seed: int = 0,
@@ -198,6 +268,7 @@ class LlamaCppBackend:
         self.mmproj = mmproj_path.resolve() if mmproj_path else None
         self.chat_handler = (chat_handler or DEFAULT_HANDLER) if self.mmproj else None
         self.chat_format = chat_format
+        self.tool_format = tool_format
         self.verbose = verbose
         self.seed = seed
         self.temperature = temperature
@@ -211,7 +282,7 @@ class LlamaCppBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(vision=self._vision, logprobs=True, json_schema=True, context_size=self.n_ctx)
+        return Capabilities(vision=self._vision, logprobs=True, json_schema=True, context_size=self.n_ctx, tools=True)
 
     def identity(self) -> dict[str, str]:
         stat = self.path.stat()
@@ -293,17 +364,37 @@ class LlamaCppBackend:
                 f"{count} image(s) left out"
             )
             request = request.without_images()
+        if request.tools and request.has_images:
+            warnings.append(f"{self.name}/{self.model}: the tool-calling chat format sees no images: left out")
+            request = request.without_images()
         entry = self._model(logprobs=request.top_logprobs is not None)
-        messages = to_llamacpp_messages(request)
+        messages = to_llamacpp_messages(request, fold_tool_results=bool(request.tools) and self._folds())
+        kwargs = completion_kwargs(request, default_seed=self.seed)
         started = time.perf_counter()
         with entry.lock:
             try:
-                raw = entry.llama.create_chat_completion(messages, **completion_kwargs(request, default_seed=self.seed))
+                if request.tools:
+                    raw = self._tool_handler()(llama=entry.llama, messages=messages, **kwargs)
+                else:
+                    raw = entry.llama.create_chat_completion(messages, **kwargs)
             except ValueError as exc:
                 raise self._value_error(entry.llama, messages, exc) from exc
-            except (RuntimeError, OSError, KeyError, TypeError) as exc:
+            except (RuntimeError, OSError, KeyError, TypeError, AssertionError) as exc:
                 raise BackendError(f"llama.cpp failed: {exc}", backend=self.name, model=self.model) from exc
         return self._response(raw, time.perf_counter() - started, warnings)
+
+    def _folds(self) -> bool:
+        """Whether the tool format's template drops ``tool`` messages (so results go as user turns)."""
+        return self.tool_format == TOOL_FORMAT
+
+    def _tool_handler(self) -> Any:
+        """The function-calling chat handler, from llama-cpp-python's registry (works on any loaded model)."""
+        from llama_cpp import llama_chat_format
+
+        try:
+            return llama_chat_format.get_chat_completion_handler(self.tool_format)
+        except llama_chat_format.LlamaChatCompletionHandlerNotFoundException as exc:
+            raise ConfigError(f"unknown llama.cpp tool_format '{self.tool_format}': {exc}") from None
 
     def _value_error(self, llama: Any, messages: list[dict[str, Any]], exc: ValueError) -> BackendError:
         """llama-cpp-python raises a bare ValueError for bad input; tell a too-long prompt apart by counting."""
@@ -322,6 +413,7 @@ class LlamaCppBackend:
         choice = raw["choices"][0]
         usage = raw.get("usage") or {}
         return ChatResponse(
+            tool_calls=read_tool_calls(choice["message"].get("tool_calls")),
             text=choice["message"].get("content") or "",
             prompt_tokens=int(usage.get("prompt_tokens", 0)),
             completion_tokens=int(usage.get("completion_tokens", 0)),

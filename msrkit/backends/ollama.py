@@ -14,6 +14,14 @@ and is present only on messages with images. The answer's ``message.content``,
 ``done_reason``, ``prompt_eval_count``, ``eval_count`` and ``logprobs`` become a
 :class:`~msrkit.backends.base.ChatResponse`.
 
+Tools: ``"tools": [{"type": "function", "function": {"name", "description", "parameters"}}]``
+(left out for ``tool_choice="none"``; the API has no ``tool_choice``, so ``"required"`` or a
+tool's name cannot be enforced). The answer's ``message.tool_calls[].function.arguments`` is an
+object (a JSON string is read too) and calls usually carry no id: a stable one is made from the
+call. An assistant turn that made calls goes back as ``{"role": "assistant", "content", "tool_calls":
+[{"function": {"name", "arguments": {...}}}]}``, a result as ``{"role": "tool", "content", "tool_name"}``.
+A model without tool support answers HTTP 400: a :class:`~msrkit.errors.BackendPermanentError` naming it.
+
 Whether the model sees images is asked of the server once (``POST /api/show``,
 its ``capabilities`` list holding ``"vision"``) unless ``vision=`` is given.
 
@@ -37,6 +45,7 @@ import pydantic
 from ..deadline import call_limit
 from ..errors import (
     BackendError,
+    BackendPermanentError,
     BackendTransientError,
     BackendUnavailableError,
     error_for_status,
@@ -44,7 +53,7 @@ from ..errors import (
 )
 from ..images import to_base64
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
-from .base import Capabilities, ChatRequest, ChatResponse, Message, with_temperature
+from .base import Capabilities, ChatRequest, ChatResponse, Message, read_tool_calls, with_temperature
 from .openai import guess_vision, images_left_out_warning
 from .registry import ollama_host
 
@@ -61,6 +70,11 @@ SHOW_TIMEOUT = 10.0
 
 def _ollama_message(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.text_content}
+    if message.role == "tool":
+        wire["tool_name"] = message.name
+    if message.tool_calls:
+        calls = message.tool_calls
+        wire["tool_calls"] = [{"function": {"name": c.name, "arguments": dict(c.arguments)}} for c in calls]
     if message.images:
         wire["images"] = [to_base64(image) for image in message.images]
     return wire
@@ -93,6 +107,8 @@ def ollama_params(
         params["top_logprobs"] = request.top_logprobs
     if keep_alive is not None:
         params["keep_alive"] = keep_alive
+    if request.tools and capabilities.tools and request.tool_choice != "none":
+        params["tools"] = [t.as_function() for t in request.tools]
     return params
 
 
@@ -122,6 +138,7 @@ def parse_ollama_response(resp: Any) -> ChatResponse:
         top_logprobs=_top_logprobs(_get(resp, "logprobs")),
         model=str(_get(resp, "model") or ""),
         finish_reason=_get(resp, "done_reason"),
+        tool_calls=read_tool_calls(_get(message, "tool_calls")) if message is not None else [],
     )
 
 
@@ -170,8 +187,9 @@ class OllamaBackend(OnLoopThread):
             vision = self._vision if self._vision is not None else self._ask_vision()
             num_ctx = self.options.get("num_ctx")
             self._capabilities = Capabilities(
-                vision=vision, logprobs=True, json_schema=True, context_size=int(num_ctx) if num_ctx else None
-            )
+                vision=vision, logprobs=True, json_schema=True, context_size=int(num_ctx) if num_ctx else None,
+                tools=True,
+            )  # fmt: skip
         return self._capabilities
 
     def _ask_vision(self) -> bool:
@@ -222,16 +240,21 @@ class OllamaBackend(OnLoopThread):
         try:
             resp = await asyncio.wait_for(client.chat(**params), seconds)
         except Exception as exc:  # noqa: BLE001 - every client failure becomes an msrkit error
-            self._raise(exc, seconds=seconds, by_deadline=by_deadline)
+            self._raise(exc, seconds=seconds, by_deadline=by_deadline, tools="tools" in params)
         return self._finish(resp, started, warnings)
 
-    def _raise(self, exc: Exception, *, seconds: float, by_deadline: bool) -> NoReturn:
+    def _raise(self, exc: Exception, *, seconds: float, by_deadline: bool, tools: bool = False) -> NoReturn:
         """Raise the msrkit error for a client failure, mapped by class and status."""
         who: dict[str, Any] = {"backend": self.name, "model": self.model}
         if isinstance(exc, (httpx.TimeoutException, asyncio.TimeoutError)):
             raise timed_out(seconds, by_deadline, **who) from None
         if isinstance(exc, ollama.ResponseError):
             message = redact(str(exc.error), 200)
+            if tools and exc.status_code == 400:  # what Ollama answers a request with tools for a model without
+                raise BackendPermanentError(
+                    f"the model '{self.model}' rejected a request with tools (HTTP 400: {message}); it may not "
+                    "support tool calling: use a model that does (e.g. qwen2.5, llama3.1)", status=400, **who,
+                ) from None  # fmt: skip
             if exc.status_code == 404:
                 message += f" (is it pulled? `ollama pull {self.model}`)"
             if exc.status_code < 100:  # an error reported inside a 200 answer

@@ -11,11 +11,17 @@ Wire format (the Chat Completions API, ``POST {base_url}/chat/completions``):
 - ``max_tokens``, ``temperature``, ``seed``, ``stop``;
 - ``logprobs: true`` with ``top_logprobs: n`` (at most 20) when asked for and supported;
 - ``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict": false}}``
-  (structured outputs) when a schema is asked for and supported.
+  (structured outputs) when a schema is asked for and supported;
+- ``tools: [{"type": "function", "function": {"name", "description", "parameters"}}]`` and
+  ``tool_choice`` (``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function", "function":
+  {"name": ...}}``) when the request offers tools; an assistant turn that made calls is sent as
+  ``{"role": "assistant", "content": ..., "tool_calls": [{"id", "type": "function", "function":
+  {"name", "arguments": "<JSON text>"}}]}`` and each result as ``{"role": "tool", "tool_call_id", "content"}``.
 
-The answer's ``choices[0].message.content``, ``finish_reason``,
-``choices[0].logprobs.content[i].top_logprobs`` and ``usage`` become a
-:class:`~msrkit.backends.base.ChatResponse`.
+The answer's ``choices[0].message.content``, ``message.tool_calls`` (arguments
+are JSON text: read into a dict, an unreadable one kept as an invalid call),
+``finish_reason``, ``choices[0].logprobs.content[i].top_logprobs`` and
+``usage`` become a :class:`~msrkit.backends.base.ChatResponse`.
 
 Errors are mapped by the client's exception class, the HTTP status and the
 body's structured ``error.code`` / ``error.type`` (``insufficient_quota`` is a
@@ -55,7 +61,16 @@ from ..errors import (
 )
 from ..images import to_data_uri
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
-from .base import Capabilities, ChatRequest, ChatResponse, ImagePart, Message, TextPart, with_temperature
+from .base import (
+    Capabilities,
+    ChatRequest,
+    ChatResponse,
+    ImagePart,
+    Message,
+    TextPart,
+    read_tool_calls,
+    with_temperature,
+)
 
 __all__ = [
     "OpenAIBackend",
@@ -63,6 +78,7 @@ __all__ = [
     "to_openai_messages",
     "openai_params",
     "parse_openai_completion",
+    "openai_tool_choice",
     "parse_retry_after",
     "images_left_out_warning",
 ]
@@ -102,6 +118,11 @@ def _image_url(image: ImagePart) -> dict[str, Any]:
 
 
 def _openai_message(message: Message) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text_content}
+    if message.tool_calls:
+        calls = [c.as_function_call() for c in message.tool_calls]
+        return {"role": "assistant", "content": message.text_content or None, "tool_calls": calls}
     if not message.images:
         return {"role": message.role, "content": message.text_content}
     parts = [_image_url(p) for p in message.parts if isinstance(p, ImagePart)]
@@ -117,6 +138,13 @@ def to_openai_messages(request: ChatRequest) -> list[dict[str, Any]]:
 def _schema_name(schema: Mapping[str, Any]) -> str:
     name = re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "response"))
     return name[:64] or "response"
+
+
+def openai_tool_choice(choice: str) -> str | dict[str, Any]:
+    """``tool_choice`` on the wire: the three keywords as they are, a tool's name as the named-function form."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) -> dict[str, Any]:
@@ -139,6 +167,9 @@ def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) 
             "type": "json_schema",
             "json_schema": {"name": _schema_name(request.json_schema), "schema": request.json_schema, "strict": False},
         }
+    if request.tools and capabilities.tools:
+        params["tools"] = [t.as_function() for t in request.tools]
+        params["tool_choice"] = openai_tool_choice(request.tool_choice)
     return params
 
 
@@ -174,6 +205,7 @@ def parse_openai_completion(completion: Any) -> ChatResponse:
         top_logprobs=_top_logprobs(getattr(choice, "logprobs", None)),
         model=str(getattr(completion, "model", "") or ""),
         finish_reason=getattr(choice, "finish_reason", None),
+        tool_calls=read_tool_calls(getattr(message, "tool_calls", None)) if message is not None else [],
     )
 
 
@@ -262,6 +294,9 @@ class OpenAIBackend(OnLoopThread):
       a text-only model gets its requests without images and a warning;
     - ``logprobs``: ``True`` unless ``logprobs=False`` (some servers ignore the option);
     - ``json_schema``: as given, else ``True`` only for OpenAI's own endpoint;
+    - ``tools``: ``True`` unless ``tools=False`` (a server whose chat template ignores
+      tools, e.g. ``llama_cpp.server`` without ``--chat_format chatml-function-calling``,
+      answers in text: the agent then reads calls from the text);
     - or ``capabilities=Capabilities(...)`` to set them all.
 
     The client never retries (``max_retries=0``): wrap in :class:`~msrkit.retry.RetryingBackend`.
@@ -282,6 +317,7 @@ class OpenAIBackend(OnLoopThread):
         vision: bool | None = None,
         logprobs: bool = True,
         json_schema: bool | None = None,
+        tools: bool = True,
         capabilities: Capabilities | None = None,
         organization: str | None = None,
         temperature: float | None = None,
@@ -310,6 +346,7 @@ class OpenAIBackend(OnLoopThread):
             logprobs=logprobs,
             json_schema=(self.base_url is None) if json_schema is None else json_schema,
             context_size=None,
+            tools=tools,
         )
         async_settings = {k: v for k, v in self._settings.items() if k != "http_client"}
         self._clients = PerLoop(lambda: openai.AsyncOpenAI(**async_settings))

@@ -35,6 +35,7 @@ class LlamaCppOptions(_Options):
     mmproj: str | None = None
     chat_handler: str | None = None
     chat_format: str | None = None
+    tool_format: str = "chatml-function-calling"
     vision: bool | None = None
     verbose: bool = False
     seed: int = 0
@@ -49,6 +50,7 @@ class OpenAIOptions(_Options):
     vision: bool | None = None
     logprobs: bool = True
     json_schema: bool | None = None
+    tools: bool = True
     organization: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     default_headers: dict[str, str] | None = None
