@@ -30,7 +30,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -119,6 +119,15 @@ class Settings(BaseModel):
     #: local image files must lie under one of these folders (None: anywhere; []: no local files);
     #: server modes (MCP) set it
     image_roots: list[Path] | None = None
+    # -- the agent (msrkit.agent): its bounds
+    agent_max_turns: int = Field(default=6, ge=1)
+    agent_max_tool_calls: int = Field(default=12, ge=1)
+    agent_max_expensive: int = Field(default=1, ge=0)
+    agent_max_invalid: int = Field(default=3, ge=1)
+    agent_plan_first: bool = False
+    agent_tool_choice: Literal["auto", "required"] = "auto"
+    agent_shown: int = Field(default=5, ge=1)
+    agent_max_tokens: int = Field(default=200, ge=16)
 
     @property
     def effective_stride(self) -> int:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .retrieval import CollaborativeIndex, Neighbourhood
     from .summaries.store import CatalogStore
 
-__all__ = ["Parts", "run"]
+__all__ = ["Parts", "preference", "recent_items_text", "run"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
         return _result(parts, history, candidates, verdict, (None, retrieval), meter, hood=hood, summary=None,
                        context=[])  # fmt: skip
     items, candidates = _summaries(parts, backend, history, candidates, meter)
-    summary = _preference(parts, backend, items, meter)
+    summary = preference(parts, backend, items, meter)
     context = _context(parts, hood)
     llm = _score(parts, backend, candidates, summary, context, retrieval, meter)
     verdict = fuse(llm, retrieval, weight=parts.settings.fusion_weight)
@@ -119,7 +119,8 @@ def _summaries(
     return [*items[:start], *recent], summarizer.summarize(candidates, meter=meter, base_dir=base)
 
 
-def _preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Meter) -> str:
+def preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Meter) -> str:
+    """The preference summary of ``items`` (oldest first), or their titles when that stage is off."""
     s = parts.settings
     if not s.preference_summary:
         return recent_items_text(items)

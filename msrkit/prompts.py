@@ -46,6 +46,8 @@ TASKS: dict[str, tuple[str, ...]] = {
     "preference_next": ("previous", "items"),
     "listwise_rank": ("preference", "collaborative", "candidates", "count"),
     "yes_no": ("preference", "candidate"),
+    "agent": ("request", "history", "state", "candidates", "tools"),
+    "agent_plan": ("request", "history", "state", "candidates", "tools"),
 }
 
 _PLACEHOLDER = re.compile(r"\$(?:(\$)|([_a-z][_a-z0-9]*)|\{([_a-z][_a-z0-9]*)\})", re.I)

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend
 from .backends.cache import ResponseCache
@@ -38,6 +38,9 @@ from .meter import Meter
 from .pipeline import Parts, run
 from .prompts import PromptSet
 from .summaries.store import STORE_FILE, CatalogStore
+
+if TYPE_CHECKING:
+    from .agent import AgentResult, TurnState
 
 __all__ = ["Recommender", "Stages"]
 
@@ -168,6 +171,21 @@ class Recommender:
                 return run(self._parts(), resolved, meter, self._active())
             finally:
                 meter.finish()
+
+    def chat(self, history: History | Mapping[str, Any] | str | Path, message: str | None = None,
+             state: TurnState | None = None) -> AgentResult:  # fmt: skip
+        """One conversational turn by the agent (:mod:`msrkit.agent`): a ranking, its trace, the state after it.
+
+        >>> result = rec.chat("history.json", "something lighter")                    # doctest: +SKIP
+        >>> result = rec.chat("history.json", "not that one", result.state)           # doctest: +SKIP
+        """
+        from .agent import Agent
+
+        return Agent(self._parts(), self._active()).run(self.load(history), message, state)
+
+    def agent_rank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
+        """Rank one user's candidates with the agent instead of the fixed pipeline (what ``eval --agent`` runs)."""
+        return self.chat(history).ranking
 
     def rank_many(self, histories: Iterable[History | Mapping[str, Any]]) -> Iterator[Ranking]:
         """Rank several users, one after another (errors propagate per user)."""

@@ -1,0 +1,35 @@
+"""The agent: a model that uses msrkit's own tools in a bounded loop, and keeps a conversation's state.
+
+- :mod:`.tools` — the tools (user profile, similar users, catalog search, similar items, filter,
+  rank, inspect, finish) over the existing stages, each with a JSON schema;
+- :mod:`.bus` — the candidate bus the tools read and write (the model sees counts and a few titles);
+- :mod:`.loop` — :class:`Agent`: the bounded loop, repairs, repeats, fallback to the fixed pipeline;
+- :mod:`.plan` — plan-first mode (one validated plan, then executed);
+- :mod:`.state` — :class:`TurnState`: shown, accepted, rejected, constraints between turns;
+- :mod:`.trace` — every step, as records that can be written as JSONL;
+- :mod:`.schema`, :mod:`.textcalls` — argument checks and calls read from text.
+"""
+
+from __future__ import annotations
+
+from .bus import CandidateBus
+from .loop import Agent, AgentResult
+from .state import Constraint, TurnState, apply_feedback
+from .tools import TOOLS, AgentContext, Tool, ToolInputError, tool_specs
+from .trace import Step, Trace
+
+__all__ = [
+    "TOOLS",
+    "Agent",
+    "AgentContext",
+    "AgentResult",
+    "CandidateBus",
+    "Constraint",
+    "Step",
+    "Tool",
+    "ToolInputError",
+    "Trace",
+    "TurnState",
+    "apply_feedback",
+    "tool_specs",
+]

@@ -1,0 +1,75 @@
+"""Plan-first mode: one model answer holds the whole plan of tool calls, which is validated, then executed.
+
+The plan is asked for as JSON under a schema (``{"steps": [{"tool", "arguments"}]}``,
+tool names an enum, at most ``agent_max_tool_calls`` steps), so a backend with
+constrained decoding cannot answer outside it. Each step passes the same checks
+as the step loop's calls; a plan that cannot be read falls back to the fixed
+pipeline. The plan holds no ``finish`` (ids are not known when planning): the
+candidates gathered are the answer, in their final (ranked) order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from ..backends.base import ChatRequest, make_tool_call
+from ..ranking.parse import strip_think
+from .textcalls import calls_from_text
+from .tools import AgentContext, Finish
+from .trace import Step, Trace
+
+if TYPE_CHECKING:
+    from .loop import Agent
+
+__all__ = ["plan_schema", "run_plan"]
+
+
+def plan_schema(tool_names: list[str], max_steps: int) -> dict[str, Any]:
+    """The JSON schema of a plan."""
+    properties = {"tool": {"type": "string", "enum": tool_names}, "arguments": {"type": "object"}}
+    step = {"type": "object", "properties": properties, "required": ["tool", "arguments"]}
+    steps = {"type": "array", "items": step, "minItems": 1, "maxItems": max_steps}
+    return {"title": "Plan", "type": "object", "properties": {"steps": steps}, "required": ["steps"]}
+
+
+def _steps(text: str, known: list[str]) -> list[Any]:
+    try:
+        value = json.loads(strip_think(text).strip())
+    except ValueError:
+        return list(calls_from_text(text, known))
+    steps = value.get("steps") if isinstance(value, dict) else value
+    if not isinstance(steps, list):
+        return []
+    return [
+        make_tool_call(None, s.get("tool") or s.get("name"), s.get("arguments", {}), index=n)
+        for n, s in enumerate(steps)
+        if isinstance(s, dict)
+    ]
+
+
+def run_plan(agent: Agent, ctx: AgentContext, trace: Trace, request: str) -> str | None:
+    """Ask for a plan, run it; ``None`` when it produced candidates, else why the run falls back."""
+    from .loop import _Budget
+
+    assert agent.backend is not None
+    s = agent.settings
+    names = [n for n in agent.tools if n != "finish"]
+    chat = ChatRequest(tuple(agent.opening(ctx, request, task="agent_plan", native=False)),
+                       max_tokens=s.agent_max_tokens, tag=agent.parts.prompts["agent_plan"].tag,
+                       json_schema=plan_schema(names, s.agent_max_tool_calls))  # fmt: skip
+    response, _ = agent._ask(ctx, trace, chat, 0)
+    calls = [c for c in _steps(response.text, names) if c.name != "finish"][: s.agent_max_tool_calls]
+    trace.steps[-1].calls = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments), "error": c.error}
+                             for c in calls]  # fmt: skip
+    trace.steps[-1].status = "" if calls else "no_call"
+    if not calls:
+        return "the plan could not be read (no valid steps)"
+    budget = _Budget()
+    for n, call in enumerate(calls):
+        agent._execute(ctx, call, budget, trace, n + 1)
+    if not len(ctx.bus):
+        return f"the plan's {len(calls)} step(s) found no candidates"
+    ctx.finished = Finish(ctx.bus.ids()[: s.agent_shown], "found and ranked by the planned tool calls")
+    trace.add(Step("model", 0, status="plan_done", reason=f"{len(calls)} step(s), {budget.invalid} invalid"))
+    return None

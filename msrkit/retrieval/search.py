@@ -1,0 +1,39 @@
+"""Catalog search by keywords: BM25 of a free-text query against the item-text index.
+
+The index's item text (:func:`msrkit.text.item_words`: title, keywords, image
+description, genres) is already a BM25 matrix (``items_bm25``); a query's words
+(lower-cased, stopwords dropped, as the index spells them) are looked up in its
+vocabulary and the exact top ``k`` items found with MaxScore pruning
+(:func:`.bm25.top_docs`). Words the catalog never uses are ignored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..text import words
+from .bm25 import top_docs
+
+if TYPE_CHECKING:
+    from .index import CollaborativeIndex
+
+__all__ = ["search_items"]
+
+
+def search_items(
+    idx: CollaborativeIndex, query: str, *, k: int = 10, exclude: Collection[str] = ()
+) -> list[tuple[str, float]]:
+    """The ``k`` items whose text best matches ``query`` (BM25), best first, none of ``exclude``."""
+    if idx.items_bm25 is None or k <= 0:
+        return []
+    vocab: dict[str, int] = getattr(idx.items_bm25, "vocab_dict", None) or {w: n for n, w in enumerate(idx.words)}
+    found = [vocab[w] for w in words(query) if w in vocab]
+    if not found:
+        return []
+    terms, counts = np.unique(np.asarray(found, dtype=np.int64), return_counts=True)
+    docs, scores = top_docs(idx.items_bm25, idx.items_colmax, terms, counts.astype(np.float64), k + len(exclude), None)
+    hits = [(idx.item_ids[d], float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+    return [(i, s) for i, s in hits if i not in exclude][:k]
