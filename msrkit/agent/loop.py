@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import Backend, ChatRequest, ChatResponse, Message, ToolCall, canonical_json
+from ..backends.base import Backend, ChatRequest, ChatResponse, Message, ToolCall, ToolSpec, canonical_json
 from ..backends.cache import request_key
 from ..data import History, Ranking
 from ..errors import BackendError
@@ -171,7 +171,7 @@ class Agent:
             last = turn == s.agent_max_turns - 1
             choice = "finish" if last and "finish" in self.tools else s.agent_tool_choice
             chat = ChatRequest(tuple(messages), max_tokens=s.agent_max_tokens, tag=self.parts.prompts["agent"].tag,
-                               tools=tool_specs(self.tools) if native else (), tool_choice=choice)  # fmt: skip
+                               tools=self._specs(ctx) if native else (), tool_choice=choice)  # fmt: skip
             response, calls = self._ask(ctx, trace, chat, turn)
             if not calls:
                 budget.invalid += 1
@@ -187,6 +187,11 @@ class Agent:
             if stop is not None:
                 return stop
         return f"turn budget exhausted ({s.agent_max_turns} model turns without finish)"
+
+    def _specs(self, ctx: AgentContext) -> tuple[ToolSpec, ...]:
+        """This turn's tool specs: ``finish`` names only the candidates on the bus (those the conversation allows)."""
+        allowed = [i for i in ctx.bus.ids() if ctx.state.allows(i, ctx.catalog)]
+        return tool_specs(self.tools, candidates=allowed)
 
     def _stop(self, budget: _Budget) -> str | None:
         limit = self.settings.agent_max_invalid

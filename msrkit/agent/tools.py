@@ -229,6 +229,27 @@ _TOOLS = [
 TOOLS: dict[str, Tool] = {t.spec.name: t for t in _TOOLS}
 
 
-def tool_specs(tools: Mapping[str, Tool] | None = None) -> tuple[ToolSpec, ...]:
-    """The specs the model is offered."""
-    return tuple(t.spec for t in (tools or TOOLS).values())
+#: At most this many candidate ids are listed in ``finish``'s schema (an enum a grammar can hold).
+MAX_ENUM = 50
+
+
+def tool_specs(tools: Mapping[str, Tool] | None = None, *, candidates: list[str] | None = None) -> tuple[ToolSpec, ...]:
+    """The specs the model is offered; with ``candidates``, ``finish`` may name only those (at least one).
+
+    A backend with constrained decoding (llama.cpp's grammars, structured outputs) then
+    cannot produce an id that is not a candidate, and a weak model cannot finish with none.
+    """
+    specs = [t.spec for t in (tools or TOOLS).values()]
+    if not candidates or len(candidates) > MAX_ENUM:
+        return tuple(specs)
+    return tuple(_only_candidates(s, candidates) if s.name == "finish" else s for s in specs)
+
+
+def _only_candidates(spec: ToolSpec, candidates: list[str]) -> ToolSpec:
+    properties = dict(spec.parameters.get("properties", {}))
+    ids = dict(properties["item_ids"])
+    ids["items"] = {"type": "string", "enum": list(candidates)}
+    ids["minItems"] = 1
+    ids.pop("examples", None)
+    properties["item_ids"] = ids
+    return replace(spec, parameters={**spec.parameters, "properties": properties})
