@@ -7,6 +7,8 @@ library call and prints. Exit codes are :data:`msrkit.errors.EXIT_CODES`.
 - :mod:`.summarize` — ``summarize``;
 - :mod:`.evaluate` — ``eval``, ``eval-keywords``, ``export-sft``;
 - :mod:`.data` — ``data movielens|recbole|amazon``, ``index build``;
+- :mod:`.agent` — ``agent`` (one conversational turn), ``chat`` (interactive);
+- :mod:`.mcp` — ``mcp`` (msrkit's tools over the Model Context Protocol);
 - :mod:`.admin` — ``backends``, ``prompts``, ``cache``, ``config``.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, data, evaluate, summarize
+from . import admin, agent, data, evaluate, summarize
 from . import rank as rank_module
 from .common import EPILOG
 
@@ -44,6 +46,12 @@ app.command(
 )(evaluate.eval_keywords)
 app.command("export-sft", epilog="Example: msrkit export-sft cases.jsonl --catalog items.jsonl --out sft.jsonl")(
     evaluate.export_sft_cmd
+)
+app.command("agent", epilog="Example: msrkit agent history.json 'something lighter' --state chat.json --trace t.jsonl")(
+    agent.agent_cmd
+)
+app.command("chat", epilog="Example: msrkit chat history.json --catalog items.jsonl --interactions inter.jsonl")(
+    agent.chat_cmd
 )
 app.command(epilog="Example: msrkit backends --json")(admin.backends)
 app.add_typer(admin.prompts_app, name="prompts")
