@@ -51,9 +51,19 @@ _EXPORTS = {
     "write_html": "msrkit.report",
     "load_settings": "msrkit.config",
     "Settings": "msrkit.config",
+    "Agent": "msrkit.agent",
+    "AgentResult": "msrkit.agent",
+    "TurnState": "msrkit.agent",
+    "ToolCall": "msrkit.backends.base",
+    "ToolSpec": "msrkit.backends.base",
 }
 
 __all__ = [
+    "Agent",
+    "AgentResult",
+    "TurnState",
+    "ToolCall",
+    "ToolSpec",
     "BackendError",
     "CollaborativeIndex",
     "ListwiseReranker",

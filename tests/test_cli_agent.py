@@ -53,8 +53,8 @@ def test_chat_reads_turns_until_quit(world: Path) -> None:
     assert out.stdout.count("agent: I recommend") == 2 and "fell back" in out.stdout
 
 
-def test_agent_and_chat_are_listed_in_help() -> None:
+def test_agent_chat_and_mcp_are_listed_in_help() -> None:
     out = subprocess.run([sys.executable, "-m", "msrkit.cli", "--help"], capture_output=True, text=True, cwd=ROOT,
                          timeout=60)  # fmt: skip
-    for command in ("agent", "chat"):
+    for command in ("agent", "chat", "mcp"):
         assert f" {command} " in out.stdout, out.stdout

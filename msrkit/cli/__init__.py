@@ -8,7 +8,7 @@ library call and prints. Exit codes are :data:`msrkit.errors.EXIT_CODES`.
 - :mod:`.evaluate` — ``eval``, ``eval-keywords``, ``export-sft``;
 - :mod:`.data` — ``data movielens|recbole|amazon``, ``index build``;
 - :mod:`.agent` — ``agent`` (one conversational turn), ``chat`` (interactive);
-- :mod:`.mcp` — ``mcp`` (msrkit's tools over the Model Context Protocol);
+- :mod:`.mcp_cmd` — ``mcp`` (msrkit's tools over the Model Context Protocol);
 - :mod:`.admin` — ``backends``, ``prompts``, ``cache``, ``config``.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, agent, data, evaluate, summarize
+from . import admin, agent, data, evaluate, mcp_cmd, summarize
 from . import rank as rank_module
 from .common import EPILOG
 
@@ -52,6 +52,9 @@ app.command("agent", epilog="Example: msrkit agent history.json 'something light
 )
 app.command("chat", epilog="Example: msrkit chat history.json --catalog items.jsonl --interactions inter.jsonl")(
     agent.chat_cmd
+)
+app.command("mcp", epilog="Example: msrkit mcp --catalog items.jsonl --interactions interactions.jsonl")(
+    mcp_cmd.mcp_cmd
 )
 app.command(epilog="Example: msrkit backends --json")(admin.backends)
 app.add_typer(admin.prompts_app, name="prompts")
