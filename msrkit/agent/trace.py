@@ -67,11 +67,12 @@ class Trace:
     def summary(self) -> dict[str, Any]:
         """Counts for a ranking's diagnostics and for evaluation."""
         tools = self.count("tool")
-        invalid = self.count("tool", "invalid") + self.count("model", "no_call")
+        no_call = self.count("model", "no_call")
         return {
-            "model_turns": self.count("model"),
+            "model_turns": self.count("model") - self.count("model", "plan_done"),
             "tool_calls": tools,
-            "invalid_calls": invalid,
+            "invalid_calls": self.count("tool", "invalid") + no_call,
+            "no_call_turns": no_call,
             "repeats": self.count("tool", "repeat"),
             "tool_errors": self.count("tool", "error"),
             "repairs": sum(len(s.repairs) for s in self.steps),

@@ -46,6 +46,13 @@ def eval_cmd(
         Path | None, typer.Option("--rankings", help="Also score rankings from another system (JSONL).")
     ] = None,
     ablations: Annotated[bool, typer.Option(help="Run retrieval / +llm / +summaries / +collaborative.")] = False,
+    agent: Annotated[
+        bool, typer.Option("--agent", help="Also rank with the agent (msrkit.agent), beside the fixed pipeline.")
+    ] = False,
+    simulate_turns: Annotated[
+        int | None,
+        typer.Option("--simulate-turns", min=1, help="With --agent: a simulated user over N turns (success@turn)."),
+    ] = None,
     ks: Annotated[str, typer.Option("--ks", help="Cut-offs for HR@K and NDCG@K.")] = "1,5,10",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N cases.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for results, report.json/.md/.png.")] = Path("msrkit-eval"),
@@ -82,10 +89,15 @@ def eval_cmd(
             experiment = Experiment(
                 cases=cases_path, settings=settings(flags, config=config, no_cache=no_cache), ablations=ablations,
                 prompt_dirs=list(prompts or []), rankings=rankings, ks=_cutoffs(ks), limit=limit, out=out,
-                resume=resume, on_progress=on_progress,
+                resume=resume, on_progress=on_progress, agent=agent,
             )  # fmt: skip
             result = run_experiment(experiment)
         typer.echo(to_json(result.comparison) if json_out else result.markdown)
+        if agent and simulate_turns:
+            from ..evaluation.agent import simulate_experiment
+
+            simulation = simulate_experiment(experiment, turns=simulate_turns)
+            typer.echo(f"\nSimulated users (success = target in the first {simulation.k} shown):\n{simulation.table()}")
         if not quiet:
             typer.echo(f"\nwritten: {', '.join(str(p) for p in result.files)}", err=True)
         for w in result.warnings:

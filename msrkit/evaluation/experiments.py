@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings, settings_from
 from ..data import History, Item
 from ..errors import ConfigError
+from .agent import AgentStats
 from .reports import Comparison, compare, cost_table, to_markdown, write_reports
 from .scoring import EvalReport
 
@@ -52,6 +53,7 @@ class Variant:
 
     name: str
     overrides: dict[str, Any]
+    agent: bool = False  # ranked by the agent (msrkit.agent) instead of the fixed pipeline
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Experiment:
     out: Path = Path("msrkit-eval")
     resume: bool = True
     on_progress: VariantProgress | None = None
+    agent: bool = False
 
 
 @dataclass
@@ -86,8 +89,15 @@ class ExperimentResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def variants_for(settings: Settings, *, ablations: bool, prompt_dirs: Sequence[Path], has_index: bool) -> list[Variant]:
-    """The variants ``msrkit eval`` runs for these options."""
+def variants_for(
+    settings: Settings, *, ablations: bool, prompt_dirs: Sequence[Path], has_index: bool, agent: bool = False
+) -> list[Variant]:
+    """The variants ``msrkit eval`` runs for these options (``agent``: the agent beside them, same candidates)."""
+    base = _variants(settings, ablations=ablations, prompt_dirs=prompt_dirs, has_index=has_index)
+    return [*base, Variant("agent", {"collaborative": has_index}, agent=True)] if agent else base
+
+
+def _variants(settings: Settings, *, ablations: bool, prompt_dirs: Sequence[Path], has_index: bool) -> list[Variant]:
     if len(prompt_dirs) > 1:
         if ablations:
             raise ConfigError("compare prompt folders or run the ablations, not both at once (one --prompts works)")
@@ -121,14 +131,17 @@ def run_experiment(experiment: Experiment) -> ExperimentResult:
     index = _index(base, cases, catalog)
     experiment.out.mkdir(parents=True, exist_ok=True)
     variants = variants_for(base, ablations=experiment.ablations, prompt_dirs=experiment.prompt_dirs,
-                            has_index=index is not None)  # fmt: skip
+                            has_index=index is not None, agent=experiment.agent)  # fmt: skip
     results = results_files(experiment.out, [v.name for v in variants])
+    stats = AgentStats()
     reports = {v.name: _run_variant(experiment, v, settings_from(base, **v.overrides), cases, catalog, index,
-                                    results[v.name]) for v in variants}  # fmt: skip
+                                    results[v.name], stats) for v in variants}  # fmt: skip
     if experiment.rankings is not None:
         reports[experiment.rankings.name] = _score_file(experiment, cases, catalog)
     comparison = compare(reports, ks=experiment.ks)
     markdown = to_markdown(comparison) + "\n\n" + cost_table(reports)
+    if stats.runs:
+        markdown += "\n\n" + stats.table()
     files, warnings = write_reports(experiment.out, comparison, markdown)
     return ExperimentResult(reports, comparison, markdown, files, warnings)
 
@@ -185,6 +198,7 @@ def _run_variant(
     catalog: dict[str, Item],
     index: CollaborativeIndex | None,
     results: Path,
+    stats: AgentStats,
 ) -> EvalReport:
     from ..recommender import Recommender
     from .runner import evaluate
@@ -192,7 +206,7 @@ def _run_variant(
     progress = experiment.on_progress
     with Recommender(settings=settings, catalog=catalog, index=index) as rec:
         return evaluate(
-            cases, rec.rank, ks=experiment.ks, out_path=results,
+            cases, stats.wrap(rec.agent_rank) if variant.agent else rec.rank, ks=experiment.ks, out_path=results,
             resume=experiment.resume, name=variant.name,
             on_progress=(lambda done, total: progress(variant.name, done, total)) if progress else None,
         )  # fmt: skip
