@@ -42,9 +42,13 @@ PlanFirstOpt = Annotated[
 EXIT_WORDS = {"quit", "exit", "bye", ":q"}
 
 
-def _flags(**given: Any) -> dict[str, Any]:
+def _recommender(config: Path | None, no_cache: bool, **given: Any) -> Any:
+    """The Recommender for the given flags (renamed to their settings)."""
+    from ..recommender import Recommender
+
     keys = {"max_turns": "agent_max_turns", "plan_first": "agent_plan_first", "backend_option": "backend_options"}
-    return {keys.get(k, k): v for k, v in given.items()}
+    flags = {keys.get(k, k): v for k, v in given.items()}
+    return Recommender(settings=settings(flags, config=config, no_cache=no_cache))
 
 
 def _load_state(path: Path | None) -> Any:
@@ -77,6 +81,14 @@ def _show(result: Any, *, quiet: bool, top_k: int) -> None:
                       highlight=False)  # fmt: skip
 
 
+def _after(result: Any, *, trace: Path | None, quiet: bool, top_k: int) -> Any:
+    """Write the turn's trace, show it; the state for the next turn."""
+    if trace is not None:
+        result.trace.write_jsonl(trace)
+    _show(result, quiet=quiet, top_k=top_k)
+    return result.state
+
+
 def agent_cmd(
     path: Annotated[Path, typer.Argument(help="history.json of one user.")],
     message: Annotated[str, typer.Argument(help="What the user says, e.g. 'something lighter' or 'not that one'.")],
@@ -102,25 +114,22 @@ def agent_cmd(
 ) -> None:
     """One turn of the agent: it calls msrkit's tools (bounded), then ranks; falls back to the pipeline if it must."""
     setup_logging(verbose, quiet)
-    flags = _flags(backend=backend, base_url=base_url, backend_option=backend_option, catalog=catalog,
-                   interactions=interactions, index=index, cache_dir=cache_dir, max_turns=max_turns,
-                   plan_first=plan_first)  # fmt: skip
 
     def run() -> None:
-        from ..recommender import Recommender
-
-        with Recommender(settings=settings(flags, config=config, no_cache=no_cache)) as rec:
+        with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
+                          catalog=catalog, interactions=interactions, index=index, cache_dir=cache_dir,
+                          max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
             result = rec.chat(path, message, _load_state(state))
-        if trace is not None:
-            result.trace.write_jsonl(trace)
         if state is not None:
             state.write_text(result.state.model_dump_json(indent=2), encoding="utf-8")
         if json_out:
             out = {"ranking": result.ranking.model_dump(), "reply": result.reply, "state": result.state.model_dump(),
                    "trace": result.trace.summary()}  # fmt: skip
+            if trace is not None:
+                result.trace.write_jsonl(trace)
             typer.echo(json.dumps(out, ensure_ascii=False))
         else:
-            _show(result, quiet=quiet, top_k=top_k)
+            _after(result, trace=trace, quiet=quiet, top_k=top_k)
 
     guard(run)
 
@@ -145,23 +154,17 @@ def chat_cmd(
 ) -> None:
     """Talk with the agent about one user's next items ('not that one', 'cheaper', ...); 'quit' or Ctrl-D ends."""
     setup_logging(verbose, quiet)
-    flags = _flags(backend=backend, base_url=base_url, backend_option=backend_option, catalog=catalog,
-                   interactions=interactions, index=index, cache_dir=cache_dir, max_turns=max_turns,
-                   plan_first=plan_first)  # fmt: skip
 
     def run() -> None:
-        from ..recommender import Recommender
-
-        with Recommender(settings=settings(flags, config=config, no_cache=no_cache)) as rec:
+        with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
+                          catalog=catalog, interactions=interactions, index=index, cache_dir=cache_dir,
+                          max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
             history = rec.load(path)
             state = None
             message: str | None = None
             while True:
                 result = rec.chat(history, message, state)
-                state = result.state
-                if trace is not None:
-                    result.trace.write_jsonl(trace)
-                _show(result, quiet=quiet, top_k=top_k)
+                state = _after(result, trace=trace, quiet=quiet, top_k=top_k)
                 try:
                     message = input("you> ").strip()
                 except EOFError:
