@@ -252,3 +252,13 @@ def test_finish_may_name_only_the_candidates_on_the_bus(fake: FakeBackend) -> No
     ids = finish.parameters["properties"]["item_ids"]
     assert ids["items"]["enum"] == [c for c in history()["candidates"] if c != "8"] and ids["minItems"] == 1
     assert result.ranking.item_ids()[0] == "11" and result.ranking.item_ids()[-1] == "8"
+
+
+def test_with_fixed_candidates_what_a_tool_finds_moves_first(fake: FakeBackend) -> None:
+    fake.enqueue(call("search_catalog", {"query": "comedy"}), call("finish", {"item_ids": ["8"]}))
+    result = _run(fake, history())
+    ids = result.ranking.item_ids()
+    comedies = [i for i in history()["candidates"] if "Comedy" in catalog()[i].attributes["genres"]]
+    assert ids[0] == "8" and ids[1 : 1 + len(comedies)] == ["5", "12", "2"] == [c for c in ids if c in comedies]
+    assert "3 candidate(s) found by search, moved first" in fake.requests[1].messages[-1].text_content
+    assert result.ranking.ranking[1].reason == "found by search"

@@ -56,6 +56,8 @@ def test_bus_keeps_sources_order_and_its_allowed_ids() -> None:
     assert bus.add(["1", "3"], "similar") == ["3"] and bus.counts() == {"search": 2, "similar": 1}
     bus.reorder(["3", "1"])
     assert bus.ids() == ["3", "1", "2"]
+    assert bus.promote(["2", "9"], "search") == ["2"] and bus.ids() == ["2", "3", "1"] and bus.source("2") == "search"
+    bus.reorder(["3", "1"])
     assert bus.remove(["1", "7"], "excluded") == ["1"] and bus.removed == {"1": "excluded"}
     view = bus.view(catalog(), shown=1)
     assert view == "2 candidates (1 from similar, 1 from search); first: [3] Moon Base (and 1 more)"
@@ -69,3 +71,6 @@ def test_catalog_search_by_keywords_is_bm25_over_item_text() -> None:
     assert all(s > 0 for _, s in hits) and hits == sorted(hits, key=lambda h: -h[1])
     assert "6" not in [i for i, _ in search_items(idx, "romance comedy", k=4, exclude={"6"})]
     assert search_items(idx, "zzzz qqqq") == [] and search_items(idx, "the of and") == []
+    among = search_items(idx, "romance comedy", k=10, only=["7", "15", "1", "unknown"])
+    assert [i for i, _ in among] == ["7", "15"]  # only the given items that match, best first
+    assert dict(among)["7"] == dict(search_items(idx, "romance comedy", k=16))["7"]  # the same BM25 score

@@ -4,7 +4,8 @@ Tools put candidates on the bus (search, similar users, similar items), take
 them off (filter), and reorder them (rank); the model only ever sees counts and
 a few titles (:meth:`CandidateBus.view`), never the whole catalog. With a fixed
 candidate list (a history that gives ``candidates``, as in evaluation) the bus
-can never hold anything else: the final ranking stays a permutation of them.
+can never hold anything else: the final ranking stays a permutation of them,
+and what a tool finds among them is moved to the front (:meth:`CandidateBus.promote`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ class CandidateBus:
             self.removed.pop(i, None)
             added.append(i)
         return added
+
+    def promote(self, ids: Iterable[str], source: str) -> list[str]:
+        """Move ``ids`` already on the bus to the front (in the order given), now credited to ``source``."""
+        moved = [i for i in dict.fromkeys(ids) if i in self._items]
+        for i in moved:
+            self._items[i] = source
+        self.reorder(moved)
+        return moved
 
     def remove(self, ids: Iterable[str], why: str) -> list[str]:
         """Take ``ids`` off the bus; returns those that were on it."""

@@ -75,11 +75,24 @@ class AgentContext:
         return item_id in self.bus.allowed if self.bus.allowed is not None else item_id in self.catalog
 
     def put(self, ids: list[str], source: str) -> str:
-        """Add ids (unseen, allowed by the conversation) to the bus; the observation line."""
+        """Add ids (unseen, allowed by the conversation) to the bus; the observation line.
+
+        With a fixed candidate list every candidate is on the bus already: those found move to the front.
+        """
         seen = set(self.seen)
         ok = [i for i in ids if i not in seen and self.known(i) and self.state.allows(i, self.catalog)]
+        if self.bus.allowed is not None:
+            moved = self.bus.promote(ok, source)
+            return f"{len(moved)} candidate(s) found by {source}, moved first. Bus: {self.view()}"
         added = self.bus.add(ok, source)
-        return f"{len(added)} new candidate(s) from {source}. Bus: {self.bus.view(self.catalog, shown=self.shown)}"
+        return f"{len(added)} new candidate(s) from {source}. Bus: {self.view()}"
+
+    def view(self) -> str:
+        return self.bus.view(self.catalog, shown=self.shown)
+
+    def only(self) -> list[str] | None:
+        """The ids a search may return: the fixed candidates (``None``: any catalog item)."""
+        return sorted(self.bus.allowed) if self.bus.allowed is not None else None
 
 
 @dataclass(frozen=True)
@@ -139,7 +152,7 @@ def similar_users(ctx: AgentContext, args: dict[str, Any]) -> str:
 def search_catalog(ctx: AgentContext, args: dict[str, Any]) -> str:
     from ..retrieval.search import search_items
 
-    hits = search_items(_index(ctx), args["query"], k=args["limit"], exclude=ctx.seen)
+    hits = search_items(_index(ctx), args["query"], k=args["limit"], exclude=ctx.seen, only=ctx.only())
     return f"{len(hits)} match(es) for {quote(args['query'])!r}. " + ctx.put([i for i, _ in hits], "search")
 
 
@@ -147,8 +160,10 @@ def similar_items(ctx: AgentContext, args: dict[str, Any]) -> str:
     from ..retrieval import query
 
     given = _known_ids(ctx, args["item_ids"], what="similar_items", candidates_only=False)
-    hood = query(_index(ctx), given, n=args["limit"], exclude_user=ctx.history.user_id, context_k=0)
-    return f"{len(hood.candidates)} item(s) like {given[:5]}. " + ctx.put([i for i, _ in hood.candidates], "similar")
+    only = ctx.only()
+    hood = query(_index(ctx), given, n=args["limit"], candidate_ids=only, exclude_user=ctx.history.user_id, context_k=0)
+    found = sorted((h for h in hood.candidates if only is None or h[1] > 0), key=lambda h: -h[1])[: args["limit"]]
+    return f"{len(found)} item(s) like {given[:5]}. " + ctx.put([i for i, _ in found], "similar")
 
 
 def filter_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
@@ -159,7 +174,7 @@ def filter_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
     if args.get("attribute") and args.get("equals"):
         rule = Constraint(attribute=args["attribute"], op="eq", value=args["equals"])
         gone += ctx.bus.remove([i for i in ctx.bus.ids() if not rule.holds(ctx.catalog.get(i))], rule.text())
-    return f"{len(gone)} removed. Bus: {ctx.bus.view(ctx.catalog, shown=ctx.shown)}"
+    return f"{len(gone)} removed. Bus: {ctx.view()}"
 
 
 def rank_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
@@ -180,7 +195,7 @@ def rank_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
     ctx.bus.reorder(ranking.item_ids())
     ctx.reasons.update({r.item_id: r.reason for r in ranking.ranking if r.reason})
     how = "degraded to retrieval order" if ranking.degraded else f"by {method}"
-    return f"Ranked {len(top)} candidate(s) {how}. Bus: {ctx.bus.view(ctx.catalog, shown=ctx.shown)}"
+    return f"Ranked {len(top)} candidate(s) {how}. Bus: {ctx.view()}"
 
 
 def inspect_items(ctx: AgentContext, args: dict[str, Any]) -> str:

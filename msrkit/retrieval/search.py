@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..text import words
-from .bm25 import top_docs
+from .bm25 import score_docs, top_docs
 
 if TYPE_CHECKING:
     from .index import CollaborativeIndex
@@ -24,9 +24,17 @@ __all__ = ["search_items"]
 
 
 def search_items(
-    idx: CollaborativeIndex, query: str, *, k: int = 10, exclude: Collection[str] = ()
+    idx: CollaborativeIndex,
+    query: str,
+    *,
+    k: int = 10,
+    exclude: Collection[str] = (),
+    only: Collection[str] | None = None,
 ) -> list[tuple[str, float]]:
-    """The ``k`` items whose text best matches ``query`` (BM25), best first, none of ``exclude``."""
+    """The ``k`` items whose text best matches ``query`` (BM25), best first, none of ``exclude``.
+
+    ``only``: search among these items alone (a fixed candidate list); unknown ids are skipped.
+    """
     if idx.items_bm25 is None or k <= 0:
         return []
     vocab: dict[str, int] = getattr(idx.items_bm25, "vocab_dict", None) or {w: n for n, w in enumerate(idx.words)}
@@ -34,6 +42,16 @@ def search_items(
     if not found:
         return []
     terms, counts = np.unique(np.asarray(found, dtype=np.int64), return_counts=True)
-    docs, scores = top_docs(idx.items_bm25, idx.items_colmax, terms, counts.astype(np.float64), k + len(exclude), None)
+    if only is not None:
+        docs = np.array(sorted(idx.item_index[i] for i in only if i in idx.item_index), dtype=np.int64)
+        scores = score_docs(idx.items_bm25, terms, counts.astype(np.float64), docs)
+        order = np.lexsort((docs, -scores))
+        docs, scores = docs[order], scores[order]
+        keep = scores > 0
+        docs, scores = docs[keep], scores[keep]
+    else:
+        docs, scores = top_docs(
+            idx.items_bm25, idx.items_colmax, terms, counts.astype(np.float64), k + len(exclude), None
+        )
     hits = [(idx.item_ids[d], float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
     return [(i, s) for i, s in hits if i not in exclude][:k]
