@@ -38,6 +38,7 @@ __all__ = [
     "read_arguments",
     "make_tool_call",
     "read_tool_calls",
+    "wire_tool_choice",
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
@@ -129,6 +130,13 @@ def make_tool_call(call_id: Any, name: Any, arguments: Any, *, index: int) -> To
         body = raw if raw is not None else canonical_json(args)
         call_id = f"call_{index}_" + hashlib.sha256(f"{name}\x00{body}".encode()).hexdigest()[:12]
     return ToolCall(str(call_id), name, args, raw, error)
+
+
+def wire_tool_choice(choice: str) -> str | dict[str, Any]:
+    """``tool_choice`` in the OpenAI wire form: the keywords as they are, a tool's name as the named-function form."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    return {"type": "function", "function": {"name": choice}}
 
 
 def _field(obj: Any, key: str) -> Any:

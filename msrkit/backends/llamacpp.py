@@ -50,6 +50,7 @@ from .base import (
     Message,
     TextPart,
     read_tool_calls,
+    wire_tool_choice,
     with_temperature,
 )
 
@@ -152,9 +153,7 @@ def llamacpp_tool_choice(request: ChatRequest) -> str | dict[str, Any] | None:
         if len(request.tools) != 1:
             return "auto"
         choice = request.tools[0].name
-    if choice in ("auto", "none"):
-        return choice
-    return {"type": "function", "function": {"name": choice}}
+    return wire_tool_choice(choice)
 
 
 def completion_kwargs(request: ChatRequest, *, default_seed: int) -> dict[str, Any]:

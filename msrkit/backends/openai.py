@@ -69,6 +69,7 @@ from .base import (
     Message,
     TextPart,
     read_tool_calls,
+    wire_tool_choice,
     with_temperature,
 )
 
@@ -78,7 +79,6 @@ __all__ = [
     "to_openai_messages",
     "openai_params",
     "parse_openai_completion",
-    "openai_tool_choice",
     "parse_retry_after",
     "images_left_out_warning",
 ]
@@ -140,13 +140,6 @@ def _schema_name(schema: Mapping[str, Any]) -> str:
     return name[:64] or "response"
 
 
-def openai_tool_choice(choice: str) -> str | dict[str, Any]:
-    """``tool_choice`` on the wire: the three keywords as they are, a tool's name as the named-function form."""
-    if choice in ("auto", "none", "required"):
-        return choice
-    return {"type": "function", "function": {"name": choice}}
-
-
 def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) -> dict[str, Any]:
     """The keyword arguments of ``client.chat.completions.create`` (the JSON body) for a request."""
     params: dict[str, Any] = {
@@ -169,7 +162,7 @@ def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) 
         }
     if request.tools and capabilities.tools:
         params["tools"] = [t.as_function() for t in request.tools]
-        params["tool_choice"] = openai_tool_choice(request.tool_choice)
+        params["tool_choice"] = wire_tool_choice(request.tool_choice)
     return params
 
 
