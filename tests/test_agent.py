@@ -262,3 +262,17 @@ def test_with_fixed_candidates_what_a_tool_finds_moves_first(fake: FakeBackend) 
     assert ids[0] == "8" and ids[1 : 1 + len(comedies)] == ["5", "12", "2"] == [c for c in ids if c in comedies]
     assert "3 candidate(s) found by search, moved first" in fake.requests[1].messages[-1].text_content
     assert result.ranking.ranking[1].reason == "found by search"
+
+
+def test_a_filter_that_would_empty_the_bus_is_refused(fake: FakeBackend) -> None:
+    nonsense = call("filter", {"attribute": "./2018-04-30", "equals": "The (Apur Sansar)"})
+    fake.enqueue(
+        nonsense, call("filter", {"attribute": "genres", "equals": "comedy"}), call("finish", {"item_ids": ["2"]})
+    )
+    result = _run(fake, history())
+    assert _tools(result) == [("filter", "invalid"), ("filter", "ok"), ("finish", "ok")]
+    told = fake.requests[1].messages[-1].text_content
+    assert "would remove every candidate (no candidate has ./2018-04-30 = The (Apur Sansar))" in told
+    assert result.trace.steps[3].bus_before == 10 and result.trace.steps[3].bus_after == 3  # the comedies
+    finish = next(t for t in fake.requests[2].tools if t.name == "finish")
+    assert finish.parameters["properties"]["item_ids"]["items"]["enum"] == ["5", "2", "12"]

@@ -24,6 +24,8 @@ def test_arguments_get_defaults_repairs_and_clear_errors() -> None:
     args, repairs, _ = check_arguments({"item_ids": "[12]"}, FINISH)
     assert args == {"item_ids": ["12"]} and repairs[0] == "'item_ids': one value taken as a list"
     assert check_arguments({}, SEARCH)[2] == "missing required argument(s) ['query']"
+    kept = check_arguments({"query": "Apur Sansar (The)"}, SEARCH)[0]["query"]
+    assert kept == "Apur Sansar (The)"  # brackets are stripped only around a whole value: "[12]"
     assert check_arguments({"query": {"a": 1}}, SEARCH)[2] == "'query' must be a string, got {'a': 1}"
     method = TOOLS["rank_candidates"].spec.parameters
     assert "must be one of ['listwise', 'pointwise', 'fusion']" in str(check_arguments({"method": "best"}, method)[2])

@@ -189,9 +189,10 @@ class Agent:
         return f"turn budget exhausted ({s.agent_max_turns} model turns without finish)"
 
     def _specs(self, ctx: AgentContext) -> tuple[ToolSpec, ...]:
-        """This turn's tool specs: ``finish`` names only the candidates on the bus (those the conversation allows)."""
-        allowed = [i for i in ctx.bus.ids() if ctx.state.allows(i, ctx.catalog)]
-        return tool_specs(self.tools, candidates=allowed)
+        """This turn's tool specs: ``finish`` names only candidates the conversation allows: those on the bus,
+        else (a fixed list whose bus was emptied) any of the given candidates."""
+        ids = ctx.bus.ids() or ([c.item_id for c in ctx.history.candidate_items()] if ctx.bus.allowed else [])
+        return tool_specs(self.tools, candidates=[i for i in ids if ctx.state.allows(i, ctx.catalog)])
 
     def _stop(self, budget: _Budget) -> str | None:
         limit = self.settings.agent_max_invalid

@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["check_arguments", "example_arguments"]
 
-_BRACKETED = re.compile(r"^\s*[\[(<#]?\s*([^\])>]+?)\s*[\])>]?\s*$")
+_BRACKETED = re.compile(r"^\s*[\[(<#]\s*([^\[\]()<>]+?)\s*[\])>]?\s*$")  # "[12]", "(12)", "#12" -> "12"
 
 
 def _as_int(value: Any) -> int | None:

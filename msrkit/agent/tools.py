@@ -170,10 +170,14 @@ def filter_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
     drop = [i for i in args.get("exclude_ids", []) if i in ctx.bus]
     if args.get("exclude_seen"):
         drop += [i for i in ctx.bus.ids() if i in set(ctx.seen)]
-    gone = ctx.bus.remove(drop, "excluded")
+    rule = None
     if args.get("attribute") and args.get("equals"):
         rule = Constraint(attribute=args["attribute"], op="eq", value=args["equals"])
-        gone += ctx.bus.remove([i for i in ctx.bus.ids() if not rule.holds(ctx.catalog.get(i))], rule.text())
+        drop += [i for i in ctx.bus.ids() if not rule.holds(ctx.catalog.get(i))]
+    if len(ctx.bus) and set(drop) >= set(ctx.bus.ids()):
+        why = f" (no candidate has {rule.text()})" if rule is not None else ""
+        raise ToolInputError(f"this filter would remove every candidate{why}: nothing was removed")
+    gone = ctx.bus.remove(drop, rule.text() if rule is not None else "excluded")
     return f"{len(gone)} removed. Bus: {ctx.view()}"
 
 
