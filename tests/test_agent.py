@@ -183,6 +183,8 @@ def test_a_failing_model_falls_back_and_says_why(fake: FakeBackend) -> None:
     fake.enqueue(BackendUnavailableError("connection refused", backend="fake", model="m"))
     result = _run(fake, history(), retries=0)
     assert (result.trace.fallback or "").startswith("the model failed: fake/m: connection refused")
+    failed = result.trace.steps[0]
+    assert (failed.kind, failed.status, failed.reason) == ("model", "error", "fake/m: connection refused")
     assert any(FALLBACK in w for w in result.ranking.warnings)
 
 

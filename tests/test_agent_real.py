@@ -46,6 +46,7 @@ def test_agent_on_llamacpp_in_process_with_a_function_calling_format(embedded_mo
 
 def test_agent_through_the_real_llama_cpp_server(openai_tools_server: str) -> None:
     with Recommender(f"openai/{OPENAI_ALIAS}", base_url=openai_tools_server, catalog=catalog(),
-                     interactions=interactions(), agent_max_turns=TURNS, **QUIET) as rec:  # fmt: skip
+                     interactions=interactions(), agent_max_turns=TURNS, backend_options={"timeout": 600},
+                     **QUIET) as rec:  # fmt: skip
         result = rec.chat(history())
     _check(result, history())

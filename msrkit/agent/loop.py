@@ -207,7 +207,13 @@ class Agent:
     ) -> tuple[ChatResponse, list[ToolCall]]:
         assert self.backend is not None
         started = time.perf_counter()
-        response = ctx.meter.call(self.backend, chat)
+        try:
+            response = ctx.meter.call(self.backend, chat)
+        except BackendError as exc:
+            trace.add(Step("model", turn, model=f"{self.backend.name}/{self.backend.model}", status="error",
+                           request_hash=request_key(self.backend.identity(), chat), reason=str(exc),
+                           seconds=round(time.perf_counter() - started, 4)))  # fmt: skip
+            raise
         calls, repairs = list(response.tool_calls), []
         if not calls and response.text.strip():
             calls = calls_from_text(response.text, self.tools)
