@@ -17,8 +17,9 @@ Tools (each answers JSON):
 The catalog, index, backend and cache come from the usual :class:`~msrkit.config.Settings`
 (one :class:`~msrkit.recommender.Recommender` serves every call). A history is the
 ``history.json`` object; bare item ids resolve through the catalog. Image paths sent by a
-client are confined by :func:`confine_local_images`. msrkit errors come back as tool errors
-(``isError``) with their one-line message. The SDK is imported here only, never by ``import msrkit``.
+client are confined by :func:`confine_local_images` (the ``image_roots`` setting). msrkit
+errors come back as tool errors (``isError``) with their one-line message. The SDK is
+imported here only, never by ``import msrkit``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .errors import InputError, MissingDependencyError, MsrkitError
 
 if TYPE_CHECKING:
+    from .config import Settings
     from .recommender import Recommender
 
 __all__ = ["build_server", "confine_local_images", "serve"]
@@ -50,20 +52,23 @@ def _import_sdk() -> Any:
     return MCPServer
 
 
-def confine_local_images(history: Mapping[str, Any]) -> None:
-    """MERGE HOOK (image-path confinement): refuse images a client names by a local path.
+def confine_local_images(history: Mapping[str, Any], settings: Settings) -> None:
+    """Image paths an MCP client sends: a client must not make the server read its files.
 
-    An MCP client must not make the server read its files. Until msrkit.images offers
-    confinement to configured folders (another branch adds it), every local path sent
-    inline is refused; ``data:`` URIs and http(s) URLs pass, and catalog items (bare ids)
-    keep the operator's own images.
+    With ``image_roots`` set, the Recommender's image policy (:class:`~msrkit.images.ImagePolicy`)
+    confines local files to those folders when the history is loaded. Without it, every local path
+    sent inline is refused here; ``data:`` URIs and http(s) URLs pass (under the same policy), and
+    catalog items named by id keep the operator's own images.
     """
+    if settings.image_roots is not None:
+        return
     entries = [*(history.get("history") or []), *(history.get("candidates") or [])]
     for n, entry in enumerate(entries):
         image = entry.get("image") if isinstance(entry, Mapping) else None
         if image and not str(image).startswith(("data:", "http://", "https://")):
-            why = "local image paths are not accepted from MCP clients: send a data: URI or an http(s) URL"
-            raise InputError(f"{why}, or refer to the item by its catalog id", path=f"items[{n}].image")
+            why = "local image paths are not accepted from MCP clients (set image_roots to allow folders)"
+            raise InputError(f"{why}: send a data: URI or an http(s) URL, or the item's catalog id",
+                             path=f"items[{n}].image")  # fmt: skip
 
 
 def _ranking(ranking: Any, top_k: int | None) -> dict[str, Any]:
@@ -94,7 +99,7 @@ class _Tools:
         """Rank what this user takes next (the fixed pipeline, or the agent when ``agent`` is true)."""
 
         def run() -> dict[str, Any]:
-            confine_local_images(history)
+            confine_local_images(history, self.rec.settings)
             ranking = self.rec.chat(history, message or None).ranking if agent else self.rec.rank(history)
             return _ranking(ranking, top_k)
 
@@ -104,7 +109,7 @@ class _Tools:
         """Rank the history's given ``candidates`` for this user: every one of them, best first."""
 
         def run() -> dict[str, Any]:
-            confine_local_images(history)
+            confine_local_images(history, self.rec.settings)
             if not history.get("candidates"):
                 raise InputError("rerank needs the 'candidates' to rank", path="candidates")
             return _ranking(self.rec.rank(history), top_k)

@@ -126,3 +126,23 @@ def test_msrkit_mcp_over_streamable_http(world: Path) -> None:
         proc.terminate()
         proc.wait(timeout=10)
     assert names == TOOLS and [h["item_id"] for h in _json(search)][0] in ("8", "9")
+
+
+def test_with_image_roots_local_images_are_confined_to_them(tmp_path: Path) -> None:
+    inside = tmp_path / "img"
+    inside.mkdir()
+    with Recommender("none", catalog=catalog(), interactions=interactions(), cache=False,
+                     image_roots=[inside]) as rec:  # fmt: skip
+        _, (outside,) = _calls(
+            build_server(rec),
+            (
+                "recommend",
+                {
+                    "history": {
+                        "history": [{"item_id": "x", "image": str(tmp_path / "secret.png")}],
+                        "candidates": ["1", "2"],
+                    }
+                },
+            ),
+        )
+    assert outside.is_error and "outside the folders images may be read from" in outside.content[0].text
