@@ -112,7 +112,7 @@ def test_openai_tools_and_tool_messages_on_the_wire() -> None:
     assert params["messages"] == [
         {"role": "system", "content": "You recommend."},
         {"role": "user", "content": "Something like Dune."},
-        {"role": "assistant", "content": None, "tool_calls": [
+        {"role": "assistant", "content": "", "tool_calls": [
             {"id": "call_1", "type": "function",
              "function": {"name": "search_catalog", "arguments": '{"query":"space opera"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "3 items found: [B1] Dune"},

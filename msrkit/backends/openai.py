@@ -122,7 +122,8 @@ def _openai_message(message: Message) -> dict[str, Any]:
         return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.text_content}
     if message.tool_calls:
         calls = [c.as_function_call() for c in message.tool_calls]
-        return {"role": "assistant", "content": message.text_content or None, "tool_calls": calls}
+        # "" rather than null: OpenAI takes either, llama_cpp.server's schema only a string
+        return {"role": "assistant", "content": message.text_content, "tool_calls": calls}
     if not message.images:
         return {"role": message.role, "content": message.text_content}
     parts = [_image_url(p) for p in message.parts if isinstance(p, ImagePart)]
