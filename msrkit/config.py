@@ -30,7 +30,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -100,6 +100,10 @@ class Settings(BaseModel):
     retries: int = Field(default=4, ge=0)
     retry_max_seconds: float = Field(default=60.0, gt=0)
     concurrency: int = Field(default=8, ge=1)
+    # -- scale-out (msrkit.distributed): requests in flight to the model = actors x concurrency
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    actors: int = Field(default=1, ge=1)
 
     @property
     def effective_stride(self) -> int:
