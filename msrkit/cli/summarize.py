@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from .common import (
+    ActorsOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
     CacheDirOpt,
+    ConcurrencyOpt,
     ConfigOpt,
+    EngineOpt,
+    FormatOpt,
     NoCacheOpt,
     PromptsOpt,
     QuietOpt,
+    RayAddressOpt,
+    ShardSizeOpt,
     VerboseOpt,
     guard,
+    run_sharded,
     safe,
     settings,
     setup_logging,
@@ -28,7 +35,10 @@ __all__ = ["summarize"]
 
 def summarize(
     path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog).")],
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the enriched catalog here (JSONL).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the enriched catalog here (JSONL); --engine ray: a folder of shards."),
+    ] = None,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
@@ -37,7 +47,12 @@ def summarize(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")] = 4,
+    concurrency: ConcurrencyOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    out_format: FormatOpt = "jsonl",
+    shard_size: ShardSizeOpt = 1000,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
@@ -45,11 +60,14 @@ def summarize(
     """Summarize every catalog item into keywords (and image descriptions), with a progress bar.
 
     The summaries land in the catalog store next to the cache, where `msrkit rank` and
-    `msrkit index build` read them. Unset options come from msrkit.toml, then MSRKIT_* variables.
+    `msrkit index build` read them. With --engine ray, Ray Data actors summarize into resumable
+    shards under --out, and the driver keeps every summary in its catalog store.
+    Unset options come from msrkit.toml, then MSRKIT_* variables.
     """
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-                 prompts=prompts, cache_dir=cache_dir, retries=retries)  # fmt: skip
+                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency, engine=engine,
+                 ray_address=ray_address, actors=actors)  # fmt: skip
 
     def run() -> None:
         from rich.progress import Progress
@@ -58,12 +76,16 @@ def summarize(
         from ..io import load_catalog
         from ..summaries.catalog import summarize_catalog
 
+        s = settings(flags, config=config, no_cache=no_cache)
+        if s.engine == "ray":
+            _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, quiet=quiet)
+            return
         items = list(load_catalog(path).values())
         with Progress(disable=quiet, transient=False) as progress:
             task = progress.add_task("summarizing", total=len(items))
             result = summarize_catalog(
-                settings(flags, config=config, no_cache=no_cache), items, base_dir=path.resolve().parent,
-                concurrency=concurrency, on_item=lambda _: progress.advance(task),
+                s, items, base_dir=path.resolve().parent, concurrency=s.concurrency,
+                on_item=lambda _: progress.advance(task),
             )  # fmt: skip
         if out is not None:
             write_jsonl(out, (i.model_dump(exclude_none=True) for i in result.items))
@@ -74,3 +96,18 @@ def summarize(
             typer.echo(f"warning: {safe(w)}", err=True)
 
     guard(run)
+
+
+def _on_ray(path: Path, s: Any, *, out: Path | None, fmt: str, shard_size: int, quiet: bool) -> None:
+    from ..distributed import summarize_to_shards
+    from ..errors import ConfigError
+
+    if out is None:
+        raise ConfigError("--engine ray writes resumable shards to a folder: give --out DIR")
+
+    def start(progress: Any) -> Any:
+        return summarize_to_shards(path, out, s, fmt=fmt, shard_size=shard_size, on_progress=progress)
+
+    run = run_sharded(start, out=out, quiet=quiet, noun="items")
+    if run.failed:
+        typer.echo(f"warning: {run.failed} item(s) left without keywords; run again to retry them", err=True)
