@@ -2,23 +2,24 @@
 
 A loopback OpenAI-compatible server (its own process, 127.0.0.1) answers each
 chat completion after a fixed latency (default 50 ms, a stand-in for model
-time) and records the most requests it ever had in flight. Ray is started
-once, locally (``num_cpus=2``, no dashboard). Prints:
+time) and records the most requests it ever had in flight, and its requests/s
+from its first request to its last ("served": Ray's start-up left out). Ray is
+started once, locally (``num_cpus=2``, no dashboard). Prints:
 
-1. Ray start-up (``ray.init``), and per-user overhead with ``--backend none``
-   (no model): the seconds per user of one Ray actor minus the single-process
-   ``rank_batch`` (what ``msrkit rank --out`` runs), from the slope between
-   N and 2N users, so fixed costs (actor start) are not counted per user;
+1. Ray start-up (``ray.init``), and the per-user overhead with ``--backend none``
+   (no model): seconds per user of one Ray actor minus those of the
+   single-process ``rank_batch`` (what ``msrkit rank --out`` runs), from the
+   slope between N and 2N users, so fixed costs (actor start) are apart;
 2. ranking through the server: ``rank_batch`` (one user at a time, as the CLI),
-   ``Recommender.arank`` at the same concurrency as one actor, and
-   ``rank_to_shards`` (what ``msrkit rank --engine ray`` runs) with 1 and 2
-   actors; req/s (one request per user: rank-only stages), ratios, and the peak
-   in flight (never above actors x concurrency);
+   ``Recommender.arank`` at one actor's concurrency, and ``rank_to_shards``
+   (what ``msrkit rank --engine ray`` runs) with 1 and 2 actors; req/s (one
+   request per user: rank-only stages), ratios, and the peak in flight (never
+   above actors x concurrency);
 3. ``summarize_to_shards`` (``msrkit summarize --engine ray``) over a synthetic
    catalog: items/s and the peak in flight.
 
     python bench/bench_distributed.py                     # 1,200 users, 10,000 items, 50 ms, concurrency 8
-    python bench/bench_distributed.py --users 400 --items 2000 --latency 0.02
+    python bench/bench_distributed.py --users 400 --items 2000 --latency 0.02 --parts rank
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ WORDS = ["space", "robots", "comedy", "drama", "heist", "noir", "western", "jazz
 
 
 def serve(latency: float, port_out: Any) -> None:
-    """The loopback model: ranks candidates in reverse, answers anything else with keywords; GET /peak."""
-    state = {"now": 0, "peak": 0}
+    """The loopback model: ranks candidates in reverse, answers anything else with keywords; GET /stats."""
+    state: dict[str, float] = {"now": 0, "peak": 0, "n": 0, "first": 0.0, "last": 0.0}
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -52,21 +53,25 @@ def serve(latency: float, port_out: Any) -> None:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802 - the peak since the last GET, then reset
+        def do_GET(self) -> None:  # noqa: N802 - what the server saw since the last GET, then reset
             with lock:
-                payload, state["peak"] = json.dumps(state["peak"]).encode(), 0
+                payload = json.dumps(state).encode()
+                state.update(peak=0, n=0, first=0.0, last=0.0)
             self._send(payload)
 
         def do_POST(self) -> None:  # noqa: N802
             with lock:
                 state["now"] += 1
+                state["n"] += 1
                 state["peak"] = max(state["peak"], state["now"])
+                state["first"] = state["first"] or time.time()
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
                 time.sleep(latency)
             finally:
                 with lock:
                     state["now"] -= 1
+                    state["last"] = time.time()
             prompt = body["messages"][-1]["content"]
             prompt = prompt if isinstance(prompt, str) else " ".join(p.get("text", "") for p in prompt)
             numbers = re.findall(r"^\[(\d+)\]", prompt, flags=re.M)
@@ -93,9 +98,15 @@ def serve(latency: float, port_out: Any) -> None:
     server.serve_forever()
 
 
-def peak(url: str) -> int:
-    with urllib.request.urlopen(url.removesuffix("/v1") + "/peak", timeout=10) as resp:  # noqa: S310 (loopback)
-        return int(json.loads(resp.read()))
+class Seen:
+    """What the server saw during one run: the peak in flight, and requests/s from its first to its last."""
+
+    def __init__(self, url: str) -> None:
+        with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as resp:  # noqa: S310 (loopback)
+            state = json.loads(resp.read())
+        self.peak = int(state["peak"])
+        span = state["last"] - state["first"]
+        self.rate = state["n"] / span if span > 0 else float("nan")
 
 
 def write_users(path: Path, n: int) -> Path:
@@ -126,37 +137,16 @@ def settings(**kw: Any) -> Any:
     return Settings(**{**rank_only, "cache": False, **kw})
 
 
-class Clock:
-    """``on_progress`` for a run: when the first block of results came back, and the last."""
-
-    def __init__(self) -> None:
-        self.first = self.last = 0.0
-        self.in_first = 0
-
-    def __call__(self, finished: int, total: int) -> None:
-        now = time.perf_counter()
-        if not self.first:
-            self.first = now
-        if now - self.first < 0.01:  # the records of the first block arrive together
-            self.in_first = finished
-        self.last = now
-
-    def steady(self, finished: int) -> float:
-        """Records per second after the first block (actor start-up and the pipeline's fill left out)."""
-        return (finished - self.in_first) / (self.last - self.first) if self.last > self.first else float("nan")
-
-
-def sharded(kind: str, path: Path, out: Path, s: Any) -> tuple[float, float, Any]:
-    """(wall seconds, steady records/s, ShardRun) of one run on the running Ray."""
+def sharded(kind: str, path: Path, out: Path, s: Any) -> tuple[float, Any]:
+    """(wall seconds, ShardRun) of one run on the running Ray."""
     from msrkit.distributed import rank_to_shards, summarize_to_shards
 
-    clock = Clock()
     fn = rank_to_shards if kind == "rank" else summarize_to_shards
     started = time.perf_counter()
-    run = fn(path, out, s, on_progress=clock)
+    run = fn(path, out, s)
     wall = time.perf_counter() - started
     assert run.failed == 0 and not run.degraded, (run.failures, run.degraded)
-    return wall, clock.steady(run.done), run
+    return wall, run
 
 
 def single(path: Path, s: Any) -> float:
@@ -193,42 +183,54 @@ def concurrent(path: Path, s: Any) -> float:
 
 def overhead(tmp: Path, n: int) -> None:
     s = settings(backend="none", actors=1)
-    users = write_users(tmp / "none.jsonl", n)
-    sharded("rank", write_users(tmp / "warm.jsonl", 50), tmp / "warm-out", s)  # worker processes started once
-    alone = single(users, s)
-    wall, steady, _ = sharded("rank", users, tmp / "none-out", s)
-    per_single, per_ray = alone / n * 1000, 1000 / steady
-    print(f"--backend none, {n} users: single process {alone:.2f} s = {per_single:.2f} ms/user; Ray, 1 actor: "
-          f"{wall:.2f} s wall, {per_ray:.2f} ms/user after the first block -> overhead {per_ray - per_single:+.2f} "
-          f"ms/user, fixed {wall - n * per_ray / 1000:.2f} s per run (actor start, first block)")  # fmt: skip
+    small, large = write_users(tmp / "none1.jsonl", n), write_users(tmp / "none2.jsonl", 2 * n)
+    few = write_users(tmp / "few.jsonl", 50)
+    cold, _ = sharded("rank", few, tmp / "few-out1", s)  # the first run also starts Ray's worker processes
+    fixed, _ = sharded("rank", few, tmp / "few-out2", s)
+    one, two = single(small, s), single(large, s)
+    r1, _ = sharded("rank", small, tmp / "none-out1", s)
+    r2, _ = sharded("rank", large, tmp / "none-out2", s)
+    per_single, per_ray = (two - one) / n * 1000, (r2 - r1) / n * 1000
+    print(f"a Ray run of 50 users, --backend none, 1 actor (actor start, one batch, one shard): {cold:.1f} s the "
+          f"first time, {fixed:.1f} s after")  # fmt: skip
+    print(f"--backend none: single process {one:.2f} s for {n} users, {two:.2f} s for {2 * n}; Ray, 1 actor: "
+          f"{r1:.2f} s, {r2:.2f} s")  # fmt: skip
+    print(f"  per user (slope): single process {per_single:.2f} ms, Ray {per_ray:.2f} ms -> Ray's overhead "
+          f"{per_ray - per_single:+.2f} ms/user")  # fmt: skip
 
 
 def throughput(tmp: Path, url: str, n: int, concurrency: int, latency: float) -> None:
     users = write_users(tmp / "users.jsonl", n)
     s = settings(backend="openai/x", base_url=url, concurrency=concurrency)
+    Seen(url)
     base = n / single(users, s)
-    print(f"\nranking {n} users through the server ({latency * 1000:.0f} ms per answer), one request per user:")
-    print(f"  single process, one user at a time (msrkit rank --out) {base:8.1f} req/s   1.00 x   peak {peak(url)}")
+    seen = Seen(url)
+    print(f"\nranking {n} users through the server ({latency * 1000:.0f} ms per answer), one request per user; "
+          "wall: the whole run, served: from the server's first request to its last")  # fmt: skip
+    print(f"  single process, one user at a time (msrkit rank --out) {base:7.1f} req/s wall  1.00 x   "
+          f"served {seen.rate:6.1f} req/s   peak {seen.peak}")  # fmt: skip
     arank = n / concurrent(users, s)
-    print(f"  single process, Recommender.arank x{concurrency:<2}             {arank:8.1f} req/s "
-          f"{arank / base:5.2f} x   peak {peak(url)}")  # fmt: skip
+    seen = Seen(url)
+    print(f"  single process, Recommender.arank x{concurrency:<2}             {arank:7.1f} req/s wall "
+          f"{arank / base:5.2f} x   served {seen.rate:6.1f} req/s   peak {seen.peak}")  # fmt: skip
     for actors in (1, 2):
-        on_ray = settings(**{**s.model_dump(), "actors": actors})
-        wall, steady, _ = sharded("rank", users, tmp / f"rank-out{actors}", on_ray)
-        print(f"  --engine ray, {actors} actor(s) x{concurrency:<2}                   {n / wall:8.1f} req/s "
-              f"{n / wall / base:5.2f} x   peak {peak(url)} (<= {actors * concurrency}); steady {steady:.1f} req/s "
-              f"= {steady / arank:.2f} x arank; {wall:.1f} s wall")  # fmt: skip
+        wall, _ = sharded("rank", users, tmp / f"rank-out{actors}", settings(**{**s.model_dump(), "actors": actors}))
+        seen = Seen(url)
+        print(f"  --engine ray, {actors} actor(s) x{concurrency:<2}                  {n / wall:7.1f} req/s wall "
+              f"{n / wall / base:5.2f} x   served {seen.rate:6.1f} req/s = {seen.rate / arank:.2f} x arank   "
+              f"peak {seen.peak} (<= {actors * concurrency}); {wall:.1f} s")  # fmt: skip
 
 
 def summarize(tmp: Path, url: str, n: int, concurrency: int, actors: int) -> None:
     items = write_items(tmp / "items.jsonl", n)
     s = settings(backend="openai/x", base_url=url, concurrency=concurrency, actors=actors, cache=True,
                  cache_dir=tmp / "cache")  # fmt: skip
-    peak(url)
-    wall, steady, run = sharded("summarize", items, tmp / "summaries", s)
+    Seen(url)
+    wall, run = sharded("summarize", items, tmp / "summaries", s)
+    seen = Seen(url)
     print(f"\nsummarize --engine ray, {n} items, {actors} actors x{concurrency}: {n / wall:.1f} items/s wall "
-          f"({wall:.1f} s), steady {steady:.1f} items/s; llm calls {run.usage.llm_calls}; "
-          f"peak in flight {peak(url)} (<= {actors * concurrency})")  # fmt: skip
+          f"({wall:.1f} s), served {seen.rate:.1f} req/s; llm calls {run.usage.llm_calls}; "
+          f"peak in flight {seen.peak} (<= {actors * concurrency})")  # fmt: skip
 
 
 def main() -> None:
@@ -237,7 +239,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--latency", type=float, default=0.05, help="server seconds per completion")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--overhead-users", type=int, default=2000)
+    parser.add_argument("--overhead-users", type=int, default=3000)
+    parser.add_argument("--parts", nargs="+", choices=["overhead", "rank", "summarize"],
+                        default=["overhead", "rank", "summarize"])  # fmt: skip
     args = parser.parse_args()
 
     ports: Any = multiprocessing.Queue()
@@ -251,9 +255,12 @@ def main() -> None:
     print(f"Ray start-up (ray.init, local, 2 CPUs): {time.perf_counter() - started:.1f} s")
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            overhead(Path(tmp), args.overhead_users)
-            throughput(Path(tmp), url, args.users, args.concurrency, args.latency)
-            summarize(Path(tmp), url, args.items, args.concurrency, actors=2)
+            if "overhead" in args.parts:
+                overhead(Path(tmp), args.overhead_users)
+            if "rank" in args.parts:
+                throughput(Path(tmp), url, args.users, args.concurrency, args.latency)
+            if "summarize" in args.parts:
+                summarize(Path(tmp), url, args.items, args.concurrency, actors=2)
     finally:
         ray.shutdown()
         proc.terminate()

@@ -4,9 +4,10 @@
 actor builds one ``Recommender(settings=...)`` when it starts, so it loads the
 catalog, the saved collaborative index (``settings.index``) and opens the
 catalog store (``<cache_dir>/catalog.sqlite3``) once, from paths every node
-can read; then it ranks (or summarizes) each batch on a pool of
-``settings.concurrency`` threads. One user (or item) is one request at a time,
-so at most ``actors x concurrency`` requests are in flight to the model server.
+can read; then it ranks each batch through ``Recommender.arank`` (or
+summarizes it on a pool of threads), ``settings.concurrency`` users (items) at
+once. One user (or item) is one request at a time, so at most
+``actors x concurrency`` requests are in flight to the model server.
 
 Rows in (rank): a ``key`` (optional; else the user id), a ``source`` (optional,
 for error messages) and either ``text``, a history as JSON text (what
@@ -18,10 +19,12 @@ failed for good (``strict``) is an error row, never a failed job.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,9 +38,10 @@ __all__ = ["RankActor", "SummarizeActor", "connect", "portable", "rank_dataset",
 
 log = logging.getLogger("msrkit")
 
-#: Users (or items) per batch sent to an actor, per thread of its pool: large enough that the
-#: threads stay busy while a batch's slowest request finishes, small enough to spread the work.
-BATCH_PER_THREAD = 4
+#: Users (or items) per batch sent to an actor, per thread of its pool: large enough that the cost of a
+#: batch (Ray's scheduling, the batch's slowest request) is shared by many requests (4 per thread: 100 req/s,
+#: 16: 160 req/s for one actor x 8 at 50 ms, bench/bench_distributed.py), small enough to spread the work.
+BATCH_PER_THREAD = 16
 
 #: Extra columns of the summarize output (after the items table's): what made the summary and what it cost.
 SUMMARY_COLUMNS = ("summary_tag", "summary_model", "warnings", "llm_calls", "prompt_tokens", "completion_tokens",
@@ -101,7 +105,10 @@ def _map(ds: Any, actor: type, settings: Settings, base_dir: Path | None, batch_
         fn_constructor_kwargs={"settings": s, "base_dir": str(base_dir) if base_dir is not None else None},
         batch_size=size,
         batch_format="pyarrow",
-        compute=ray.data.ActorPoolStrategy(size=s.actors),
+        # two batches at once per actor: the next one starts while the last requests of the other finish; the
+        # actor's pool (the Recommender's arank threads, or the summarizer's) still bounds the requests in flight
+        compute=ray.data.ActorPoolStrategy(size=s.actors, max_concurrent_calls_per_actor=2,
+                                           enable_true_multi_threading=True),  # fmt: skip
         num_cpus=1,
     )
 
@@ -139,13 +146,12 @@ def num_blocks(rows: int, settings: Settings, batch_size: int | None = None) -> 
 
 
 class _Actor:
-    """One Recommender and a pool of ``settings.concurrency`` threads: the bound on requests in flight."""
+    """What every actor holds: one Recommender, built once from the settings' files."""
 
     def __init__(self, settings: Settings, base_dir: str | None) -> None:
         from ..recommender import Recommender
 
         self.rec = Recommender(settings=settings)
-        self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="msrkit-actor")
         self.base_dir = Path(base_dir) if base_dir is not None else None
 
     def _table(self, rows: list[dict[str, Any]], schema: Any) -> Any:
@@ -168,15 +174,28 @@ def _input(row: dict[str, Any]) -> Any:
 
 
 class RankActor(_Actor):
-    """``map_batches`` callable: a batch of users -> their rankings-table rows."""
+    """``map_batches`` callable: a batch of users -> their rankings-table rows.
+
+    Users go through :meth:`~msrkit.recommender.Recommender.arank` on the
+    actor's own event loop: at most ``settings.concurrency`` at once (its
+    worker threads), model calls on the backend's async client.
+    """
+
+    def __init__(self, settings: Settings, base_dir: str | None) -> None:
+        super().__init__(settings, base_dir)
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, name="msrkit-actor-loop", daemon=True).start()
 
     def __call__(self, batch: Any) -> Any:
         from ..columnar import ranking_schema
 
-        done = self.pool.map(self._rank, batch.to_pylist())
+        done = asyncio.run_coroutine_threadsafe(self._rank_all(batch.to_pylist()), self.loop).result()
         return self._table([row for rows in done for row in rows], ranking_schema())
 
-    def _rank(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _rank_all(self, rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+        return list(await asyncio.gather(*(self._rank(row) for row in rows)))
+
+    async def _rank(self, row: dict[str, Any]) -> list[dict[str, Any]]:
         from ..columnar import error_rows, ranking_rows
         from ..io import parse_history
 
@@ -186,7 +205,7 @@ class RankActor(_Actor):
             source = row.get("source") or "<row>"
             history = parse_history(obj, source=source).with_base_dir(self.base_dir, source=source)
             key = row.get("key") or history.user_id or ""
-            return ranking_rows(key, self.rec.rank(history))
+            return ranking_rows(key, await self.rec.arank(history))
         except PER_USER_ERRORS as exc:
             user = _user_id(obj)
             return error_rows(row.get("key") or user or "", user, exc)
@@ -210,6 +229,7 @@ class SummarizeActor(_Actor):
     def __init__(self, settings: Settings, base_dir: str | None) -> None:
         # summaries read neither the catalog nor the index: an actor need not load them
         super().__init__(settings_from(settings, catalog=None, interactions=None, index=None), base_dir)
+        self.pool = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="msrkit-summarize")
         self.summarizer = self.rec.item_summarizer()
         backend = self.summarizer.backend
         self.model = f"{backend.name}/{backend.model}"
