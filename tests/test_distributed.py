@@ -15,6 +15,7 @@ Proved here, each on MovieLens-100k users (``msrkit.datasets``) with a saved ind
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -225,6 +226,18 @@ def test_ray_ranks_like_one_process_and_records_bad_users(movielens: Path, ray_c
     assert {k: got[k]["error_type"] for k in ("bad-shape", "bad-id")} == {"bad-shape": "InputError",
                                                                           "bad-id": "InputError"}  # fmt: skip
     assert "no-such-item" in got["bad-id"]["error"] and "mixed.jsonl:122" in got["bad-id"]["error"]
+    # the library call on a Dataset read by Ray itself: rows of a users.jsonl as text, keyed by their user ids
+    ray = pytest.importorskip("ray")
+    from msrkit.columnar import ranking_record
+    from msrkit.distributed import rank_dataset
+
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in rank_dataset(ray.data.read_text(str(good)), s).take_all():
+        grouped.setdefault(row["key"], []).append(row)
+    direct = {k: ranking_record(sorted(rows, key=lambda r: r["rank"])) for k, rows in grouped.items()}
+    assert {k: {**v, "usage": {**v["usage"], "seconds": 0}} for k, v in direct.items()} == {
+        k: {**v, "usage": {**v["usage"], "seconds": 0}} for k, v in expected.items()
+    }
     # a rerun keeps every complete record and tries only the failed users again
     again = rank_to_shards(mixed, tmp_path / "out", s, fmt="parquet", shard_size=32)
     assert (again.done, again.failed, again.skipped, again.shards_skipped) == (0, 2, 120, 3)
@@ -374,6 +387,8 @@ def test_cli_driver_killed_mid_run_then_rerun_loses_and_duplicates_nobody(
     finally:
         driver.wait(timeout=30)
         _, stderr = driver.communicate()
+        with contextlib.suppress(ProcessLookupError):  # anything else the driver started (nothing, with an address)
+            os.killpg(driver.pid, signal.SIGKILL)
     written = len(list(out.glob("part-*.jsonl")))
     assert driver.returncode == -signal.SIGKILL, stderr.decode()[-2000:]
     assert 3 <= written < 20, f"{written} of 20 shards when killed"  # killed mid-run, not after

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,7 +33,7 @@ from typing import Any
 from ..batch import PER_USER_ERRORS
 from ..config import PATH_KEYS, Settings, settings_from
 from ..data import History, Item
-from ..errors import InputError, MissingDependencyError
+from ..errors import ConfigError, InputError, MissingDependencyError
 
 __all__ = ["RankActor", "SummarizeActor", "connect", "portable", "rank_dataset", "summarize_dataset"]
 
@@ -70,11 +71,30 @@ def connect(settings: Settings, *, num_cpus: int | None = None) -> bool:
         return False
     common: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "configure_logging": True}
     if settings.ray_address:
-        ray.init(address=settings.ray_address, **common)
+        _check_reachable(settings.ray_address)
+        try:
+            ray.init(address=settings.ray_address, **common)
+        except (ConnectionError, RuntimeError) as exc:  # ray's own errors for an unreachable or refusing cluster
+            raise ConfigError(
+                f"cannot join the Ray cluster at {settings.ray_address}: {str(exc).splitlines()[0]} (is it up, "
+                "and is this the address `ray start --head` printed? A cluster with token authentication also "
+                "needs RAY_AUTH_MODE=token and its token here)"
+            ) from None
     else:
         ray.init(num_cpus=num_cpus or max(os.cpu_count() or 1, settings.actors), **common)
     _quiet_data(ray)
     return True
+
+
+def _check_reachable(address: str) -> None:
+    """A ``host:port`` nobody listens at fails now, in one line (Ray itself would retry for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or "/" in host:
+        return  # "auto", "ray://...": left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"cannot join the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def _quiet_data(ray: Any) -> None:
@@ -107,10 +127,20 @@ def _map(ds: Any, actor: type, settings: Settings, base_dir: Path | None, batch_
         batch_format="pyarrow",
         # two batches at once per actor: the next one starts while the last requests of the other finish; the
         # actor's pool (the Recommender's arank threads, or the summarizer's) still bounds the requests in flight
-        compute=ray.data.ActorPoolStrategy(size=s.actors, max_concurrent_calls_per_actor=2,
-                                           enable_true_multi_threading=True),  # fmt: skip
-        num_cpus=1,
+        compute=ray.data.ActorPoolStrategy(
+            size=s.actors, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True
+        ),
+        num_cpus=_cpus_per_actor(ray, s.actors),
     )
+
+
+def _cpus_per_actor(ray: Any, actors: int) -> float:
+    """One CPU per actor, less where the cluster is small, so one CPU stays free for the tasks that read input.
+
+    (Actors holding every CPU would wait forever for a ``read_text`` or ``read_parquet`` task.)
+    """
+    cpus = float(ray.cluster_resources().get("CPU", 1.0))
+    return max(0.05, min(1.0, round((cpus - 1) / actors, 2)))
 
 
 def rank_dataset(ds: Any, settings: Settings, *, base_dir: Path | None = None, batch_size: int | None = None) -> Any:

@@ -1,6 +1,6 @@
 """A run's output folder: deterministic shards, each complete or absent.
 
-``DIR/manifest.json`` says what the folder holds (the command, the format,
+``DIR/_manifest.json`` says what the folder holds (the command, the format,
 the shard size, the number of records and a digest of their keys). Shard
 ``n`` holds records ``[n * shard_size, (n + 1) * shard_size)`` of the input,
 in input order, as ``DIR/part-0000n.jsonl`` (or ``.parquet``). A shard is
@@ -30,7 +30,7 @@ from ..errors import ConfigError
 
 __all__ = ["FORMATS", "Kind", "Layout", "MANIFEST", "open_layout"]
 
-MANIFEST = "manifest.json"
+MANIFEST = "_manifest.json"  # "_": Parquet readers (pyarrow, Spark, Ray) skip it when reading the folder
 FORMATS = ("jsonl", "parquet")
 Record = dict[str, Any]
 Rows = list[dict[str, Any]]
