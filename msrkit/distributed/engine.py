@@ -116,6 +116,8 @@ def portable(settings: Settings) -> Settings:
 def _map(ds: Any, actor: type, settings: Settings, base_dir: Path | None, batch_size: int | None) -> Any:
     ray = ray_module()
     s = portable(settings)
+    if not ray.is_initialized():
+        connect(s)
     if s.index is None and s.interactions is not None:
         log.warning("every actor builds the collaborative index from the interactions: build it once "
                     "(msrkit index build) and pass --index")  # fmt: skip
