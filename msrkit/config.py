@@ -128,6 +128,10 @@ class Settings(BaseModel):
     agent_tool_choice: Literal["auto", "required"] = "auto"
     agent_shown: int = Field(default=5, ge=1)
     agent_max_tokens: int = Field(default=200, ge=16)
+    # -- scale-out (msrkit.distributed): requests in flight to the model = actors x concurrency
+    engine: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    actors: int = Field(default=1, ge=1)
 
     @property
     def effective_stride(self) -> int:

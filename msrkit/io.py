@@ -6,6 +6,7 @@
 
 Only regular files are read: a FIFO, a device or a folder is an error naming
 the file, never a read that blocks or never ends.
+Histories and catalogs may also be Parquet (``.parquet``, see :mod:`msrkit.columnar`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ __all__ = [
     "parse_history",
     "resolve",
     "read_records",
+    "iter_records",
+    "record_source",
 ]
 
 
@@ -121,6 +124,24 @@ def _is_json(text: str) -> bool:
     return True
 
 
+def iter_records(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """``(location, object)`` like :func:`read_records`, or the rows of a ``.parquet`` file (``msrkit[parquet]``)."""
+    if Path(path).suffix.lower() == ".parquet":
+        from .columnar import parquet_records
+
+        return parquet_records(path)
+    return read_records(path)
+
+
+def record_source(path: Path, where: str) -> tuple[str, str]:
+    """``(source, path inside it)`` for a record of :func:`iter_records`: a line or row is part of the source."""
+    if where.startswith("line "):
+        return f"{path}:{where.removeprefix('line ')}", ""
+    if where.startswith("row "):
+        return f"{path}:{where}", ""
+    return str(path), where
+
+
 def parse_history(data: Any, *, source: str = "<history>", where: str = "") -> History:
     """Validate one history object."""
     if not isinstance(data, dict):
@@ -129,12 +150,12 @@ def parse_history(data: Any, *, source: str = "<history>", where: str = "") -> H
 
 
 def load_histories(path: str | Path) -> list[History]:
-    """One or many histories from ``history.json``, a JSON list, or a ``.jsonl``."""
+    """One or many histories from ``history.json``, a JSON list, a ``.jsonl`` or a ``.parquet`` histories table."""
     p = Path(path)
     out = []
-    for where, obj in read_records(p):
-        src = f"{p}:{where.removeprefix('line ')}" if where.startswith("line") else str(p)
-        h = parse_history(obj, source=src, where="" if where.startswith("line") else where)
+    for where, obj in iter_records(p):
+        src, inner = record_source(p, where)
+        h = parse_history(obj, source=src, where=inner)
         out.append(h.with_base_dir(p.resolve().parent, source=src + (f" {where}" if where.startswith("[") else "")))
     if not out:
         raise InputError("holds no history", source=str(p))
@@ -142,14 +163,14 @@ def load_histories(path: str | Path) -> list[History]:
 
 
 def load_catalog(path: str | Path) -> dict[str, Item]:
-    """The catalog as ``{item_id: Item}``; a repeated id is an error."""
+    """The catalog (JSON, JSONL or a ``.parquet`` items table) as ``{item_id: Item}``; a repeated id is an error."""
     p = Path(path)
     catalog: dict[str, Item] = {}
-    for where, obj in read_records(p):
-        src = f"{p}:{where.removeprefix('line ')}" if where.startswith("line") else str(p)
+    for where, obj in iter_records(p):
+        src, inner = record_source(p, where)
         if not isinstance(obj, dict):
             raise InputError("expected an item object with 'item_id'", source=src, path=where or None)
-        item = validate(Item, obj, source=src, path="" if where.startswith("line") else where)
+        item = validate(Item, obj, source=src, path=inner)
         if item.item_id in catalog:
             raise InputError(f"item_id '{item.item_id}' appears twice in the catalog", source=src)
         catalog[item.item_id] = item

@@ -32,7 +32,7 @@ from .backends.wrapper import Wrapper
 from .config import Settings, settings_from
 from .data import History, Item, Ranking
 from .deadline import Deadline, active
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .io import Interaction, load_catalog, load_histories, parse_history, resolve
 from .meter import Meter
 from .pipeline import Parts, run
@@ -41,6 +41,7 @@ from .summaries.store import STORE_FILE, CatalogStore
 
 if TYPE_CHECKING:
     from .agent import AgentResult, TurnState
+    from .summaries import ItemSummarizer
 
 __all__ = ["Recommender", "Stages"]
 
@@ -128,6 +129,16 @@ class Recommender:
     def stages(self) -> Stages:
         s = self.settings
         return Stages(self.backend is not None, s.item_summaries, s.preference_summary, s.collaborative)
+
+    def item_summarizer(self) -> ItemSummarizer:
+        """The item summarizer of this recommender's requests: its backend(s), prompts, settings and store."""
+        from .summaries import ItemSummarizer
+
+        if self.backend is None:
+            raise ConfigError("summarizing items needs an LLM backend, not 'none'")
+        s = self.settings
+        return ItemSummarizer(self.backend, prompts=self.prompts, vision_backend=self.vision_backend,
+                              max_side=s.max_side, strict=s.strict, store=self.store)  # fmt: skip
 
     def _parts(self) -> Parts:
         return Parts(self.settings, self.backend, self.vision_backend, self.prompts, self.catalog, self.index,

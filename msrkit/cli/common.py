@@ -22,6 +22,7 @@ from ..errors import EXIT_CODES
 __all__ = [
     "EPILOG",
     "guard",
+    "run_sharded",
     "err",
     "safe",
     "settings",
@@ -62,6 +63,21 @@ DeadlineOpt = Annotated[
     typer.Option("--deadline", min=0.001, help="Seconds one request may take, every call and retry included; "
                  "past it the remaining LLM stages are skipped (degraded). Default 120."),
 ]  # fmt: skip
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", help="local (this process) | ray (Ray Data actors; --out is then a folder of shards)."),
+]
+RayAddressOpt = Annotated[
+    str | None, typer.Option("--ray-address", help="With --engine ray: a Ray cluster to join (default: start one).")
+]
+ActorsOpt = Annotated[
+    int | None, typer.Option("--actors", min=1, help="With --engine ray: actors (in flight: actors x concurrency).")
+]
+ConcurrencyOpt = Annotated[
+    int | None, typer.Option("--concurrency", min=1, help="Requests at once (per actor with --engine ray).")
+]
+FormatOpt = Annotated[str, typer.Option("--format", help="With --engine ray: shards as jsonl or parquet.")]
+ShardSizeOpt = Annotated[int, typer.Option("--shard-size", min=1, help="With --engine ray: records per shard.")]
 VerboseOpt = Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logging (-vv for debug).")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
@@ -142,3 +158,36 @@ def settings(flags: Mapping[str, Any], *, config: Path | None, no_cache: bool = 
         given["cache"] = False
     loaded, _ = load_settings(given, config=config)
     return loaded
+
+
+def run_sharded(
+    start: Callable[[Callable[[int, int], None]], Any], *, out: Path, quiet: bool, noun: str = "users"
+) -> Any:
+    """Run a sharded Ray job with a progress bar on stderr; print what it did; exit with a failure's code.
+
+    ``start(on_progress)`` makes the one library call. Exit codes come from the
+    failed records' error classes (:data:`msrkit.errors.EXIT_CODES`).
+    """
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from .. import errors
+
+    with Progress(console=Console(stderr=True), disable=quiet, transient=True) as progress:
+        task = progress.add_task(noun, total=None)
+        run = start(lambda finished, total: progress.update(task, completed=finished, total=total))
+    if not quiet:
+        u = run.usage
+        typer.echo(
+            f"{run.records} {noun} in {run.shards} shard(s) -> {out}: {run.done} done, {run.failed} failed, "
+            f"{run.skipped} already complete ({run.shards_skipped} shard(s)); llm calls {u.llm_calls}, "
+            f"tokens {u.prompt_tokens}+{u.completion_tokens}, cache hits {u.cache_hits}; "
+            f"{run.seconds:.1f} s (Ray start {run.startup_seconds:.1f} s)",
+            err=True,
+        )
+    for name, n in sorted(run.failures.items()):
+        err(f"{n} of the {noun} failed with {name} (error rows in {out}; run again to retry them)")
+    if run.failures:
+        codes = [getattr(getattr(errors, name, None), "exit_code", 1) for name in run.failures]
+        raise typer.Exit(min(codes))
+    return run

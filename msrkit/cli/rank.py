@@ -8,21 +8,28 @@ from typing import Annotated, Any
 import typer
 
 from .common import (
+    ActorsOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
     CacheDirOpt,
     CatalogOpt,
+    ConcurrencyOpt,
     ConfigOpt,
     DeadlineOpt,
+    EngineOpt,
+    FormatOpt,
     IndexOpt,
     InteractionsOpt,
     NoCacheOpt,
     PromptsOpt,
     QuietOpt,
+    RayAddressOpt,
+    ShardSizeOpt,
     VerboseOpt,
     err,
     guard,
+    run_sharded,
     safe,
     settings,
     setup_logging,
@@ -83,18 +90,29 @@ def rank(
     n_candidates: Annotated[
         int | None, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Append one JSON line per user here (resumable).")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Append one JSON line per user here (resumable); --engine ray: a folder of shards."),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write one self-contained HTML report (with images) here.")
     ] = None,
+    concurrency: ConcurrencyOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    out_format: FormatOpt = "jsonl",
+    shard_size: ShardSizeOpt = 1000,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
 ) -> None:
     """Rank each user's candidates and print a table (or JSON with --json).
 
-    Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
+    With --engine ray, users are ranked by Ray Data actors into resumable shards
+    under --out (see "Beyond one machine" in the README). Unset options come from
+    msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
     """
     setup_logging(verbose, quiet)
     flags = dict(
@@ -102,7 +120,8 @@ def rank(
         catalog=catalog, interactions=interactions, index=index, prompts=prompts, cache_dir=cache_dir, passes=passes,
         window=window, stride=stride, fusion_weight=fusion_weight, pointwise=pointwise, item_summaries=item_summaries,
         preference_summary=preference_summary, explain=explain, strict=strict, max_side=max_side, retries=retries,
-        n_candidates=n_candidates, deadline=deadline,
+        n_candidates=n_candidates, deadline=deadline, concurrency=concurrency, engine=engine, ray_address=ray_address,
+        actors=actors,
     )  # fmt: skip
     shown = _Shown(top_k=top_k, json_out=json_out, quiet=quiet, to_file=out is not None)
 
@@ -114,7 +133,11 @@ def rank(
         from ..io import load_histories
         from ..recommender import Recommender
 
-        rec = Recommender(settings=settings(flags, config=config, no_cache=no_cache))
+        s = settings(flags, config=config, no_cache=no_cache)
+        if s.engine == "ray":
+            _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, resume=resume, html=html, quiet=quiet)
+            return
+        rec = Recommender(settings=s)
         histories = load_histories(path)
         shown.many = len(histories) > 1
         bar = shown.many and not quiet and (out is not None or json_out)  # tables would interleave
@@ -148,6 +171,28 @@ def rank(
             raise typer.Exit(6)
 
     guard(run)
+
+
+def _on_ray(
+    path: Path, s: Any, *, out: Path | None, fmt: str, shard_size: int, resume: bool, html: Path | None, quiet: bool
+) -> None:
+    from ..distributed import rank_to_shards
+    from ..errors import ConfigError
+
+    if out is None or html is not None or not resume:
+        raise ConfigError("--engine ray writes resumable shards to a folder: give --out DIR (and no --html, "
+                          "--no-resume; remove the folder to start afresh)")  # fmt: skip
+
+    def start(progress: Any) -> Any:
+        return rank_to_shards(path, out, s, fmt=fmt, shard_size=shard_size, on_progress=progress)
+
+    run = run_sharded(start, out=out, quiet=quiet)
+    fatal = {why: n for why, n in run.degraded.items() if why in FATAL_FAILURES}
+    if fatal:
+        why = "; ".join(FATAL_FAILURES[f] for f in sorted(fatal))
+        err(f"{why}: {sum(fatal.values())} ranking(s) fell back to retrieval order (--backend none ranks by "
+            "retrieval alone)")  # fmt: skip
+        raise typer.Exit(6)
 
 
 class _Shown:

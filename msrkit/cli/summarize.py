@@ -9,19 +9,26 @@ from typing import Annotated, Any
 import typer
 
 from .common import (
+    ActorsOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
     CacheDirOpt,
+    ConcurrencyOpt,
     ConfigOpt,
     DeadlineOpt,
+    EngineOpt,
+    FormatOpt,
     JsonOpt,
     NoCacheOpt,
     PromptsOpt,
     QuietOpt,
+    RayAddressOpt,
+    ShardSizeOpt,
     VerboseOpt,
     err,
     guard,
+    run_sharded,
     safe,
     settings,
     setup_logging,
@@ -33,7 +40,11 @@ __all__ = ["summarize"]
 def summarize(
     path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog).")],
     out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the enriched catalog here, item by item (resumable).")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Also write the enriched catalog here, item by item (resumable); --engine ray: a folder of shards.",
+        ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip items already summarized there.")] = True,
     backend: BackendOpt = None,
@@ -44,11 +55,14 @@ def summarize(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
-    concurrency: Annotated[
-        int | None, typer.Option(min=1, max=64, help="Items summarized at once (remote backends).")
-    ] = None,
+    concurrency: ConcurrencyOpt = None,
     deadline: DeadlineOpt = None,
     json_out: JsonOpt = False,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    actors: ActorsOpt = None,
+    out_format: FormatOpt = "jsonl",
+    shard_size: ShardSizeOpt = 1000,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
     quiet: QuietOpt = False,
@@ -56,13 +70,15 @@ def summarize(
     """Summarize every catalog item into keywords (and image descriptions), with a progress bar.
 
     The summaries land in the catalog store next to the cache, where `msrkit rank` and
-    `msrkit index build` read them. Unset options come from msrkit.toml, then MSRKIT_* variables.
-    The same from Python: msrkit.summaries.catalog.summarize_catalog.
+    `msrkit index build` read them. With --engine ray, Ray Data actors summarize into resumable
+    shards under --out, and the driver keeps every summary in its catalog store.
+    Unset options come from msrkit.toml, then MSRKIT_* variables.
+    The same from Python: msrkit.summaries.catalog.summarize_catalog (msrkit.distributed for Ray).
     """
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency,
-                 deadline=deadline)  # fmt: skip
+                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency, deadline=deadline,
+                 engine=engine, ray_address=ray_address, actors=actors)  # fmt: skip
 
     def run() -> None:
         from rich.console import Console
@@ -71,12 +87,16 @@ def summarize(
         from ..io import load_catalog
         from ..summaries.catalog import summarize_catalog
 
+        s = settings(flags, config=config, no_cache=no_cache)
+        if s.engine == "ray":
+            _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, quiet=quiet)
+            return
         items = list(load_catalog(path).values())
         with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=False) as progress:
             task = progress.add_task("summarizing", total=len(items))
             result = summarize_catalog(
-                settings(flags, config=config, no_cache=no_cache), items, base_dir=path.resolve().parent,
-                on_item=lambda _: progress.advance(task), out=out, resume=resume,
+                s, items, base_dir=path.resolve().parent, on_item=lambda _: progress.advance(task), out=out,
+                resume=resume,
             )  # fmt: skip
         _report(result, json_out=json_out, quiet=quiet, out=out)
         if result.failed:
@@ -100,3 +120,18 @@ def _report(result: Any, *, json_out: bool, quiet: bool, out: Path | None) -> No
     if result.failed:
         again = "run the command again to retry them" if out is not None else "run again to retry them"
         err(f"{result.failed} item(s) could not be summarized (see the warnings); {again}")
+
+
+def _on_ray(path: Path, s: Any, *, out: Path | None, fmt: str, shard_size: int, quiet: bool) -> None:
+    from ..distributed import summarize_to_shards
+    from ..errors import ConfigError
+
+    if out is None:
+        raise ConfigError("--engine ray writes resumable shards to a folder: give --out DIR")
+
+    def start(progress: Any) -> Any:
+        return summarize_to_shards(path, out, s, fmt=fmt, shard_size=shard_size, on_progress=progress)
+
+    run = run_sharded(start, out=out, quiet=quiet, noun="items")
+    if run.failed:
+        typer.echo(f"warning: {run.failed} item(s) left without keywords; run again to retry them", err=True)
