@@ -54,7 +54,7 @@ from ..errors import (
 from ..images import to_base64
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .base import Capabilities, ChatRequest, ChatResponse, Message, read_tool_calls, with_temperature
-from .openai import guess_vision, images_left_out_warning
+from .openai_wire import guess_vision, images_left_out_warning
 from .registry import ollama_host
 
 __all__ = ["OllamaBackend", "to_ollama_messages", "ollama_params", "parse_ollama_response"]
