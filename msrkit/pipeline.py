@@ -58,7 +58,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
     """Rank one resolved history; ``backend`` is the model to call (``None``: retrieval only)."""
     hood = _neighbourhood(parts, history)
     candidates = _candidates(parts, history, hood)
-    retrieval = Scored.from_scores(hood.scores(), "retrieval") if hood is not None else None
+    retrieval = Scored(hood.order, hood.scores(), "retrieval") if hood is not None else None
     if backend is None:
         verdict = retrieval or Scored.from_order(range(len(candidates)), "given")
         return _result(parts, history, candidates, verdict, (None, retrieval), meter, hood=hood, summary=None,
