@@ -46,7 +46,9 @@ def columns(seqs: Sequences) -> Interactions:
     item_code: dict[str, int] = {}
     items = [item_code.setdefault(i, len(item_code)) for s in seqs.values() for i in s]
     users = np.repeat(np.arange(len(user_ids)), [len(s) for s in seqs.values()])
-    return Interactions(user_ids, list(item_code), users, np.asarray(items, dtype=np.int64), np.full(len(items), np.nan))
+    return Interactions(
+        user_ids, list(item_code), users, np.asarray(items, dtype=np.int64), np.full(len(items), np.nan)
+    )
 
 
 def movielens() -> tuple[Sequences, dict[str, object]]:
@@ -70,7 +72,9 @@ def amazon(name: str, folder: Path) -> Sequences:
 def iclrec(folder: Path) -> dict[str, tuple[float, float]]:
     """ICLRec's published HR@10 / NDCG@10, from the data's README table."""
     out = {}
-    for name, hr, nd in re.findall(r"\| (\w+) \(ICLRec, trained\) \| ([\d.]+) \| ([\d.]+) \|", (folder / "README.md").read_text()):
+    for name, hr, nd in re.findall(
+        r"\| (\w+) \(ICLRec, trained\) \| ([\d.]+) \| ([\d.]+) \|", (folder / "README.md").read_text()
+    ):
         out[name] = (float(hr), float(nd))
     return out
 

@@ -20,7 +20,17 @@ from .transitions import build_transitions, expand
 if TYPE_CHECKING:
     from .index import CollaborativeIndex
 
-__all__ = ["ITEM_PREFIX", "KEYWORD_PREFIX", "csr", "derive", "derive_from_sequences", "grow", "label", "rebuild_transitions", "set_rows"]
+__all__ = [
+    "ITEM_PREFIX",
+    "KEYWORD_PREFIX",
+    "csr",
+    "derive",
+    "derive_from_sequences",
+    "grow",
+    "label",
+    "rebuild_transitions",
+    "set_rows",
+]
 
 ITEM_PREFIX = "i:"
 KEYWORD_PREFIX = "kw:"

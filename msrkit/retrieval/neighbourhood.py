@@ -164,7 +164,9 @@ def components(
     if only in (None, "transitions"):
         out["transitions"] = transition_scores(idx.transitions, recent[: w.t_recent], decay=w.t_decay, alpha=w.t_alpha)
     if only in (None, "users"):
-        out["users"] = user_scores(found, len(idx.item_ids), k=w.u_k) if found is not None else np.zeros(len(idx.item_ids))
+        out["users"] = (
+            user_scores(found, len(idx.item_ids), k=w.u_k) if found is not None else np.zeros(len(idx.item_ids))
+        )
     if only in (None, "text"):
         out["text"] = text_scores(idx.items_bm25, idx.text_ptr, idx.text_ids, recent[: w.x_recent], decay=w.x_decay)
     if only in (None, "popularity"):
@@ -204,7 +206,8 @@ def _next_items(
 def _support(
     idx: CollaborativeIndex, found: Proposals, t_rows: np.ndarray, candidate_ids: Sequence[str], k: int
 ) -> dict[str, Support]:
-    """Per candidate: the recent seen items whose transitions lead to it, and the neighbours who took it after a shared item."""
+    """Per candidate: the recent seen items whose transitions lead to it, and the neighbours who took
+    it after a shared item."""
     wanted = {idx.item_index[c]: c for c in candidate_ids if c in idx.item_index}
     if not wanted:
         return {}

@@ -89,6 +89,20 @@ class TuneResult:
     seconds: float
     changed: dict[str, Any] = field(default_factory=dict)
 
+    def table(self) -> str:
+        """The validation table: the start and every kept move, with the metrics after it (Markdown)."""
+        lines = [f"tuned on {self.users} validation users (each user's last indexed interaction): "
+                 f"{self.evaluations} evaluations in {self.seconds:.1f} s",
+                 "", "| step | HR@10 | NDCG@10 | gain | SE | users + minus - |",
+                 "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for s in self.steps:
+            name = "start" if s.knob == "start" else f"{s.knob} = {s.value}"
+            extra = f"{s.gain:+.4f} | {s.se:.4f} | {s.net_users:+d}" if s.knob != "start" else "- | - | -"
+            lines.append(f"| {name} | {s.hr:.4f} | {s.ndcg:.4f} | {extra} |")
+        if len(self.steps) == 1:
+            lines.append("\nno move beat the noise: the starting weights stay")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (the index manifest stores it)."""
         out = asdict(self)
@@ -144,7 +158,9 @@ def tune_index(
     return TuneResult(best, start, tuple(steps), len(users), ev.evaluations, seconds, changed_knobs(best, start))
 
 
-def _ascent(ev: _Evaluator, start: BlendWeights, *, passes: int, z: float, min_net: int) -> tuple[BlendWeights, list[TuneStep]]:
+def _ascent(
+    ev: _Evaluator, start: BlendWeights, *, passes: int, z: float, min_net: int
+) -> tuple[BlendWeights, list[TuneStep]]:
     best, best_nd = start, ev.ndcg(start)
     steps = [TuneStep("start", None, ev.hr(best_nd), float(best_nd.mean()) if len(best_nd) else 0.0)]
     if len(best_nd) < 2:
