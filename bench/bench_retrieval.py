@@ -18,6 +18,10 @@ columns: no object per row); build seconds and peak RSS, ``extend`` by 1% more u
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py                      # everything
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py --datasets ml-100k --skip-scale
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py --skip-quality --users 1000000
+    python bench/bench_retrieval.py --write /tmp/inter.jsonl    # the same synthetic rows as a file, then
+    python bench/bench_retrieval.py --skip-quality --from /tmp/inter.jsonl   # read it (chunked, columnar) + build
+
+(``--from`` reads in a fresh process, so its peak RSS is the reader's and the build's alone.)
 """
 
 from __future__ import annotations
@@ -146,7 +150,7 @@ def synthetic(n_users: int, per_user: int, n_items: int, zipf: float, seed: int)
     )  # fmt: skip
 
 
-def percentiles(fn: Callable[[int], object], users: list[int], warm: int = 50) -> tuple[float, float]:
+def percentiles(fn: Callable[[str], object], users: list[str], warm: int = 50) -> tuple[float, float]:
     for u in users[:warm]:
         fn(u)
     times = []
@@ -157,8 +161,43 @@ def percentiles(fn: Callable[[int], object], users: list[int], warm: int = 50) -
     return float(np.percentile(times, 50)), float(np.percentile(times, 95))
 
 
+def write(path: Path, rows: Interactions) -> None:
+    """The rows as JSONL, CSV or Parquet (by the suffix), in chunks."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        users, items = np.array(rows.user_ids), np.array(rows.item_ids)
+        table = pa.table({"user_id": users[rows.users], "item_id": items[rows.items], "timestamp": rows.ts})
+        pq.write_table(table, path)
+        return
+    with path.open("w") as fh:
+        if path.suffix == ".csv":
+            fh.write("user_id,item_id,timestamp\n")
+        for lo in range(0, len(rows), 1_000_000):
+            hi = min(lo + 1_000_000, len(rows))
+            us, its, ts = rows.users[lo:hi].tolist(), rows.items[lo:hi].tolist(), rows.ts[lo:hi].tolist()
+            if path.suffix == ".csv":
+                fh.writelines(f"u{u},m{i},{t:g}\n" for u, i, t in zip(us, its, ts, strict=True))
+            else:
+                fh.writelines(f'{{"user_id": "u{u}", "item_id": "m{i}", "timestamp": {t:g}}}\n'
+                              for u, i, t in zip(us, its, ts, strict=True))  # fmt: skip
+
+
 def scale(args: argparse.Namespace) -> None:
-    rows = synthetic(args.users, args.per_user, args.items, args.zipf, args.seed)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.source is not None:
+        from msrkit.retrieval import read_interactions
+
+        t = time.perf_counter()
+        rows = read_interactions(args.source)
+        read_s = time.perf_counter() - t
+        rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\nread_interactions({args.source.name}): {len(rows):,} rows in {read_s:.1f} s, "
+              f"peak RSS {rss_read:.0f} MiB (the interpreter and msrkit: {rss0:.0f} MiB)")  # fmt: skip
+        args.users, args.per_user = len(rows.user_ids), len(rows) // max(len(rows.user_ids), 1)
+    else:
+        rows = synthetic(args.users, args.per_user, args.items, args.zipf, args.seed)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
     idx = CollaborativeIndex.build(rows, keyword_tokens=False)
@@ -167,11 +206,12 @@ def scale(args: argparse.Namespace) -> None:
     print(f"\n### Scale: {args.users:,} users x {args.per_user} items, Zipf({args.zipf}) over {args.items:,} items\n")
     print(f"build: {build_s:.1f} s, peak RSS {rss:.0f} MiB (before the build, with the input columns: {rss0:.0f} MiB); "
           f"{idx.stats()}")  # fmt: skip
-    seqs = {u: [f"m{i}" for i in rows.items[u * args.per_user : (u + 1) * args.per_user]] for u in
-            np.random.default_rng(args.seed + 1).choice(args.users, args.queries, replace=False).tolist()}  # fmt: skip
+    picked = np.random.default_rng(args.seed + 1).choice(len(idx.user_ids), args.queries, replace=False).tolist()
+    seqs = {idx.user_ids[u]: [idx.item_ids[i] for i in idx.seq_items[idx.seq_ptr[u] : idx.seq_ptr[u + 1]]]
+            for u in picked}  # fmt: skip
     users = list(seqs)
-    sim = percentiles(lambda u: idx.similar_users(seqs[u], k=3, exclude_user=f"u{u}"), users)
-    gen = percentiles(lambda u: idx.generate_candidates(seqs[u], n=20, exclude_user=f"u{u}"), users)
+    sim = percentiles(lambda u: idx.similar_users(seqs[u], k=3, exclude_user=u), users)
+    gen = percentiles(lambda u: idx.generate_candidates(seqs[u], n=20, exclude_user=u), users)
     print(f"similar_users(k=3): p50 {sim[0]:.2f} ms, p95 {sim[1]:.2f} ms; generate_candidates(n=20, blend): "
           f"p50 {gen[0]:.2f} ms, p95 {gen[1]:.2f} ms ({len(users) - 50} queries after 50 warm-up)")  # fmt: skip
     more = synthetic(args.users // 100, args.per_user, args.items, args.zipf, args.seed + 2)
@@ -194,7 +234,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--write", type=Path, help="write the synthetic rows to this .jsonl/.csv/.parquet and stop")
+    ap.add_argument("--from", dest="source", type=Path, help="scale part: read the rows from this file")
     args = ap.parse_args()
+    if args.write:
+        write(args.write, synthetic(args.users, args.per_user, args.items, args.zipf, args.seed))
+        print(f"wrote {args.users * args.per_user:,} rows to {args.write}")
+        return
     if not args.skip_quality:
         have_amazon = (args.amazon / "README.md").is_file()
         published = iclrec(args.amazon) if have_amazon else {}
