@@ -20,7 +20,7 @@ back to retrieval (or the given) order, ``degraded_by="deadline"``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend
@@ -262,5 +262,5 @@ def _diagnostics(
     out["ranks"] = ranks
     if hood is not None:
         out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
-        out["support"] = {k: asdict(v) for k, v in hood.support.items()}
+        out["support"] = {k: {"follows": v.follows, "similar_users": v.similar_users} for k, v in hood.support.items()}
     return out
