@@ -1,151 +1,257 @@
-"""Benchmark of msrkit.retrieval: quality on MovieLens-100k and scale on synthetic data.
+"""Benchmark of msrkit.retrieval: a paper-style table on MovieLens-100k, Amazon Beauty and Sports, and scale.
 
-Quality: leave-one-out by time, every user, full-catalog ranking (all items not in the user's
-history), index built from ``interactions_before`` (the user's own target and later rows hidden).
-Prints HR@10 / NDCG@10 of each blend component alone and of the blend; ``--grid`` also prints a
-small weight grid (tuned on this same data: read it as an upper bound, not a held-out figure).
+Quality (the protocol of the literature, e.g. ICLRec): leave-one-out, every user, the last item
+is the target, the index holds every sequence minus its last item, and the **full catalog**
+minus the user's history is ranked by ``CollaborativeIndex.generate_candidates`` (ties:
+popularity, then index). Rows: each component alone (default knobs), the default blend, the
+blend tuned by ``tune_index`` on the index's own data (validation = each user's last indexed
+item; no test target is read), a plain transitions counter (last item -> next, raw counts),
+popularity, and ICLRec's published figures read from the data's README. ms/user: one core,
+wall time of ``generate_candidates`` (the machine may be shared: compare rows of one run).
 
-Scale: ``--users`` users x ``--per-user`` items drawn Zipf(``--zipf``) over ``--items`` items;
-index build seconds, similar-user query p50/p95 over ``--queries`` queries, peak memory.
+Amazon data: ``../shared/data/amazon-seq`` next to the repository (``--amazon``); skipped when absent.
 
-    python bench/bench_retrieval.py                 # full: 943 users, then 1M x 10
-    python bench/bench_retrieval.py --users 100000  # quicker scale run
+Scale: ``--users`` x ``--per-user`` interactions drawn Zipf(``--zipf``) over ``--items`` items (as
+columns: no object per row); build seconds and peak RSS, ``extend`` by 1% more users,
+``similar_users`` and ``generate_candidates`` p50/p95.
+
+    OMP_NUM_THREADS=1 python bench/bench_retrieval.py                      # everything
+    OMP_NUM_THREADS=1 python bench/bench_retrieval.py --datasets ml-100k --skip-scale
+    OMP_NUM_THREADS=1 python bench/bench_retrieval.py --skip-quality --users 1000000
+    python bench/bench_retrieval.py --write /tmp/inter.jsonl    # the same synthetic rows as a file, then
+    python bench/bench_retrieval.py --skip-quality --from /tmp/inter.jsonl   # read it (chunked, columnar) + build
+
+(``--from`` reads in a fresh process, so its peak RSS is the reader's and the build's alone.)
 """
 
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
+import re
 import resource
 import time
-from dataclasses import asdict, replace
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from msrkit.datasets import leave_one_out, load_movielens_100k
-from msrkit.evaluation.metrics import summarize
-from msrkit.io import Interaction
-from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, interactions_before
+from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, Interactions, tune_index
 
-COMPONENTS = ("transitions", "users", "text", "popularity")
-
-
-def _rank(scores: np.ndarray, seen: np.ndarray, target: int) -> float:
-    v = scores.copy()
-    v[seen] = -np.inf
-    s = v[target]
-    return float(1 + np.sum(v > s) + np.sum(v[:target] == s))  # ties: index order, as generate_candidates
+ROOT = Path(__file__).resolve().parent.parent
+AMAZON = ROOT.parent / "shared" / "data" / "amazon-seq"
+FILES = {"Beauty": "Beauty.txt", "Sports": "Sports_and_Outdoors.txt"}
+Sequences = dict[str, list[str]]
 
 
-def quality(args: argparse.Namespace) -> None:
-    catalog, interactions = load_movielens_100k()
-    cases = leave_one_out(catalog, interactions, negatives=0, max_history=args.max_history)
+def columns(seqs: Sequences) -> Interactions:
+    """The sequences as interaction columns, in sequence order (no timestamps)."""
+    user_ids = list(seqs)
+    item_code: dict[str, int] = {}
+    items = [item_code.setdefault(i, len(item_code)) for s in seqs.values() for i in s]
+    users = np.repeat(np.arange(len(user_ids)), [len(s) for s in seqs.values()])
+    return Interactions(
+        user_ids, list(item_code), users, np.asarray(items, dtype=np.int64), np.full(len(items), np.nan)
+    )
+
+
+def movielens() -> tuple[Sequences, dict[str, object]]:
+    from msrkit.datasets import load_movielens_100k
+
+    catalog, rows = load_movielens_100k()  # time-ordered per user
+    seqs: Sequences = {}
+    for r in rows:
+        seqs.setdefault(r.user_id, []).append(r.item_id)
+    return seqs, dict(catalog)
+
+
+def amazon(name: str, folder: Path) -> Sequences:
+    seqs: Sequences = {}
+    for line in (folder / FILES[name]).read_text().splitlines():
+        user, *items = line.split()
+        seqs[user] = items
+    return seqs
+
+
+def iclrec(folder: Path) -> dict[str, tuple[float, float]]:
+    """ICLRec's published HR@10 / NDCG@10, from the data's README table."""
+    out = {}
+    for name, hr, nd in re.findall(
+        r"\| (\w+) \(ICLRec, trained\) \| ([\d.]+) \| ([\d.]+) \|", (folder / "README.md").read_text()
+    ):
+        out[name] = (float(hr), float(nd))
+    return out
+
+
+def only(component: str, base: BlendWeights = DEFAULT_BLEND) -> BlendWeights:
+    zero = {"transitions": 0.0, "users": 0.0, "text": 0.0, "popularity": 0.0}
+    return replace(base, **{**zero, component: 1.0})
+
+
+PLAIN = replace(only("transitions"), t_window=1, t_gap_power=0.0, t_max_row=None, t_recent=1, t_alpha=0.0)
+
+
+def evaluate(idx: CollaborativeIndex, hists: Sequences, targets: dict[str, str]) -> tuple[float, float, float]:
+    """HR@10, NDCG@10 over all users, and ms per user of ``generate_candidates``."""
+    hr = nd = 0.0
+    t0 = time.perf_counter()
+    for user, hist in hists.items():
+        top = [i for i, _ in idx.generate_candidates(hist, n=10, exclude_user=user)]
+        if targets[user] in top:
+            hr += 1
+            nd += 1 / np.log2(top.index(targets[user]) + 2)
+    ms = 1000 * (time.perf_counter() - t0) / len(hists)
+    return hr / len(hists), nd / len(hists), ms
+
+
+def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, published: tuple[float, float] | None) -> None:
+    hists = {u: s[:-1] for u, s in seqs.items() if len(s) >= 2}
+    targets = {u: seqs[u][-1] for u in hists}
+    rows = columns({u: s[:-1] for u, s in seqs.items()})
     t = time.perf_counter()
-    index = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog)
-    print(f"MovieLens-100k: {len(cases)} users, {len(catalog)} items; index built in {time.perf_counter() - t:.2f} s")
-    comps, seens, targets = [], [], []
-    t = time.perf_counter()
-    for case in cases:
-        seen = [e.item_id for e in case.history]
-        comps.append(index.components(seen, exclude_user=case.user_id))
-        seens.append(index.seen_indices(seen))
-        targets.append(index.item_index[case.target])
-    print(f"components: {1000 * (time.perf_counter() - t) / len(cases):.1f} ms per user")
+    idx = CollaborativeIndex.build(rows, catalog=catalog)  # type: ignore[arg-type]
+    build_s = time.perf_counter() - t
+    n_items = len(idx.item_ids)
+    print(f"\n### {name}: {len(hists)} users, {n_items} items, {len(rows) + len(hists)} interactions "
+          f"(index built in {build_s:.1f} s)\n")  # fmt: skip
+    print("| method | HR@10 | NDCG@10 | ms/user |\n|---|---:|---:|---:|")
 
-    def evaluate(w: BlendWeights) -> dict[str, float]:
-        ranks = []
-        for c, seen, target in zip(comps, seens, targets, strict=False):
-            blend = sum(getattr(w, name) * c[name] for name in COMPONENTS)
-            ranks.append(_rank(blend, seen, target))
-        return summarize(ranks, (10,))
+    def row(label: str, weights: BlendWeights) -> tuple[float, float]:
+        idx.set_weights(weights)
+        hr, nd, ms = evaluate(idx, hists, targets)
+        print(f"| {label} | {hr:.4f} | {nd:.4f} | {ms:.2f} |", flush=True)
+        return hr, nd
 
-    print(f"{'method':<34} HR@10   NDCG@10")
-    rows = [(name, BlendWeights(**{n: float(n == name) for n in COMPONENTS})) for name in COMPONENTS]
-    rows.append(("blend (default weights)", DEFAULT_BLEND))
-    for name, w in rows:
-        r = evaluate(w)
-        print(f"{name + ' only' if name in COMPONENTS else name:<34} {r['HR@10']:.4f}  {r['NDCG@10']:.4f}")
-    print("default weights:", {k: v for k, v in asdict(DEFAULT_BLEND).items()})
-    if args.grid:
-        results = []
-        for tr, us, tx, po in itertools.product(
-            (1.0,), (0.0, 0.5, 1.0, 2.0), (0.0, 0.05, 0.1, 0.2), (0.0, 0.1, 0.3, 0.6)
-        ):
-            w = replace(DEFAULT_BLEND, transitions=tr, users=us, text=tx, popularity=po)
-            r = evaluate(w)
-            results.append((r["NDCG@10"], r["HR@10"], (tr, us, tx, po)))
-        print("grid, best 5 by NDCG@10 (transitions, users, text, popularity):")
-        for nd, hr, ws in sorted(results, reverse=True)[:5]:
-            print(f"  {ws}: HR@10 {hr:.4f} NDCG@10 {nd:.4f}")
+    row("popularity", only("popularity"))
+    row("plain transitions counter (last item -> next, counts)", PLAIN)
+    row("T: windowed transitions alone", only("transitions"))
+    row("S: BM25 user-kNN alone", only("users"))
+    if len(idx.words):
+        row("X: item-text BM25 alone", only("text"))
+    row("**default blend**", DEFAULT_BLEND)
+    idx.set_weights(DEFAULT_BLEND)
+    tuned = tune_index(idx)
+    row("**tuned blend** (validation-tuned)", tuned.weights)
+    if published:
+        print(f"| ICLRec (trained transformer, published) | {published[0]:.4f} | {published[1]:.4f} | - |")
+    start, end = tuned.steps[0], tuned.steps[-1]
+    print(f"\ntuning: {tuned.evaluations} evaluations in {tuned.seconds:.0f} s on {tuned.users} validation users; "
+          f"validation NDCG@10 {start.ndcg:.4f} -> {end.ndcg:.4f}; changed: {tuned.changed or 'nothing'}")  # fmt: skip
 
 
-def synthetic(n_users: int, per_user: int, n_items: int, zipf: float, seed: int) -> list[Interaction]:
+def synthetic(n_users: int, per_user: int, n_items: int, zipf: float, seed: int) -> Interactions:
     rng = np.random.default_rng(seed)
     p = 1.0 / np.arange(1, n_items + 1) ** zipf
-    p /= p.sum()
-    items = rng.choice(n_items, size=(n_users, per_user), p=p)
-    ts = np.arange(per_user, dtype=np.float64)
-    return [
-        Interaction(f"u{u}", f"m{i}", float(t))
-        for u, row in enumerate(items.tolist())
-        for i, t in zip(row, ts.tolist(), strict=False)
-    ]
+    items = rng.choice(n_items, size=n_users * per_user, p=p / p.sum())
+    return Interactions(
+        [f"u{u}" for u in range(n_users)], [f"m{i}" for i in range(n_items)],
+        np.repeat(np.arange(n_users, dtype=np.int64), per_user), items.astype(np.int64),
+        np.tile(np.arange(per_user, dtype=np.float64), n_users),
+    )  # fmt: skip
+
+
+def percentiles(fn: Callable[[str], object], users: list[str], warm: int = 50) -> tuple[float, float]:
+    for u in users[:warm]:
+        fn(u)
+    times = []
+    for u in users[warm:]:
+        t = time.perf_counter()
+        fn(u)
+        times.append(1000 * (time.perf_counter() - t))
+    return float(np.percentile(times, 50)), float(np.percentile(times, 95))
+
+
+def write(path: Path, rows: Interactions) -> None:
+    """The rows as JSONL, CSV or Parquet (by the suffix), in chunks."""
+    if path.suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        users, items = np.array(rows.user_ids), np.array(rows.item_ids)
+        table = pa.table({"user_id": users[rows.users], "item_id": items[rows.items], "timestamp": rows.ts})
+        pq.write_table(table, path)
+        return
+    with path.open("w") as fh:
+        if path.suffix == ".csv":
+            fh.write("user_id,item_id,timestamp\n")
+        for lo in range(0, len(rows), 1_000_000):
+            hi = min(lo + 1_000_000, len(rows))
+            us, its, ts = rows.users[lo:hi].tolist(), rows.items[lo:hi].tolist(), rows.ts[lo:hi].tolist()
+            if path.suffix == ".csv":
+                fh.writelines(f"u{u},m{i},{t:g}\n" for u, i, t in zip(us, its, ts, strict=True))
+            else:
+                fh.writelines(f'{{"user_id": "u{u}", "item_id": "m{i}", "timestamp": {t:g}}}\n'
+                              for u, i, t in zip(us, its, ts, strict=True))  # fmt: skip
 
 
 def scale(args: argparse.Namespace) -> None:
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.source is not None:
+        from msrkit.retrieval import read_interactions
+
+        t = time.perf_counter()
+        rows = read_interactions(args.source)
+        read_s = time.perf_counter() - t
+        rss_read = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"\nread_interactions({args.source.name}): {len(rows):,} rows in {read_s:.1f} s, "
+              f"peak RSS {rss_read:.0f} MiB (the interpreter and msrkit: {rss0:.0f} MiB)")  # fmt: skip
+        args.users, args.per_user = len(rows.user_ids), len(rows) // max(len(rows.user_ids), 1)
+    else:
+        rows = synthetic(args.users, args.per_user, args.items, args.zipf, args.seed)
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    rows = synthetic(args.users, args.per_user, args.items, args.zipf, args.seed)
-    print(
-        f"\nsynthetic: {args.users} users x {args.per_user} items, Zipf({args.zipf}) over {args.items} items "
-        f"({len(rows)} rows, generated in {time.perf_counter() - t:.1f} s)"
-    )
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    t = time.perf_counter()
-    index = CollaborativeIndex.build(rows, keyword_tokens=False)
+    idx = CollaborativeIndex.build(rows, keyword_tokens=False)
     build_s = time.perf_counter() - t
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"index build: {build_s:.1f} s  {index.stats()}")
-    rng = np.random.default_rng(args.seed + 1)
-    users = rng.choice(args.users, size=args.queries, replace=False)
-    histories = {u: [r.item_id for r in rows[u * args.per_user : (u + 1) * args.per_user]] for u in users.tolist()}
-    del rows  # an application queries a loaded index, not 10M row objects held in memory
-    gc.collect()
-    times = []
-    for u in users.tolist():
-        seen = histories[u]
-        t = time.perf_counter()
-        index.similar_users(seen, k=3, exclude_user=f"u{u}")
-        times.append(1000 * (time.perf_counter() - t))
-    gen = []
-    for u in users.tolist()[: min(50, args.queries)]:
-        seen = histories[u]
-        t = time.perf_counter()
-        index.generate_candidates(seen, n=20, exclude_user=f"u{u}")
-        gen.append(1000 * (time.perf_counter() - t))
-    print(
-        f"similar_users(k=3): p50 {np.percentile(times, 50):.2f} ms  p95 {np.percentile(times, 95):.2f} ms "
-        f"over {len(times)} queries"
-    )
-    print(f"generate_candidates(n=20, full blend): p50 {np.percentile(gen, 50):.1f} ms over {len(gen)} queries")
-    print(f"peak RSS: {rss_after:.0f} MiB (before build, with the input rows: {rss_before:.0f} MiB)")
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n### Scale: {args.users:,} users x {args.per_user} items, Zipf({args.zipf}) over {args.items:,} items\n")
+    print(f"build: {build_s:.1f} s, peak RSS {rss:.0f} MiB (before the build, with the input columns: {rss0:.0f} MiB); "
+          f"{idx.stats()}")  # fmt: skip
+    picked = np.random.default_rng(args.seed + 1).choice(len(idx.user_ids), args.queries, replace=False).tolist()
+    seqs = {idx.user_ids[u]: [idx.item_ids[i] for i in idx.seq_items[idx.seq_ptr[u] : idx.seq_ptr[u + 1]]]
+            for u in picked}  # fmt: skip
+    users = list(seqs)
+    sim = percentiles(lambda u: idx.similar_users(seqs[u], k=3, exclude_user=u), users)
+    gen = percentiles(lambda u: idx.generate_candidates(seqs[u], n=20, exclude_user=u), users)
+    print(f"similar_users(k=3): p50 {sim[0]:.2f} ms, p95 {sim[1]:.2f} ms; generate_candidates(n=20, blend): "
+          f"p50 {gen[0]:.2f} ms, p95 {gen[1]:.2f} ms ({len(users) - 50} queries after 50 warm-up)")  # fmt: skip
+    more = synthetic(args.users // 100, args.per_user, args.items, args.zipf, args.seed + 2)
+    more.user_ids = [f"new{u}" for u in range(len(more.user_ids))]
+    t = time.perf_counter()
+    idx.extend(more)
+    print(f"extend by {len(more.user_ids):,} new users ({len(more):,} rows): {time.perf_counter() - t:.1f} s "
+          f"(the transitions and the user BM25 matrix are recomputed from the stored sequences)")  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="*", default=["ml-100k", "Beauty", "Sports"])
+    ap.add_argument("--amazon", type=Path, default=AMAZON, help="folder of Beauty.txt, Sports_and_Outdoors.txt")
     ap.add_argument("--users", type=int, default=1_000_000, help="synthetic users (scale part)")
     ap.add_argument("--per-user", type=int, default=10)
     ap.add_argument("--items", type=int, default=100_000)
     ap.add_argument("--zipf", type=float, default=1.0, help="popularity skew exponent")
-    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-history", type=int, default=50, help="history items per user used as the query")
-    ap.add_argument("--grid", action="store_true", help="also print a weight grid on MovieLens-100k")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--write", type=Path, help="write the synthetic rows to this .jsonl/.csv/.parquet and stop")
+    ap.add_argument("--from", dest="source", type=Path, help="scale part: read the rows from this file")
     args = ap.parse_args()
+    if args.write:
+        write(args.write, synthetic(args.users, args.per_user, args.items, args.zipf, args.seed))
+        print(f"wrote {args.users * args.per_user:,} rows to {args.write}")
+        return
     if not args.skip_quality:
-        quality(args)
+        have_amazon = (args.amazon / "README.md").is_file()
+        published = iclrec(args.amazon) if have_amazon else {}
+        for name in args.datasets:
+            if name == "ml-100k":
+                seqs, catalog = movielens()
+                table("MovieLens-100k", seqs, catalog, None)
+            elif not have_amazon:
+                print(f"\n### {name}: skipped (no Amazon data at {args.amazon})")
+            else:
+                table(name, amazon(name, args.amazon), None, published.get(name))
     if not args.skip_scale:
         scale(args)
 

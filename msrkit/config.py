@@ -76,6 +76,9 @@ class Settings(BaseModel):
     catalog: Path | None = None
     interactions: Path | None = None
     index: Path | None = None
+    #: an index built here (not loaded from ``index``) chooses its retrieval blend on the
+    #: interactions themselves, by leave-one-out validation (``msrkit index build --tune``)
+    tune_index: bool = False
     prompts: Path | None = None
     cache: bool = True
     cache_dir: Path | None = None

@@ -20,7 +20,7 @@ back to retrieval (or the given) order, ``degraded_by="deadline"``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend
@@ -58,7 +58,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
     """Rank one resolved history; ``backend`` is the model to call (``None``: retrieval only)."""
     hood = _neighbourhood(parts, history)
     candidates = _candidates(parts, history, hood)
-    retrieval = Scored.from_scores(hood.scores(), "retrieval") if hood is not None else None
+    retrieval = Scored(hood.order, hood.scores(), "retrieval") if hood is not None else None
     if backend is None:
         verdict = retrieval or Scored.from_order(range(len(candidates)), "given")
         return _result(parts, history, candidates, verdict, (None, retrieval), meter, hood=hood, summary=None,
@@ -262,5 +262,5 @@ def _diagnostics(
     out["ranks"] = ranks
     if hood is not None:
         out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
-        out["support"] = {k: asdict(v) for k, v in hood.support.items()}
+        out["support"] = {k: {"follows": v.follows, "similar_users": v.similar_users} for k, v in hood.support.items()}
     return out

@@ -94,7 +94,9 @@ def _line(record: Record) -> str:
         text = json.dumps(dict(record), ensure_ascii=False)
     if "\n" in text or "\r" in text:
         raise ValueError("a JSONL record must be one line")
-    return text.translate(_LINE_BREAKS)
+    if "\u0085" in text or "\u2028" in text or "\u2029" in text:  # rare; translate() is slow on long lines
+        text = text.translate(_LINE_BREAKS)
+    return text
 
 
 @contextmanager

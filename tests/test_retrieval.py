@@ -12,6 +12,7 @@ from msrkit.data import History, Item
 from msrkit.errors import InputError
 from msrkit.io import Interaction
 from msrkit.retrieval import CollaborativeIndex, interactions_before, okapi_bm25
+from msrkit.retrieval.components import query_items
 
 CORPUS = [
     ["the", "cat", "sat", "on", "the", "mat"],
@@ -212,11 +213,12 @@ def test_pruned_top_k_equals_brute_force() -> None:
     for seed in range(20):
         rng = random.Random(seed)
         seen = [f"i{min(int(rng.paretovariate(1.2)), 60)}" for _ in range(rng.randrange(1, 10))]
-        terms = np.unique(idx.seen_indices(seen))  # each distinct seen item once (no keywords here)
+        w = idx.weights  # each distinct seen item once, weighted by recency (no keywords here)
+        terms, weights = query_items(idx.seen_indices(seen), recent=w.u_recent, decay=w.u_decay)
         dense = np.zeros(docs["num_docs"])
-        for t, w in zip(terms, np.ones(len(terms)), strict=False):
+        for t, qw in zip(terms, weights, strict=True):
             lo, hi = docs["indptr"][t], docs["indptr"][t + 1]
-            dense[docs["indices"][lo:hi]] += w * docs["data"][lo:hi]
+            dense[docs["indices"][lo:hi]] += qw * docs["data"][lo:hi]
         k = (1, 3, 5, 10)[seed % 4]
         exclude = int(np.argmax(dense)) if seed % 2 else None  # the best match left out, as a user's own document
         if exclude is not None:

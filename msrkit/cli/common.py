@@ -48,6 +48,13 @@ CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="items.jsonl 
 InteractionsOpt = Annotated[
     Path | None, typer.Option("--interactions", help="interactions.jsonl/.csv for collaborative retrieval.")
 ]
+TuneOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--tune/--no-tune",
+        help="Choose the retrieval blend on the interactions by leave-one-out validation (never a test target).",
+    ),
+]
 IndexOpt = Annotated[Path | None, typer.Option("--index", help="A folder made by `msrkit index build`.")]
 PromptsOpt = Annotated[
     Path | None, typer.Option("--prompts", help="A folder of templates overriding the shipped ones.")

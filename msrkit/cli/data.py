@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import CacheDirOpt, CatalogOpt, ConfigOpt, guard, settings
+from .common import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, TuneOpt, guard, settings
 
 __all__ = ["data_app", "index_app"]
 
@@ -79,25 +79,68 @@ def data_amazon(
 
 
 @index_app.command(
-    "build", epilog="Example: msrkit index build --interactions inter.jsonl --catalog items.jsonl --out idx/"
+    "build",
+    epilog="Example: msrkit index build --interactions inter.jsonl --catalog items.jsonl --tune --out idx/",
 )
 def index_build(
-    interactions: Annotated[Path, typer.Option("--interactions", help="interactions.jsonl or .csv")],
+    interactions: Annotated[Path, typer.Option("--interactions", help="interactions .jsonl, .csv or .parquet")],
     out: Annotated[Path, typer.Option("--out", help="Folder to write the index to.")],
     catalog: CatalogOpt = None,
+    tune: TuneOpt = None,
     cache_dir: CacheDirOpt = None,
+    json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """Build and save the collaborative BM25 index (with the keywords the catalog store holds)."""
+    """Build and save the collaborative index (with the keywords the catalog store holds).
+
+    With --tune the blend's weights and knobs are chosen on these interactions (each user's
+    last one is the validation target), the validation table is printed and the choice is
+    stored in the index's manifest.
+    """
 
     def run() -> None:
         from ..retrieval.build import build_index
 
-        s = settings({"interactions": interactions, "catalog": catalog, "cache_dir": cache_dir}, config=config)
-        idx = build_index(s)
+        flags = {"interactions": interactions, "catalog": catalog, "cache_dir": cache_dir, "tune_index": tune}
+        idx = build_index(settings(flags, config=config))
         idx.save(out)
-        stats = idx.stats()
-        typer.echo(f"indexed {stats['interactions']} interactions ({stats['users']} users, {stats['items']} items, "
-                   f"{stats['keywords']} keywords) into {out}")  # fmt: skip
+        _print_index(idx, out, json_out)
 
     guard(run)
+
+
+@index_app.command("info", epilog="Example: msrkit index info idx/")
+def index_info(
+    directory: Annotated[Path, typer.Argument(help="A folder made by `msrkit index build`.")],
+    json_out: JsonOpt = False,
+) -> None:
+    """Show an index: its counts, the blend's weights and knobs, and how they were tuned."""
+
+    def run() -> None:
+        from ..retrieval import CollaborativeIndex
+
+        _print_index(CollaborativeIndex.load(directory), directory, json_out, built=False)
+
+    guard(run)
+
+
+def _print_index(idx: Any, where: Path, json_out: bool, *, built: bool = True) -> None:
+    import json
+    from dataclasses import asdict
+
+    from ..retrieval.weights import changed_knobs
+
+    stats = idx.stats()
+    if json_out:
+        doc = {"path": str(where), "stats": stats, "weights": asdict(idx.weights),
+               "tuning": idx.tuning.to_dict() if idx.tuning else None}  # fmt: skip
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    verb = "indexed" if built else "holds"
+    typer.echo(f"{where} {verb} {stats['interactions']} interactions ({stats['users']} users, {stats['items']} items, "
+               f"{stats['keywords']} keywords)")  # fmt: skip
+    if idx.tuning is not None:
+        typer.echo(idx.tuning.table())
+    changed = changed_knobs(idx.weights)
+    typer.echo("blend: " + (", ".join(f"{k}={v}" for k, v in changed.items()) + " (the rest default)"
+                            if changed else "the default weights and knobs"))  # fmt: skip

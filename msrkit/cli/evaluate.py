@@ -23,6 +23,7 @@ from .common import (
     NoCacheOpt,
     PromptsOpt,
     QuietOpt,
+    TuneOpt,
     VerboseOpt,
     guard,
     settings,
@@ -36,6 +37,7 @@ def eval_cmd(
     cases_path: Annotated[Path, typer.Argument(help="cases.jsonl: history objects with a 'target'.")],
     catalog: CatalogOpt = None,
     interactions: InteractionsOpt = None,
+    tune: TuneOpt = None,
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
@@ -77,8 +79,8 @@ def eval_cmd(
     setup_logging(verbose, quiet)
     flags = dict(
         backend=backend, base_url=base_url, backend_options=backend_option, catalog=catalog,
-        interactions=interactions, fusion_weight=fusion_weight, pointwise=pointwise, cache_dir=cache_dir,
-        deadline=deadline,
+        interactions=interactions, tune_index=tune, fusion_weight=fusion_weight, pointwise=pointwise,
+        cache_dir=cache_dir, deadline=deadline,
     )  # fmt: skip
 
     def run() -> None:

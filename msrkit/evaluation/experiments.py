@@ -187,7 +187,7 @@ def _index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item
     if settings.interactions is None:
         return None
     rows = interactions_before(read_interactions(settings.interactions), cases)
-    return CollaborativeIndex.build(rows, catalog=catalog or None)
+    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=settings.tune_index)
 
 
 def _run_variant(

@@ -29,7 +29,8 @@ def build_index(
 
     Items without keywords get those the catalog store holds (``store``, else
     the one next to the settings' cache folder, where it exists), so what was
-    summarized once shapes the index.
+    summarized once shapes the index. With ``settings.tune_index`` the blend is chosen on
+    the interactions by leave-one-out validation (:func:`.tune.tune_index`).
     """
     if rows is None:
         if settings.interactions is None:
@@ -39,7 +40,7 @@ def build_index(
         catalog = load_catalog(settings.catalog) if settings.catalog is not None else {}
     if catalog:
         catalog = _enriched(settings, catalog, store)
-    return CollaborativeIndex.build(rows, catalog=catalog or None)
+    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=settings.tune_index)
 
 
 def _enriched(settings: Settings, catalog: Mapping[str, Item], store: CatalogStore | None) -> dict[str, Item]:

@@ -1,131 +1,183 @@
 """The retrieval blend: small scoring functions over the index's arrays, and their weighted sum.
 
-::
+A history is ``h_0 .. h_{n-1}`` (oldest first); the recency of position ``j`` is
+``r = n - 1 - j`` (0: the most recent item). Every component is a dense score vector over
+the indexed items (0: no evidence)::
 
-    score(i) = w_trans * T(i) / max T + w_users * S(i) / max S + w_text * X(i) / max X + w_pop * P(i)
+    score(i) = w_T * T(i) / max T + w_S * S(i) / max S + w_X * X(i) / max X + w_P * P(i)
 
-- ``T(i) = sum_j decay**j * count(s_j -> i) / count(s_j -> *)`` over the last ``recent`` seen
-  items ``s_0`` (most recent), ``s_1``, ...: recency-decayed next-item probabilities;
-- ``S(i) = sum_u sim(u) / sim_max * #{p : seq_u[p] in seen, seq_u[p + o] = i, 1 <= o <= window}``
-  over the ``n_users`` most similar users ``u`` (BM25 of the seen items against their documents):
-  what similar users took right after the items they share with this user;
-- ``X(i)``: BM25 of item ``i``'s text (title, keywords, genres) against the text of the last
-  ``text_recent`` seen items;
-- ``P(i) = ln(1 + pop(i)) / ln(1 + max pop)``.
+- ``T(i) = sum_{r < t_recent} t_decay**r * T[h_r, i] / rowsum[h_r]**t_alpha``: windowed,
+  gap-weighted transitions (:mod:`.transitions`) from the recent items;
+- ``S(i)``: what the most similar users took around the items they share with this user
+  (:func:`neighbour_proposals`, :func:`user_scores`);
+- ``X(i) = sum_t q_t * BM25(i, t)``, ``q_t`` the sum of ``x_decay**r`` over the last
+  ``x_recent`` items whose text holds word ``t``: item text;
+- ``P(i) = ln(1 + pop(i)) / ln(1 + max pop)``: popularity (weight 0 by default: it breaks ties).
 
-A component that is zero everywhere contributes nothing, so every score is finite and an item
-the index never saw still gets one (its text and zero elsewhere). Default weights are
-:data:`DEFAULT_BLEND`; ``bench/bench_retrieval.py`` reports how they were chosen.
+A component that is zero everywhere adds nothing, so every score is finite and an item the
+index never saw still gets one. Items are ranked by (score, popularity, item index):
+:func:`top_n`. The weights and knobs are :class:`~.weights.BlendWeights`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from .bm25 import dense_scores
+from .transitions import Transitions, expand
+from .weights import BlendWeights
 
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
+__all__ = [
+    "Proposals",
+    "blend",
+    "neighbour_proposals",
+    "popularity_scores",
+    "query_items",
+    "text_scores",
+    "top_n",
+    "transition_scores",
+    "user_scores",
+]
 
-__all__ = ["BlendWeights", "DEFAULT_BLEND", "blend", "components", "next_items"]
+
+def query_items(seen: np.ndarray, *, recent: int | None, decay: float) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct items of the last ``recent`` positions (``None``: all), sorted, each weighted
+    ``decay**r`` of its most recent occurrence."""
+    rev = np.asarray(seen, dtype=np.int64)[::-1]
+    if recent is not None:
+        rev = rev[:recent]
+    items, first = np.unique(rev, return_index=True)
+    return items, decay ** first.astype(np.float64)
+
+
+def transition_scores(tr: Transitions, recent: np.ndarray, *, decay: float, alpha: float) -> np.ndarray:
+    """``T`` from the ``recent`` items (most recent first, repeats counted per position)."""
+    out = np.zeros(len(tr.rowsum))
+    if not len(recent):
+        return out
+    owner, positions = tr.rows(recent)
+    z = tr.rowsum[recent] ** alpha
+    coef = decay ** np.arange(len(recent), dtype=np.float64) / np.where(z > 0, z, 1.0)
+    out += np.bincount(tr.nxt[positions], weights=coef[owner] * tr.w[positions], minlength=len(out))
+    return out
 
 
 @dataclass(frozen=True)
-class BlendWeights:
-    """Weights and knobs of the retrieval blend (see the module docstring for the formula)."""
+class Proposals:
+    """What the neighbours took around the items they share with the query, one row per (shared
+    occurrence, offset): ``neighbour`` (0: the most similar), the proposed ``item``, its
+    ``weight`` (``sim / max sim`` included), the ``offset`` from the shared item (``+1``: right
+    after) and the shared item's position in the neighbour's sequence."""
 
-    transitions: float = 1.0
-    users: float = 0.5
-    text: float = 0.2
-    popularity: float = 0.1
-    recent: int = 5
-    decay: float = 0.7
-    n_users: int = 30
-    window: int = 3
-    text_recent: int = 5
-
-
-DEFAULT_BLEND = BlendWeights()
+    neighbour: np.ndarray
+    item: np.ndarray
+    weight: np.ndarray
+    offset: np.ndarray
+    shared_at: np.ndarray
 
 
-def _normalized(x: np.ndarray) -> np.ndarray:
-    m = float(x.max()) if len(x) else 0.0
-    return x / m if m > 0 else np.zeros_like(x)
+def neighbour_proposals(
+    seq_ptr: np.ndarray,
+    seq_items: np.ndarray,
+    users: tuple[np.ndarray, np.ndarray],
+    query: tuple[np.ndarray, np.ndarray],
+    *,
+    window: int,
+    gap_power: float,
+    backward: float,
+) -> Proposals:
+    """Every occurrence of a query item ``a`` (weight ``q_a``) in a neighbour's sequence at ``p``
+    proposes the items at ``p + g`` with weight ``q_a * g**-gap_power`` and at ``p - g`` with
+    ``backward`` times that, ``g = 1..window``, scaled by the neighbour's ``sim / max sim``.
 
-
-def next_items(idx: CollaborativeIndex, user: int, seen_idx: np.ndarray, window: int) -> np.ndarray:
-    """Items 1..window positions after each item ``user`` shares with ``seen`` (not seen), latest first."""
-    seq = idx.seq_items[idx.seq_ptr[user] : idx.seq_ptr[user + 1]]
-    shared = np.flatnonzero(np.isin(seq, seen_idx))[::-1]
-    if not len(shared):
-        return np.zeros(0, dtype=np.int64)
-    after = (shared[:, None] + np.arange(1, window + 1)[None, :]).ravel()
-    nxt: np.ndarray = seq[after[after < len(seq)]]
-    return nxt[~np.isin(nxt, seen_idx)]
-
-
-def transition_scores(idx: CollaborativeIndex, recent: np.ndarray) -> np.ndarray:
-    """``T``: recency-decayed next-item probabilities from the ``recent`` items (most recent first)."""
-    from .index import expand
-
-    out = np.zeros(len(idx.item_ids))
-    if not len(recent):
-        return out
-    owner, positions = expand(idx.trans_ptr, recent)
-    row_total = np.zeros(len(recent))
-    nonempty = idx.trans_ptr[recent + 1] > idx.trans_ptr[recent]
-    row_total[nonempty] = np.add.reduceat(idx.trans_count, idx.trans_ptr[recent][nonempty])
-    weight = idx.weights.decay ** np.arange(len(recent)) / np.where(row_total > 0, row_total, 1.0)
-    np.add.at(out, idx.trans_next[positions], weight[owner] * idx.trans_count[positions])
-    return out
-
-
-def user_scores(idx: CollaborativeIndex, seen_idx: np.ndarray, users: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-    """``S``: what the similar ``users`` (documents, BM25 scores) took after the items they share."""
-    out = np.zeros(len(idx.item_ids))
+    ``users``: the neighbours (user rows) best first and their similarities; ``query``: the
+    query items (sorted) and their weights (:func:`query_items`).
+    """
     docs, sims = users
-    docs, sims = docs[: idx.weights.n_users], sims[: idx.weights.n_users]
-    if not len(docs):
-        return out
-    sims = sims / sims.max()
-    for u, s in zip(docs.tolist(), sims.tolist(), strict=True):
-        np.add.at(out, next_items(idx, u, seen_idx, idx.weights.window), s)
+    items, q = query
+    owner, positions = expand(seq_ptr, docs)
+    vals = seq_items[positions]
+    at = np.minimum(np.searchsorted(items, vals), max(len(items) - 1, 0))
+    shared = np.flatnonzero(items[at] == vals) if len(items) else np.zeros(0, dtype=np.int64)
+    offsets = np.arange(1, window + 1)
+    gap_w = offsets.astype(np.float64) ** -gap_power
+    if backward > 0:
+        offsets, gap_w = np.concatenate([offsets, -offsets]), np.concatenate([gap_w, backward * gap_w])
+    start, end = seq_ptr[docs][owner[shared]], seq_ptr[docs + 1][owner[shared]]
+    target = positions[shared][:, None] + offsets[None, :]
+    rows, cols = np.nonzero((target >= start[:, None]) & (target < end[:, None]))
+    sim = sims / sims[0] if len(sims) else sims
+    nb = owner[shared][rows]
+    weight = q[at[shared]][rows] * gap_w[cols] * sim[nb]
+    where = positions[shared][rows]
+    return Proposals(nb, seq_items[target[rows, cols]].astype(np.int64), weight, offsets[cols], where - start[rows])
+
+
+def user_scores(proposals: Proposals, n_items: int, *, k: int) -> np.ndarray:
+    """``S``: the summed proposals of the ``k`` most similar neighbours."""
+    mine = proposals.neighbour < k
+    return np.bincount(proposals.item[mine], weights=proposals.weight[mine], minlength=n_items).astype(np.float64)
+
+
+def text_scores(items_bm25: Any, text_ptr: np.ndarray, text_ids: np.ndarray, recent: np.ndarray, *,
+                decay: float) -> np.ndarray:  # fmt: skip
+    """``X`` from the words of the ``recent`` items (most recent first)."""
+    n_items = len(text_ptr) - 1
+    if items_bm25 is None or not len(recent):
+        return np.zeros(n_items)
+    owner, positions = expand(text_ptr, recent)
+    if not len(positions):
+        return np.zeros(n_items)
+    terms, inv = np.unique(text_ids[positions], return_inverse=True)
+    q = np.bincount(inv, weights=decay ** owner.astype(np.float64), minlength=len(terms))
+    return dense_scores(items_bm25, terms, q)
+
+
+def popularity_scores(popularity: np.ndarray) -> np.ndarray:
+    """``P``: ``ln(1 + pop)`` scaled to a maximum of 1."""
+    p = np.log1p(popularity.astype(np.float64))
+    top = float(p.max()) if len(p) else 0.0
+    return p / top if top > 0 else p
+
+
+def blend(parts: dict[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
+    """The weighted sum of the max-normalised components ``transitions``, ``users``, ``text``, ``popularity``."""
+    out: np.ndarray | None = None
+    for name, part in parts.items():
+        w = float(getattr(weights, name))
+        top = float(part.max()) if len(part) else 0.0
+        if out is None:
+            out = np.zeros(len(part))
+        if w and top > 0:
+            out += (w / top) * part
+    assert out is not None
     return out
 
 
-def text_scores(idx: CollaborativeIndex, recent: np.ndarray) -> np.ndarray:
-    """``X``: BM25 of every item's text against the words of the ``recent`` items."""
-    from .index import expand
+def top_n(scores: np.ndarray, popularity: np.ndarray, pop_order: np.ndarray, n: int, *,
+          exclude: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """The ``n`` best items by (score, popularity, lower index), none of ``exclude``.
 
-    if idx.items_bm25 is None or not len(recent):
-        return np.zeros(len(idx.item_ids))
-    _, positions = expand(idx.text_ptr, recent)
-    terms, counts = np.unique(idx.text_ids[positions], return_counts=True)
-    return dense_scores(idx.items_bm25, terms, counts.astype(np.float64))
-
-
-def components(
-    idx: CollaborativeIndex, seen_idx: np.ndarray, users: tuple[np.ndarray, np.ndarray]
-) -> dict[str, np.ndarray]:
-    """The four components over all indexed items, each scaled to [0, 1]."""
-    w = idx.weights
-    return {
-        "transitions": _normalized(transition_scores(idx, seen_idx[::-1][: w.recent])),
-        "users": _normalized(user_scores(idx, seen_idx, users)),
-        "text": _normalized(text_scores(idx, seen_idx[::-1][: w.text_recent])),
-        "popularity": _normalized(np.log1p(idx.popularity.astype(np.float64))),
-    }
-
-
-def blend(idx: CollaborativeIndex, parts: dict[str, np.ndarray]) -> np.ndarray:
-    """The weighted sum of the components (see the module docstring)."""
-    w = idx.weights
-    return (
-        w.transitions * parts["transitions"]
-        + w.users * parts["users"]
-        + w.text * parts["text"]
-        + w.popularity * parts["popularity"]
-    )
+    Sorts only the positive-score items (a catalog-wide partition over mostly-zero scores is
+    the slow part at scale); when fewer than ``n`` are positive the rest are the zero-score
+    items in ``pop_order`` (all items by popularity, then index). Scores are never negative.
+    """
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    s = scores
+    if exclude is not None and len(exclude):
+        s = scores.copy()
+        s[exclude] = -1.0
+    pos = np.flatnonzero(s > 0)
+    if len(pos) > n:
+        v = s[pos]
+        kth = np.partition(v, len(v) - n)[len(v) - n]
+        pos = pos[v >= kth]  # the n best and every item tied with the n-th
+    best = pos[np.lexsort((pos, -popularity[pos], -s[pos]))][:n]
+    if len(best) < n:
+        fill = pop_order[s[pop_order] == 0][: n - len(best)]
+        best = np.concatenate([best, fill])
+    return best.astype(np.int64)

@@ -25,6 +25,9 @@ from ..io import Interaction, interaction_from
 
 __all__ = ["Interactions", "as_columns", "read_interactions"]
 
+#: JSONL lines parsed at once
+CHUNK_LINES = 20_000
+
 
 @dataclass
 class Interactions:
@@ -112,13 +115,42 @@ def _jsonl(p: Path) -> Interactions:
         return codes.done()
     with p.open(encoding="utf-8") as fh:
         n = 0
+        chunk: list[str] = []
         try:
             for n, line in enumerate(fh, 1):  # noqa: B007 - n names the line of a decoding error
-                if line.strip():
-                    _add(codes, _loads(line, f"{p}:{n}"), f"{p}:{n}")
+                chunk.append(line)
+                if len(chunk) == CHUNK_LINES:
+                    _jsonl_chunk(codes, chunk, n - len(chunk) + 1, p)
+                    chunk = []
         except UnicodeDecodeError:
             raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{n + 1}") from None
+        _jsonl_chunk(codes, chunk, n - len(chunk) + 1, p)
     return codes.done()
+
+
+def _jsonl_chunk(codes: _Codes, lines: list[str], first: int, p: Path) -> None:
+    """Add a chunk of JSONL lines (``first``: the number of the first). Plain rows (string ids, a
+    number or no timestamp) go straight into the columns; anything else through the validator of
+    :func:`msrkit.io.interaction_from`, whose error names the file, line and field."""
+    numbered = [(first + j, line) for j, line in enumerate(lines) if line.strip()]
+    loads = json.loads
+    try:
+        records = [loads(line) for _, line in numbered]
+    except ValueError:  # row by row, so the error names the first bad line, whatever is wrong with it
+        for n, line in numbered:
+            _add(codes, _loads(line, f"{p}:{n}"), f"{p}:{n}")
+        return
+    user_code, item_code = codes.user_code, codes.item_code
+    users, items, ts = codes.users.append, codes.items.append, codes.ts.append
+    for (n, _), rec in zip(numbered, records, strict=True):
+        if type(rec) is dict:
+            u, i, t = rec.get("user_id"), rec.get("item_id"), rec.get("timestamp")
+            if type(u) is str and type(i) is str and u and i and (t is None or type(t) in (int, float)):
+                users(user_code.setdefault(u, len(user_code)))
+                items(item_code.setdefault(i, len(item_code)))
+                ts(np.nan if t is None else float(t))
+                continue
+        _add(codes, rec, f"{p}:{n}")
 
 
 def _loads(line: str, source: str) -> Any:

@@ -1,11 +1,11 @@
 """One retrieval query per request: the user's :class:`Neighbourhood`.
 
-:func:`query` searches the similar users once, computes the blend once, and
-returns everything later stages read: the candidates with their retrieval
-scores, the similar users, what those users took next (the collaborative
-context of MMSRARec) and, per candidate, the evidence behind its score (which
-seen items it follows, how many similar users took it), from which the reasons
-given with a ranking are written.
+:func:`query` searches the similar users once and computes the blend once. The search's
+neighbours are the users of the ``S`` component, and what they took around the items they
+share with this user (:class:`~.components.Proposals`) serves three readers at once: the
+``S`` scores, the collaborative context (what the first ``context_k`` neighbours took right
+after a shared item: MMSRARec's context) and the per-candidate :class:`Support` from which
+the reasons given with a ranking are written. Nothing is recomputed.
 """
 
 from __future__ import annotations
@@ -18,12 +18,22 @@ import numpy as np
 
 from ..data import Item
 from .bm25 import top_docs
-from .components import blend, components, next_items
+from .components import (
+    Proposals,
+    blend,
+    neighbour_proposals,
+    query_items,
+    text_scores,
+    top_n,
+    transition_scores,
+    user_scores,
+)
+from .transitions import expand
 
 if TYPE_CHECKING:
     from .index import CollaborativeIndex
 
-__all__ = ["Neighbourhood", "Support", "query", "similar_users"]
+__all__ = ["Neighbourhood", "Support", "components", "query", "search", "similar_users"]
 
 
 @dataclass(frozen=True)
@@ -40,12 +50,15 @@ class Neighbourhood:
 
     ``candidates``: ``(item_id, score)``, generated best first, or the given
     candidates in their given order with their scores (0.0 for items the index
-    does not know). ``context``: ``(user_id, item_id)`` pairs, what the most
-    similar users took right after an item they share with this user.
+    does not know); ``order``: the candidates' positions best first (score, then
+    popularity, then index: the order retrieval ranks them in). ``next_items``:
+    ``(user_id, item_id)`` pairs, what the most similar users took right after an
+    item they share with this user.
     """
 
     seen: tuple[str, ...]
     candidates: list[tuple[str, float]]
+    order: list[int] = field(default_factory=list)
     similar_users: list[tuple[str, float]] = field(default_factory=list)
     next_items: list[tuple[str, str]] = field(default_factory=list)
     support: dict[str, Support] = field(default_factory=dict)
@@ -55,7 +68,7 @@ class Neighbourhood:
 
     def context(self, catalog: Mapping[str, Item] | None, index: CollaborativeIndex | None = None) -> list[str]:
         """The collaborative context as text: each next item's keywords, else its title, else its id."""
-        from .index import label
+        from .construct import label
 
         out: list[str] = []
         for _, item_id in self.next_items:
@@ -71,18 +84,22 @@ class Neighbourhood:
 
 
 def similar_users(
-    idx: CollaborativeIndex, seen_idx: np.ndarray, k: int, exclude_user: str | None
+    idx: CollaborativeIndex, query: tuple[np.ndarray, np.ndarray], k: int, exclude_user: str | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best user documents for the seen items (BM25), best first, and their scores."""
-    from .index import expand
+    """The ``k`` best user documents (BM25) for the weighted query items, best first, and their scores.
 
-    toks = np.unique(seen_idx)
-    if idx.keyword_tokens and len(idx.kw_ids) and len(toks):
-        _, positions = expand(idx.kw_ptr, toks)
-        toks = np.concatenate([toks, len(idx.item_ids) + idx.kw_ids[positions]])
-    terms, counts = np.unique(toks, return_counts=True)
+    The query holds the items' tokens with their weights and, where items carry keywords,
+    each ``kw:`` token once with the summed weight of the query items that hold it.
+    """
+    items, q = query
+    terms, weights = items, q
+    if idx.keyword_tokens and len(idx.kw_ids) and len(items):
+        owner, positions = expand(idx.kw_ptr, items)
+        kw, inv = np.unique(idx.kw_ids[positions], return_inverse=True)
+        terms = np.concatenate([items, len(idx.item_ids) + kw])
+        weights = np.concatenate([q, np.bincount(inv, weights=q[owner], minlength=len(kw))])
     exclude = idx.user_index.get(exclude_user) if exclude_user is not None else None
-    return top_docs(idx.users_bm25, idx.users_colmax, terms, counts.astype(np.float64), k, exclude)
+    return top_docs(idx.users_bm25, idx.users_colmax, terms, weights, k, exclude)
 
 
 def query(
@@ -102,72 +119,109 @@ def query(
     generated (never a seen one with ``exclude_seen``). ``context_k`` similar
     users give up to ``per_user`` next items each to the collaborative context.
     """
+    w = idx.weights
     seen_idx = idx.seen_indices(seen)
-    users = similar_users(idx, seen_idx, max(idx.weights.n_users, context_k), exclude_user)
-    scores = blend(idx, components(idx, seen_idx, users))
+    users, found = search(idx, seen_idx, exclude_user, context_k)
+    t_rows = seen_idx[::-1][: w.t_recent]
+    parts = components(idx, seen_idx, found)
+    scores = blend(parts, w)
     if candidate_ids is not None:
-        found = [(c, float(scores[idx.item_index[c]]) if c in idx.item_index else 0.0) for c in candidate_ids]
+        cands, order = _given(idx, scores, candidate_ids)
     else:
-        found = _top(idx, scores, seen_idx if exclude_seen else None, n)
+        best = top_n(scores, idx.popularity, idx.pop_order, n, exclude=seen_idx if exclude_seen else None)
+        cands, order = [(idx.item_ids[i], float(scores[i])) for i in best.tolist()], list(range(len(best)))
     return Neighbourhood(
         seen=tuple(seen),
-        candidates=found,
+        candidates=cands,
+        order=order,
         similar_users=[(idx.user_ids[d], float(s)) for d, s in zip(*(a.tolist() for a in users), strict=True)],
-        next_items=_next_items(idx, seen_idx, users[0][:context_k], per_user),
-        support=_support(idx, seen_idx, users, [c for c, _ in found]),
+        next_items=_next_items(idx, found, users[0], seen_idx, context_k, per_user),
+        support=_support(idx, found, t_rows, [c for c, _ in cands], w.u_k),
     )
 
 
-def _top(idx: CollaborativeIndex, scores: np.ndarray, seen_idx: np.ndarray | None, n: int) -> list[tuple[str, float]]:
-    allowed = np.ones(len(scores), dtype=bool)
-    if seen_idx is not None:
-        allowed[seen_idx] = False
-    pool = np.flatnonzero(allowed)
-    if n <= 0 or not len(pool):
-        return []
-    vals = scores[pool]
-    if len(pool) > n:
-        kth = np.partition(vals, len(vals) - n)[len(vals) - n]
-        keep = vals >= kth
-        pool, vals = pool[keep], vals[keep]
-    top = np.lexsort((pool, -vals))[:n]
-    return [(idx.item_ids[i], float(v)) for i, v in zip(pool[top].tolist(), vals[top].tolist(), strict=True)]
+def search(
+    idx: CollaborativeIndex, seen_idx: np.ndarray, exclude_user: str | None, context_k: int
+) -> tuple[tuple[np.ndarray, np.ndarray], Proposals]:
+    """The one similar-user search: the neighbours (S's ``u_k``, at least ``context_k``) and their proposals."""
+    w = idx.weights
+    q = query_items(seen_idx, recent=w.u_recent, decay=w.u_decay)
+    k = max(w.u_k if w.users > 0 else 0, context_k)
+    none = (np.zeros(0, dtype=np.int64), np.zeros(0))
+    users = similar_users(idx, q, k, exclude_user) if k > 0 and len(q[0]) else none
+    found = neighbour_proposals(idx.seq_ptr, idx.seq_items, users, q, window=w.u_window, gap_power=w.u_gap_power,
+                                backward=w.u_backward)  # fmt: skip
+    return users, found
+
+
+def components(
+    idx: CollaborativeIndex, seen_idx: np.ndarray, found: Proposals | None, *, only: str | None = None
+) -> dict[str, np.ndarray]:
+    """The raw components T, S, X, P over all indexed items (see :mod:`.components`); ``only``: just that one."""
+    w = idx.weights
+    recent = seen_idx[::-1]
+    out: dict[str, np.ndarray] = {}
+    if only in (None, "transitions"):
+        out["transitions"] = transition_scores(idx.transitions, recent[: w.t_recent], decay=w.t_decay, alpha=w.t_alpha)
+    if only in (None, "users"):
+        out["users"] = (
+            user_scores(found, len(idx.item_ids), k=w.u_k) if found is not None else np.zeros(len(idx.item_ids))
+        )
+    if only in (None, "text"):
+        out["text"] = text_scores(idx.items_bm25, idx.text_ptr, idx.text_ids, recent[: w.x_recent], decay=w.x_decay)
+    if only in (None, "popularity"):
+        out["popularity"] = idx.popularity_scores()
+    return out
+
+
+def _given(
+    idx: CollaborativeIndex, scores: np.ndarray, candidate_ids: Sequence[str]
+) -> tuple[list[tuple[str, float]], list[int]]:
+    """The given candidates with their scores, and their order by (score, popularity, index; unknown last)."""
+    code = [idx.item_index.get(c, -1) for c in candidate_ids]
+    cands = [(c, float(scores[i]) if i >= 0 else 0.0) for c, i in zip(candidate_ids, code, strict=True)]
+    pop = [int(idx.popularity[i]) if i >= 0 else -1 for i in code]
+    order = sorted(range(len(cands)), key=lambda j: (-cands[j][1], -pop[j], code[j] if code[j] >= 0 else 1 << 62, j))
+    return cands, order
 
 
 def _next_items(
-    idx: CollaborativeIndex, seen_idx: np.ndarray, users: np.ndarray, per_user: int
+    idx: CollaborativeIndex, found: Proposals, docs: np.ndarray, seen_idx: np.ndarray, context_k: int, per_user: int
 ) -> list[tuple[str, str]]:
-    """For each user (best first), up to ``per_user`` unseen items right after a shared item, latest first."""
+    """Per neighbour (best first), up to ``per_user`` new unseen items right after a shared item, latest first."""
+    pick = np.flatnonzero((found.offset == 1) & (found.neighbour < context_k) & ~np.isin(found.item, seen_idx))
+    pick = pick[np.lexsort((-found.shared_at[pick], found.neighbour[pick]))]
     out: list[tuple[str, str]] = []
     taken: set[int] = set()
-    for u in users.tolist():
-        picked = 0
-        for item in next_items(idx, u, seen_idx, 1).tolist():
-            if picked >= per_user:
-                break
-            if item not in taken:
-                taken.add(item)
-                picked += 1
-                out.append((idx.user_ids[u], idx.item_ids[item]))
+    per: dict[int, int] = {}
+    for nb, item in zip(found.neighbour[pick].tolist(), found.item[pick].tolist(), strict=True):
+        if item in taken or per.get(nb, 0) >= per_user:
+            continue
+        taken.add(item)
+        per[nb] = per.get(nb, 0) + 1
+        out.append((idx.user_ids[int(docs[nb])], idx.item_ids[item]))
     return out
 
 
 def _support(
-    idx: CollaborativeIndex, seen_idx: np.ndarray, users: tuple[np.ndarray, np.ndarray], candidate_ids: Sequence[str]
+    idx: CollaborativeIndex, found: Proposals, t_rows: np.ndarray, candidate_ids: Sequence[str], k: int
 ) -> dict[str, Support]:
-    """Per candidate: the recent seen items with a transition to it, and the similar users who took it next."""
+    """Per candidate: the recent seen items whose transitions lead to it, and the neighbours who took
+    it after a shared item."""
     wanted = {idx.item_index[c]: c for c in candidate_ids if c in idx.item_index}
     if not wanted:
         return {}
-    takers: dict[int, int] = {}
-    for u in users[0][: idx.weights.n_users].tolist():
-        for item in set(next_items(idx, u, seen_idx, idx.weights.window).tolist()) & wanted.keys():
-            takers[item] = takers.get(item, 0) + 1
+    keys = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
+    fwd = (found.offset > 0) & (found.neighbour < k) & np.isin(found.item, keys)
+    pairs = np.unique(found.item[fwd] * (k + 1) + found.neighbour[fwd])
+    takers = dict(zip(*(a.tolist() for a in np.unique(pairs // (k + 1), return_counts=True)), strict=True))
     follows: dict[int, list[str]] = {}
-    for s in dict.fromkeys(seen_idx[::-1][: idx.weights.recent].tolist()):
-        nxt = idx.trans_next[idx.trans_ptr[s] : idx.trans_ptr[s + 1]]
-        for item in set(nxt.tolist()) & wanted.keys():
-            follows.setdefault(item, []).append(idx.item_ids[s])
+    owner, positions = idx.transitions.rows(t_rows)
+    hit = np.isin(idx.transitions.nxt[positions], keys)
+    for source, item in zip(t_rows[owner[hit]].tolist(), idx.transitions.nxt[positions[hit]].tolist(), strict=True):
+        names = follows.setdefault(item, [])
+        if idx.item_ids[source] not in names:
+            names.append(idx.item_ids[source])
     return {
         c: Support(follows=tuple(follows.get(i, ())), similar_users=takers.get(i, 0))
         for i, c in wanted.items()

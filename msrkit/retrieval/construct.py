@@ -1,0 +1,198 @@
+"""Building and growing a :class:`~.index.CollaborativeIndex`: encoding rows, sequences, derived arrays.
+
+Everything here fills the index's arrays in place, vectorised over columns
+(:class:`~.interactions.Interactions`); no Python object per interaction is made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..data import Item
+from ..text import item_words
+from .bm25 import column_max, okapi_bm25
+from .interactions import Interactions
+from .transitions import build_transitions, expand
+
+if TYPE_CHECKING:
+    from .index import CollaborativeIndex
+
+__all__ = [
+    "ITEM_PREFIX",
+    "KEYWORD_PREFIX",
+    "csr",
+    "derive",
+    "derive_from_sequences",
+    "grow",
+    "label",
+    "rebuild_transitions",
+    "set_rows",
+]
+
+ITEM_PREFIX = "i:"
+KEYWORD_PREFIX = "kw:"
+
+
+def csr(groups: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(ptr, flat)`` of a list of integer lists."""
+    ptr = np.zeros(len(groups) + 1, dtype=np.int64)
+    np.cumsum([len(g) for g in groups], out=ptr[1:])
+    flat = np.fromiter((x for g in groups for x in g), dtype=np.int64, count=int(ptr[-1]))
+    return ptr, flat
+
+
+def label(item: Item | None, item_id: str) -> str:
+    """How an item is shown in the collaborative context: its keywords, else its title, else its id."""
+    if item is not None and item.keywords:
+        return ", ".join(k for k in item.keywords if k)
+    if item is not None and item.title:
+        return item.title
+    return item_id
+
+
+def _keywords(item: Item | None) -> list[str]:
+    if item is None or not item.keywords:
+        return []
+    return sorted({k.strip().lower() for k in item.keywords if k and k.strip()})
+
+
+def _encode(idx: CollaborativeIndex, cols: Interactions, catalog: Mapping[str, Item]) -> tuple[np.ndarray, ...]:
+    """The rows' user and item codes in this index (new users and items get the next codes), and times."""
+    users = np.fromiter((idx.user_index.setdefault(u, len(idx.user_index)) for u in cols.user_ids),
+                        dtype=np.int64, count=len(cols.user_ids))  # fmt: skip
+    items = np.fromiter((idx.item_index.setdefault(i, len(idx.item_index)) for i in cols.item_ids),
+                        dtype=np.int64, count=len(cols.item_ids))  # fmt: skip
+    for item_id in catalog:
+        idx.item_index.setdefault(item_id, len(idx.item_index))
+    idx.user_ids, idx.item_ids = list(idx.user_index), list(idx.item_index)
+    return users[cols.users], items[cols.items], cols.ts
+
+
+def set_rows(idx: CollaborativeIndex, cols: Interactions, catalog: Mapping[str, Item]) -> None:
+    """Encode ``cols`` and make them the index's sequences (a fresh index)."""
+    _set_sequences(idx, *_encode(idx, cols, catalog))
+
+
+def _set_sequences(idx: CollaborativeIndex, users: np.ndarray, items: np.ndarray, ts: np.ndarray) -> None:
+    """Group rows by user; within a user, by timestamp when all have one, else in the given order.
+
+    ``np.lexsort`` is stable, so rows with equal keys keep their given order.
+    """
+    n_users = len(idx.user_ids)
+    untimed = np.zeros(n_users, dtype=bool)
+    untimed[users[np.isnan(ts)]] = True
+    if untimed.all():
+        order = np.argsort(users, kind="stable")
+    else:
+        key = np.where(untimed[users], np.arange(len(users), dtype=np.float64), ts)
+        order = np.lexsort((key, users))
+        del key
+    idx.seq_items = items[order].astype(np.int32)
+    idx.seq_ts = ts[order]
+    idx.seq_ptr = np.zeros(n_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(users, minlength=n_users), out=idx.seq_ptr[1:])
+
+
+def derive(idx: CollaborativeIndex, catalog: Mapping[str, Item]) -> None:
+    """Everything computed from the sequences and the catalog: popularity, transitions, BM25 indexes."""
+    n_items = len(idx.item_ids)
+    idx.popularity = np.bincount(idx.seq_items, minlength=n_items).astype(np.int64)
+    rebuild_transitions(idx)
+    _extend_catalog(idx, catalog)
+    _user_bm25(idx)
+    idx.refresh()
+
+
+def derive_from_sequences(
+    idx: CollaborativeIndex, seq_ptr: np.ndarray, seq_items: np.ndarray, seq_ts: np.ndarray
+) -> CollaborativeIndex:
+    """A new index over the same users, items and catalog data with other sequences (tuning's validation index)."""
+    out = type(idx)()
+    for name in ("user_ids", "item_ids", "user_index", "item_index", "keywords", "kw_ptr", "kw_ids", "labels",
+                 "text_ptr", "text_ids", "words", "keyword_tokens", "items_bm25", "items_colmax"):  # fmt: skip
+        setattr(out, name, getattr(idx, name))
+    out.seq_ptr, out.seq_items, out.seq_ts = seq_ptr, seq_items, seq_ts
+    out._weights = idx.weights
+    out.popularity = np.bincount(seq_items, minlength=len(idx.item_ids)).astype(np.int64)
+    rebuild_transitions(out)
+    _user_bm25(out)
+    out.refresh()
+    return out
+
+
+def rebuild_transitions(idx: CollaborativeIndex) -> None:
+    """The transitions of the stored sequences with the index's build knobs."""
+    w = idx.weights
+    idx.transitions = build_transitions(idx.seq_ptr, idx.seq_items, len(idx.item_ids), window=w.t_window,
+                                        gap_power=w.t_gap_power, max_row=w.t_max_row)  # fmt: skip
+
+
+def _extend_catalog(idx: CollaborativeIndex, catalog: Mapping[str, Item]) -> None:
+    """Keywords, labels and text for the items the index has no text for yet (known items keep theirs)."""
+    new_ids = idx.item_ids[len(idx.labels) :]
+    items = [catalog.get(i) for i in new_ids]
+    kw_vocab = {k: n for n, k in enumerate(idx.keywords)}
+    ptr, flat = csr([[kw_vocab.setdefault(k, len(kw_vocab)) for k in _keywords(it)] for it in items])
+    idx.keywords = list(kw_vocab)
+    idx.kw_ptr = np.concatenate([idx.kw_ptr, idx.kw_ptr[-1] + ptr[1:]])
+    idx.kw_ids = np.concatenate([idx.kw_ids, flat])
+    idx.labels += [label(it, i) for it, i in zip(items, new_ids, strict=True)]
+    vocab = {w: n for n, w in enumerate(idx.words)}
+    ptr, flat = csr([[vocab.setdefault(w, len(vocab)) for w in item_words(it)] if it else [] for it in items])
+    idx.words = list(vocab)
+    idx.text_ptr = np.concatenate([idx.text_ptr, idx.text_ptr[-1] + ptr[1:]])
+    idx.text_ids = np.concatenate([idx.text_ids, flat])
+    doc = np.repeat(np.arange(len(idx.item_ids)), np.diff(idx.text_ptr))
+    idx.items_bm25 = okapi_bm25(doc, idx.text_ids, len(idx.item_ids), len(idx.words), vocab=idx.words)
+    idx.items_colmax = column_max(idx.items_bm25)
+
+
+def _user_tokens(idx: CollaborativeIndex) -> tuple[np.ndarray, np.ndarray]:
+    """(document, token) pairs of the user documents: item tokens, then keyword tokens."""
+    docs = np.repeat(np.arange(len(idx.user_ids), dtype=np.int64), np.diff(idx.seq_ptr))
+    toks = idx.seq_items.astype(np.int64)
+    if idx.keyword_tokens and len(idx.kw_ids):
+        owner, positions = expand(idx.kw_ptr, toks)
+        docs = np.concatenate([docs, docs[owner]])
+        toks = np.concatenate([toks, len(idx.item_ids) + idx.kw_ids[positions]])
+    return docs, toks
+
+
+def _user_bm25(idx: CollaborativeIndex) -> None:
+    docs, toks = _user_tokens(idx)
+    n_vocab = len(idx.item_ids) + len(idx.keywords)
+    names = [ITEM_PREFIX + i for i in idx.item_ids] + [KEYWORD_PREFIX + k for k in idx.keywords]
+    idx.users_bm25 = okapi_bm25(docs, toks, len(idx.user_ids), n_vocab, vocab=names)
+    idx.users_colmax = column_max(idx.users_bm25)
+
+
+def grow(idx: CollaborativeIndex, cols: Interactions, catalog: Mapping[str, Item]) -> None:
+    """Add rows (new users or more rows for known ones) to the stored sequences and re-derive.
+
+    The merged sequences equal a build on all rows. Popularity is updated in place; the
+    transitions are rebuilt from the stored sequences (pruning each row to its largest
+    entries makes an incremental update inexact: a pair cut from a row cannot be put back),
+    which costs one transitions build; the user BM25 matrix is recomputed vectorised
+    (its scores depend on the number of users, the average length and every document
+    frequency). Known items keep their text; new ones get theirs from ``catalog``.
+    """
+    old_n_items = len(idx.popularity)
+    u_new, it_new, ts_new = _encode(idx, cols, catalog)
+    old_owner = np.repeat(np.arange(len(idx.seq_ptr) - 1), np.diff(idx.seq_ptr))
+    _set_sequences(
+        idx,
+        np.concatenate([old_owner, u_new]),
+        np.concatenate([idx.seq_items.astype(np.int64), it_new]),
+        np.concatenate([idx.seq_ts, ts_new]),
+    )
+    n_items = len(idx.item_ids)
+    idx.popularity = np.concatenate([idx.popularity, np.zeros(n_items - old_n_items, dtype=np.int64)])
+    np.add.at(idx.popularity, it_new, 1)
+    rebuild_transitions(idx)
+    if catalog or len(idx.labels) < n_items:
+        _extend_catalog(idx, catalog)
+    _user_bm25(idx)
+    idx.refresh()
