@@ -13,6 +13,7 @@ from msrkit.data import History
 from msrkit.errors import InputError
 from msrkit.io import Interaction, load_interactions
 from msrkit.retrieval import CollaborativeIndex, Interactions, interactions_before, read_interactions
+from msrkit.retrieval import interactions as interactions_module
 
 
 def _rows(n: int, seed: int) -> list[Interaction]:
@@ -45,7 +46,7 @@ def test_columns_hold_exactly_the_rows_of_the_file(tmp_path: Path, suffix: str) 
     assert cols.users.dtype == np.int64 and len(cols.user_ids) == len({r.user_id for r in rows})
 
 
-def test_parquet_reads_the_same_rows(tmp_path: Path) -> None:
+def test_parquet_reads_the_same_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pa = pytest.importorskip("pyarrow")
     import pyarrow.parquet as pq
 
@@ -53,6 +54,8 @@ def test_parquet_reads_the_same_rows(tmp_path: Path) -> None:
     table = pa.table({"user_id": [r.user_id for r in rows], "item_id": [r.item_id for r in rows],
                       "timestamp": [r.timestamp for r in rows]})  # fmt: skip
     pq.write_table(table, tmp_path / "x.parquet", row_group_size=64)
+    assert list(read_interactions(tmp_path / "x.parquet").rows()) == rows
+    monkeypatch.setattr(interactions_module, "PARQUET_BATCH_ROWS", 7)  # ids met again in later batches
     assert list(read_interactions(tmp_path / "x.parquet").rows()) == rows
     pq.write_table(pa.table({"user_id": ["a"], "item": ["b"]}), tmp_path / "bad.parquet")
     with pytest.raises(InputError, match="column 'item_id' required"):
@@ -97,3 +100,19 @@ def test_the_leakage_rule_is_the_same_on_columns_and_rows() -> None:
     by_columns = interactions_before(Interactions.from_rows(rows), cases)
     assert list(by_columns.rows()) == by_rows
     assert len(by_rows) < len(rows)  # something was cut
+
+
+def test_jsonl_chunks_keep_line_numbers_and_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(interactions_module, "CHUNK_LINES", 3)
+    rows = _rows(40, seed=4)
+    lines = [json.dumps({"user_id": r.user_id, "item_id": r.item_id, "timestamp": r.timestamp}) for r in rows]
+    lines.insert(5, "")  # a blank line is skipped, and still counted
+    path = tmp_path / "i.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert list(read_interactions(path).rows()) == rows
+    lines[7] = '{"user_id": "a", "item_id": 7}'  # not a string id: the validator takes it as "7"
+    lines[9] = '{"user_id": "a"}'
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(InputError) as caught:
+        read_interactions(path)
+    assert str(caught.value).startswith(f"{path}:10: item_id: field 'item_id' required")

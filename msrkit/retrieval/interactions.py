@@ -27,6 +27,8 @@ __all__ = ["Interactions", "as_columns", "read_interactions"]
 
 #: JSONL lines parsed at once
 CHUNK_LINES = 20_000
+#: Parquet rows read at once
+PARQUET_BATCH_ROWS = 1_000_000
 
 
 @dataclass
@@ -180,37 +182,45 @@ def _csv(p: Path) -> Interactions:
 
 
 def _parquet(p: Path) -> Interactions:
+    """Read a batch of rows at a time into preallocated columns: each batch's ids are
+    dictionary-encoded by Arrow and its dictionary mapped onto the running codes, so no Python
+    object is made per row."""
     try:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingDependencyError("pyarrow", "parquet", "reading Parquet interactions") from None
     try:
-        schema = pq.read_schema(p)
+        pf = pq.ParquetFile(p)
     except Exception as exc:  # noqa: BLE001 - any pyarrow failure is a bad input file
         raise InputError(f"not a Parquet file: {exc}", source=str(p)) from None
+    names = pf.schema_arrow.names
     for key in ("user_id", "item_id"):
-        if key not in schema.names:
+        if key not in names:
             raise InputError(f"column '{key}' required: add it", source=str(p), path=key)
-    columns = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in schema.names else [])
-    table = pq.read_table(p, columns=columns)
-    users = pc.dictionary_encode(pc.cast(table["user_id"].combine_chunks(), "string"))
-    items = pc.dictionary_encode(pc.cast(table["item_id"].combine_chunks(), "string"))
-    for name, col in (("user_id", users), ("item_id", items)):
-        if col.null_count or "" in col.dictionary.to_pylist():
-            raise InputError(f"column '{name}' has empty values: fill them", source=str(p), path=name)
-    if "timestamp" in columns:
-        try:
-            ts = pc.cast(table["timestamp"], "float64").to_numpy(zero_copy_only=False)
-        except Exception as exc:  # noqa: BLE001 - a timestamp column that is not numeric
-            raise InputError(f"timestamps are not numbers: {exc}", source=str(p), path="timestamp") from None
-    else:
-        ts = np.full(len(table), np.nan)
-    return Interactions(
-        [str(u) for u in users.dictionary.to_pylist()], [str(i) for i in items.dictionary.to_pylist()],
-        users.indices.to_numpy().astype(np.int64), items.indices.to_numpy().astype(np.int64),
-        np.asarray(ts, dtype=np.float64),
-    )  # fmt: skip
+    columns = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in names else [])
+    n = pf.metadata.num_rows
+    codes: dict[str, dict[str, int]] = {"user_id": {}, "item_id": {}}
+    out = {"user_id": np.empty(n, np.int64), "item_id": np.empty(n, np.int64), "timestamp": np.full(n, np.nan)}
+    at = 0
+    for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
+        end = at + batch.num_rows
+        for name in ("user_id", "item_id"):
+            col = pc.dictionary_encode(pc.cast(batch.column(name), "string"))
+            words = col.dictionary.to_pylist()
+            if col.null_count or "" in words:
+                raise InputError(f"column '{name}' has empty values: fill them", source=str(p), path=name)
+            table = codes[name]
+            mapping = np.fromiter((table.setdefault(w, len(table)) for w in words), dtype=np.int64, count=len(words))
+            out[name][at:end] = mapping[col.indices.to_numpy(zero_copy_only=False)]
+        if "timestamp" in columns:
+            try:
+                out["timestamp"][at:end] = pc.cast(batch.column("timestamp"), "float64").to_numpy(zero_copy_only=False)
+            except Exception as exc:  # noqa: BLE001 - a timestamp column that is not numeric
+                raise InputError(f"timestamps are not numbers: {exc}", source=str(p), path="timestamp") from None
+        at = end
+    return Interactions(list(codes["user_id"]), list(codes["item_id"]), out["user_id"], out["item_id"],
+                        out["timestamp"])  # fmt: skip
 
 
 def as_columns(interactions: Interactions | Sequence[Interaction]) -> Interactions:
