@@ -125,3 +125,40 @@ def test_an_older_or_unknown_manifest_says_how_to_rebuild(tmp_path, bad) -> None
     path.write_text(json.dumps({**json.loads(path.read_text()), **bad}))
     with pytest.raises(InputError, match="msrkit index build"):
         CollaborativeIndex.load(tmp_path / "i")
+
+
+def test_eval_tune_tunes_the_evaluations_index_from_python_and_the_cli(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """``msrkit eval --tune`` (``Settings.tune_index``) tunes the index the evaluation builds: the
+    one without any case's target (the spy sees every indexed sequence)."""
+    from msrkit import retrieval
+    from msrkit.config import Settings
+    from msrkit.data import Item
+    from msrkit.datasets import write_dataset
+    from msrkit.evaluation.experiments import Experiment, run_experiment
+    from msrkit.io import load_histories
+
+    rows, _ = world(planted=True, n=120)
+    catalog = {i: Item(item_id=i, title=f"item {i}") for i in sorted({r.item_id for r in rows})}
+    write_dataset(tmp_path / "d", catalog, rows, negatives=4, seed=0)
+    cases = load_histories(tmp_path / "d" / "cases.jsonl")
+    tuned: list[CollaborativeIndex] = []
+    real = retrieval.tune.tune_index
+
+    def spy(idx, **kw):  # type: ignore[no-untyped-def]
+        tuned.append(idx)
+        return real(idx, **kw)
+
+    monkeypatch.setattr(retrieval.tune, "tune_index", spy)
+    paths = {"catalog": tmp_path / "d" / "items.jsonl", "interactions": tmp_path / "d" / "interactions.jsonl"}
+    run_experiment(Experiment(cases=tmp_path / "d" / "cases.jsonl", out=tmp_path / "py",
+                              settings=Settings(backend="none", cache=False, tune_index=True, **paths)))  # fmt: skip
+    res = CliRunner().invoke(app, ["eval", str(tmp_path / "d" / "cases.jsonl"), "--backend", "none", "--tune",
+                                   "--catalog", str(paths["catalog"]), "--interactions", str(paths["interactions"]),
+                                   "--no-cache", "-q", "--out", str(tmp_path / "cli")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert len(tuned) == 2
+    for idx in tuned:
+        for case in cases:
+            u = idx.user_index[case.user_id]
+            seq = [idx.item_ids[i] for i in idx.seq_items[idx.seq_ptr[u] : idx.seq_ptr[u + 1]]]
+            assert seq == [h.item_id for h in case.history]  # the target and what follows it are not indexed
