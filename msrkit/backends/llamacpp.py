@@ -31,6 +31,7 @@ loaded model, so no second copy of the model is loaded. That handler:
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import importlib.util
 import logging
@@ -117,6 +118,24 @@ def _release(key: tuple[Any, ...]) -> None:
             close = getattr(entry.llama, "close", None)
             if close is not None:
                 close()
+
+
+def _close_all() -> None:
+    """Free the models still loaded at exit, while llama_cpp can still do it (a backend never closed
+    would otherwise be freed during interpreter teardown, which llama_cpp reports as a traceback)."""
+    with _MODELS_LOCK:
+        entries = list(_MODELS.values())
+        _MODELS.clear()
+    for entry in entries:
+        close = getattr(entry.llama, "close", None)
+        if close is not None and entry.lock.acquire(timeout=1.0):  # never under a generation still running
+            try:
+                close()
+            finally:
+                entry.lock.release()
+
+
+atexit.register(_close_all)
 
 
 def _handler_class(name: str) -> Any:
