@@ -19,48 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import multiprocessing
-import re
 import statistics
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-
-def serve(latency: float, port_out: Any) -> None:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_POST(self) -> None:  # noqa: N802
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            prompt = body["messages"][-1]["content"]
-            prompt = prompt if isinstance(prompt, str) else " ".join(p.get("text", "") for p in prompt)
-            numbers = re.findall(r"^\[(\d+)\]", prompt, flags=re.M)
-            answer = " > ".join(f"[{n}]" for n in reversed(numbers)) or "ok"
-            time.sleep(latency)
-            payload = json.dumps({
-                "id": "x", "object": "chat.completion", "created": 0, "model": body.get("model", "x"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-            }).encode()  # fmt: skip
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
-
-    server = Server(("127.0.0.1", 0), Handler)
-    port_out.put(server.server_address[1])
-    server.serve_forever()
+from stubserver import start
 
 
 def histories(n: int) -> list[dict[str, Any]]:
@@ -129,10 +92,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    ports: Any = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=serve, args=(args.latency, ports), daemon=True)
-    proc.start()
-    url = f"http://127.0.0.1:{ports.get(timeout=10)}/v1"
+    proc, url = start(args.latency)
     try:
         hs = histories(args.requests)
         messages = rendered_messages(hs)

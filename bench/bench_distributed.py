@@ -27,83 +27,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
-import re
 import tempfile
-import threading
 import time
-import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from stubserver import start, stats
+
 WORDS = ["space", "robots", "comedy", "drama", "heist", "noir", "western", "jazz", "ocean", "winter", "city", "forest",
          "war", "love", "music", "road"]  # fmt: skip
-
-
-def serve(latency: float, port_out: Any) -> None:
-    """The loopback model: ranks candidates in reverse, answers anything else with keywords; GET /stats."""
-    state: dict[str, float] = {"now": 0, "peak": 0, "n": 0, "first": 0.0, "last": 0.0}
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 - what the server saw since the last GET, then reset
-            with lock:
-                payload = json.dumps(state).encode()
-                state.update(peak=0, n=0, first=0.0, last=0.0)
-            self._send(payload)
-
-        def do_POST(self) -> None:  # noqa: N802
-            with lock:
-                state["now"] += 1
-                state["n"] += 1
-                state["peak"] = max(state["peak"], state["now"])
-                state["first"] = state["first"] or time.time()
-            try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                time.sleep(latency)
-            finally:
-                with lock:
-                    state["now"] -= 1
-                    state["last"] = time.time()
-            prompt = body["messages"][-1]["content"]
-            prompt = prompt if isinstance(prompt, str) else " ".join(p.get("text", "") for p in prompt)
-            numbers = re.findall(r"^\[(\d+)\]", prompt, flags=re.M)
-            answer = " > ".join(f"[{n}]" for n in reversed(numbers)) or "space, robots, comedy"
-            self._send(json.dumps({
-                "id": "x", "object": "chat.completion", "created": 0, "model": "x",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 60, "completion_tokens": 6, "total_tokens": 66},
-            }).encode())  # fmt: skip
-
-        def _send(self, payload: bytes) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 256
-
-    server = Server(("127.0.0.1", 0), Handler)
-    port_out.put(server.server_address[1])
-    server.serve_forever()
 
 
 class Seen:
     """What the server saw during one run: the peak in flight, and requests/s from its first to its last."""
 
     def __init__(self, url: str) -> None:
-        with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=10) as resp:  # noqa: S310 (loopback)
-            state = json.loads(resp.read())
+        state = stats(url)
         self.peak = int(state["peak"])
         span = state["last"] - state["first"]
         self.rate = state["n"] / span if span > 0 else float("nan")
@@ -244,10 +183,7 @@ def main() -> None:
                         default=["overhead", "rank", "summarize"])  # fmt: skip
     args = parser.parse_args()
 
-    ports: Any = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=serve, args=(args.latency, ports), daemon=True)
-    proc.start()
-    url = f"http://127.0.0.1:{ports.get(timeout=10)}/v1"
+    proc, url = start(args.latency)
     import ray
 
     started = time.perf_counter()

@@ -14,60 +14,11 @@ threads used.
 from __future__ import annotations
 
 import argparse
-import json
-import multiprocessing
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-
-def serve(latency: float, port_out: Any, peak_out: Any) -> None:
-    state = {"now": 0, "peak": 0}
-    lock = threading.Lock()
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True  # headers and body go out in separate writes
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:  # noqa: N802 - /peak: report and reset the peak concurrency
-            with lock:
-                payload, state["peak"] = json.dumps(state["peak"]).encode(), 0
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def do_POST(self) -> None:  # noqa: N802
-            with lock:
-                state["now"] += 1
-                state["peak"] = max(state["peak"], state["now"])
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            time.sleep(latency)
-            payload = json.dumps({
-                "id": "x", "object": "chat.completion", "created": 0, "model": "x",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "space, robots, comedy"},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 60, "completion_tokens": 6, "total_tokens": 66},
-            }).encode()  # fmt: skip
-            with lock:
-                state["now"] -= 1
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    class Server(ThreadingHTTPServer):
-        daemon_threads = True
-        request_queue_size = 512
-
-    server = Server(("127.0.0.1", 0), Handler)
-    port_out.put(server.server_address[1])
-    server.serve_forever()
+from stubserver import start, stats
 
 
 def main() -> None:
@@ -77,18 +28,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
 
-    import urllib.request
-
     from msrkit.backends import get_backend
     from msrkit.data import Item
     from msrkit.meter import Meter
     from msrkit.summaries import ItemSummarizer
 
-    ports: Any = multiprocessing.Queue()
-    proc = multiprocessing.Process(target=serve, args=(args.latency, ports, None), daemon=True)
-    proc.start()
-    port = ports.get(timeout=10)
-    url = f"http://127.0.0.1:{port}/v1"
+    proc, url = start(args.latency, queue_size=512)
     items = [
         Item(item_id=f"i{n}", title=f"Item number {n}", description=f"A product, kind {n % 97}, line {n % 13}.")
         for n in range(args.items)
@@ -106,8 +51,7 @@ def main() -> None:
             started = time.perf_counter()
             out = summarizer.summarize(items[:n], meter=meter, concurrency=concurrency, on_item=done.append)
             seconds = time.perf_counter() - started
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/peak") as resp:  # noqa: S310 - loopback
-                peak = json.loads(resp.read())
+            peak = int(stats(url)["peak"])
             backend.close()
             assert all(i.keywords for i in out) and len(done) == n
             ideal = concurrency / args.latency
