@@ -4,20 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import msrkit
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "history.json"
-
-
-def msrkit(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "msrkit.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120, env=env
-    )
 
 
 def test_rank_json_with_backend_none_keeps_every_candidate(tmp_path: Path) -> None:
@@ -100,7 +93,6 @@ def test_unreachable_backend_without_strict_still_prints_a_ranking_but_exits_6(t
 
 
 def test_a_fifo_as_the_history_file_is_exit_3_at_once(tmp_path: Path) -> None:
-    import os
 
     fifo = tmp_path / "history.json"
     os.mkfifo(fifo)
@@ -118,8 +110,7 @@ def test_a_fifo_as_the_history_file_is_exit_3_at_once(tmp_path: Path) -> None:
 def test_a_bad_config_file_is_one_line_and_exit_4(tmp_path: Path, toml: bytes, needle: str) -> None:
     (tmp_path / "msrkit.toml").write_bytes(toml)
     (tmp_path / "h.json").write_text(json.dumps({"history": [], "candidates": ["a"]}))
-    out = msrkit("rank", "h.json", "--base-url", "http://127.0.0.1:9/v1", "--no-cache", cwd=tmp_path,
-                 env={**os.environ, "PYTHONPATH": str(ROOT)})  # fmt: skip
+    out = msrkit("rank", "h.json", "--base-url", "http://127.0.0.1:9/v1", "--no-cache", cwd=tmp_path)
     assert out.returncode == 4, out.stderr
     assert needle in out.stderr and "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
@@ -130,7 +121,7 @@ def test_a_bad_key_prints_the_fallback_ranking_and_exits_6(tmp_path: Path) -> No
     with FaultServer() as server:
         server.always(status(401, "Incorrect API key provided"))
         out = msrkit("rank", str(EXAMPLE), "--backend", "openai/x", "--base-url", server.url, "--json", "--no-cache",
-                     "--deadline", "20", env={**os.environ, "OPENAI_API_KEY": "k-wrong-0123456789"})  # fmt: skip
+                     "--deadline", "20", env={"OPENAI_API_KEY": "k-wrong-0123456789"})  # fmt: skip
     assert out.returncode == 6, out.stderr
     ranking = json.loads(out.stdout)
     assert ranking["degraded"] is True and ranking["degraded_by"] == "backend_permanent"

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import clirun
 import pytest
 from agent_world import catalog, history, interactions
 
@@ -25,8 +26,7 @@ def world(tmp_path: Path) -> Path:
 def msrkit(world: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     common = ["--backend", "none", "--catalog", str(world / "items.jsonl"), "--interactions",
               str(world / "interactions.jsonl"), "--no-cache"]  # fmt: skip
-    return subprocess.run([sys.executable, "-m", "msrkit.cli", *args, *common], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120, input=stdin)  # fmt: skip
+    return clirun.msrkit(*args, *common, stdin=stdin)
 
 
 def test_agent_one_turn_keeps_state_and_writes_the_trace(world: Path) -> None:

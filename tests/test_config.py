@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
+import clirun
 import pytest
 
 from msrkit.config import Settings, load_settings
@@ -18,16 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "history.json"
 
 
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MSRKIT_")}
-    return {**env, **extra}
-
-
 def msrkit(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "msrkit.cli", *args],
-        capture_output=True, text=True, cwd=cwd, timeout=120, env=_clean_env(**env),
-    )  # fmt: skip
+    return clirun.msrkit(*args, cwd=cwd, env=env)
 
 
 def test_defaults_are_the_recommenders(tmp_path: Path) -> None:

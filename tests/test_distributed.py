@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import clirun
 import pytest
 from faultserver import FaultServer, Reply, Seen
 
@@ -323,10 +324,8 @@ def load_catalog_shards(folder: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the command line
 
 
-def msrkit(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "msrkit.cli", *args], capture_output=True, text=True, env=env,
-                          timeout=kw.get("timeout", 300))  # fmt: skip
+def msrkit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return clirun.msrkit(*args, cwd=Path.cwd(), timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -9,14 +9,13 @@ both sides run the whole stack; only wall-clock seconds may differ.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import clirun
 import pytest
 from faultserver import FaultServer, echo_order, status
 
@@ -53,11 +52,7 @@ def server() -> Iterator[FaultServer]:
 
 
 def msrkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MSRKIT_", "OPENAI_", "OLLAMA_"))}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "msrkit.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=200, env=env
-    )
+    return clirun.msrkit(*args, cwd=cwd, timeout=200)
 
 
 def timeless(value: Any) -> Any:

@@ -7,13 +7,12 @@ Real stack: settings -> Recommender's backend stack (cache ∘ retry ∘ OpenAIB
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import clirun
 import pytest
 from faultserver import FaultServer, status
 
@@ -58,11 +57,7 @@ def write_jsonl(path: Path, rows: list[Any]) -> Path:
 
 
 def msrkit(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MSRKIT_", "OPENAI_", "OLLAMA_"))}
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    return subprocess.run(
-        [sys.executable, "-m", "msrkit.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=90, env=env
-    )
+    return clirun.msrkit(*args, cwd=cwd, timeout=90)
 
 
 # -- in process --------------------------------------------------------------------------------
