@@ -161,7 +161,15 @@ def similar_items(ctx: AgentContext, args: dict[str, Any]) -> str:
 
     given = _known_ids(ctx, args["item_ids"], what="similar_items", candidates_only=False)
     only = ctx.only()
-    hood = query(_index(ctx), given, n=args["limit"], candidate_ids=only, exclude_user=ctx.history.user_id, context_k=0)
+    hood = query(
+        _index(ctx),
+        given,
+        n=args["limit"],
+        candidate_ids=only,
+        exclude_user=ctx.history.user_id,
+        context_k=0,
+        support=False,
+    )
     found = sorted((h for h in hood.candidates if only is None or h[1] > 0), key=lambda h: -h[1])[: args["limit"]]
     return f"{len(found)} item(s) like {given[:5]}. " + ctx.put([i for i, _ in found], "similar")
 

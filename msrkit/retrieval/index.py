@@ -184,7 +184,7 @@ class CollaborativeIndex:
         """What the ``k`` most similar users took next, as labels (see :meth:`.Neighbourhood.context`)."""
         from .neighbourhood import query
 
-        hood = query(self, seen, exclude_user=exclude_user, context_k=k, per_user=per_user, n=0)
+        hood = query(self, seen, exclude_user=exclude_user, context_k=k, per_user=per_user, n=0, support=False)
         return hood.context(catalog, self)
 
     def components(self, seen: Sequence[str], *, exclude_user: str | None = None) -> dict[str, np.ndarray]:
@@ -202,7 +202,7 @@ class CollaborativeIndex:
         """The blend score of each candidate (0.0 for an item the index does not know)."""
         from .neighbourhood import query
 
-        hood = query(self, seen, candidate_ids=candidate_ids, exclude_user=exclude_user, context_k=0)
+        hood = query(self, seen, candidate_ids=candidate_ids, exclude_user=exclude_user, context_k=0, support=False)
         return [s for _, s in hood.candidates]
 
     def generate_candidates(
@@ -211,7 +211,8 @@ class CollaborativeIndex:
         """The ``n`` best indexed items by the blend, best first (ties: popularity, then index order)."""
         from .neighbourhood import query
 
-        return query(self, seen, n=n, exclude_seen=exclude_seen, exclude_user=exclude_user, context_k=0).candidates
+        hood = query(self, seen, n=n, exclude_seen=exclude_seen, exclude_user=exclude_user, context_k=0, support=False)
+        return hood.candidates
 
     def stats(self) -> dict[str, int]:
         """Counts for display: users, items, interactions, transitions, keywords."""

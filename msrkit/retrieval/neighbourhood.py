@@ -112,17 +112,18 @@ def query(
     exclude_user: str | None = None,
     context_k: int = 3,
     per_user: int = 3,
+    support: bool = True,
 ) -> Neighbourhood:
     """The user's neighbourhood: one similar-user search, one blend (see the module docstring).
 
     With ``candidate_ids`` those are scored; otherwise the ``n`` best items are
     generated (never a seen one with ``exclude_seen``). ``context_k`` similar
     users give up to ``per_user`` next items each to the collaborative context.
+    ``support=False`` leaves :attr:`Neighbourhood.support` empty (for callers that give no reasons).
     """
     w = idx.weights
     seen_idx = idx.seen_indices(seen)
     users, found = search(idx, seen_idx, exclude_user, context_k)
-    t_rows = seen_idx[::-1][: w.t_recent]
     parts = components(idx, seen_idx, found)
     scores = blend(parts, w)
     if candidate_ids is not None:
@@ -136,7 +137,7 @@ def query(
         order=order,
         similar_users=[(idx.user_ids[d], float(s)) for d, s in zip(*(a.tolist() for a in users), strict=True)],
         next_items=_next_items(idx, found, users[0], seen_idx, context_k, per_user),
-        support=_support(idx, found, t_rows, [c for c, _ in cands], w.u_k),
+        support=_support(idx, found, seen_idx[::-1][: w.t_recent], [c for c, _ in cands], w.u_k) if support else {},
     )
 
 
