@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -87,7 +87,11 @@ class TuneResult:
     users: int
     evaluations: int
     seconds: float
-    changed: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """The knobs tuning moved away from where it started."""
+        return changed_knobs(self.weights, self.start)
 
     def table(self) -> str:
         """The validation table: the start and every kept move, with the metrics after it (Markdown)."""
@@ -107,6 +111,7 @@ class TuneResult:
         """A JSON-ready form (the index manifest stores it)."""
         out = asdict(self)
         out["steps"] = [asdict(s) for s in self.steps]
+        out["changed"] = self.changed  # for a reader of the manifest; derived again on loading
         return out
 
     @classmethod
@@ -114,7 +119,7 @@ class TuneResult:
         return cls(
             weights=BlendWeights.from_dict(data["weights"]), start=BlendWeights.from_dict(data["start"]),
             steps=tuple(TuneStep(**s) for s in data["steps"]), users=int(data["users"]),
-            evaluations=int(data["evaluations"]), seconds=float(data["seconds"]), changed=dict(data["changed"]),
+            evaluations=int(data["evaluations"]), seconds=float(data["seconds"]),
         )  # fmt: skip
 
 
@@ -155,7 +160,7 @@ def tune_index(
     best, steps = _ascent(ev, start, passes=passes, z=z, min_net=min_net)
     seconds = time.perf_counter() - t0
     log.info("tuned on %d validation users: %d evaluations, %.1f s", len(users), ev.evaluations, seconds)
-    return TuneResult(best, start, tuple(steps), len(users), ev.evaluations, seconds, changed_knobs(best, start))
+    return TuneResult(best, start, tuple(steps), len(users), ev.evaluations, seconds)
 
 
 def _ascent(
