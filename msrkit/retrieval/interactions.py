@@ -142,15 +142,11 @@ def _jsonl_chunk(codes: _Codes, lines: list[str], first: int, p: Path) -> None:
         for n, line in numbered:
             _add(codes, _loads(line, f"{p}:{n}"), f"{p}:{n}")
         return
-    user_code, item_code = codes.user_code, codes.item_code
-    users, items, ts = codes.users.append, codes.items.append, codes.ts.append
     for (n, _), rec in zip(numbered, records, strict=True):
         if type(rec) is dict:
             u, i, t = rec.get("user_id"), rec.get("item_id"), rec.get("timestamp")
             if type(u) is str and type(i) is str and u and i and (t is None or type(t) in (int, float)):
-                users(user_code.setdefault(u, len(user_code)))
-                items(item_code.setdefault(i, len(item_code)))
-                ts(np.nan if t is None else float(t))
+                codes.add(u, i, None if t is None else float(t))
                 continue
         _add(codes, rec, f"{p}:{n}")
 
