@@ -262,5 +262,5 @@ def _diagnostics(
     out["ranks"] = ranks
     if hood is not None:
         out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
-        out["support"] = {k: {"follows": v.follows, "similar_users": v.similar_users} for k, v in hood.support.items()}
+        out["support"] = {k: dict(vars(v)) for k, v in hood.support.items()}  # dataclasses.asdict: 10x slower
     return out
