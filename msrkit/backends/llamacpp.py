@@ -115,9 +115,7 @@ def _release(key: tuple[Any, ...]) -> None:
         entry.users -= 1
         if entry.users <= 0:
             del _MODELS[key]
-            close = getattr(entry.llama, "close", None)
-            if close is not None:
-                close()
+            _close(entry.llama)
 
 
 def _close_all() -> None:
@@ -127,12 +125,17 @@ def _close_all() -> None:
         entries = list(_MODELS.values())
         _MODELS.clear()
     for entry in entries:
-        close = getattr(entry.llama, "close", None)
-        if close is not None and entry.lock.acquire(timeout=1.0):  # never under a generation still running
+        if entry.lock.acquire(timeout=1.0):  # never under a generation still running
             try:
-                close()
+                _close(entry.llama)
             finally:
                 entry.lock.release()
+
+
+def _close(llama: Any) -> None:
+    close = getattr(llama, "close", None)
+    if close is not None:
+        close()
 
 
 atexit.register(_close_all)
