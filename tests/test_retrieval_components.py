@@ -71,7 +71,7 @@ def brute_transitions(seqs, window, gap_power, max_row, code):  # type: ignore[n
     return t, rowsum
 
 
-def brute_bm25(docs: list[list[str]]) -> tuple[dict[str, dict[int, float]], None]:
+def brute_bm25(docs: list[list[str]]) -> dict[str, dict[int, float]]:
     """Okapi BM25 of every (token, document): atire tf part, Lucene idf."""
     n = len(docs)
     avgdl = sum(len(d) for d in docs) / n
@@ -85,7 +85,7 @@ def brute_bm25(docs: list[list[str]]) -> tuple[dict[str, dict[int, float]], None
             tf = d.count(tok)
             idf = math.log(1 + (n - df[tok] + 0.5) / (df[tok] + 0.5))
             out[tok][j] = idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len(d) / avgdl))
-    return out, None
+    return out
 
 
 def brute_query(history: list[str], recent: int | None, decay: float) -> dict[str, float]:
@@ -129,7 +129,7 @@ class Twin:
         return docs
 
     def neighbours(self, history: list[str], k: int) -> list[tuple[int, float]]:
-        bm, _ = brute_bm25(self.user_docs())
+        bm = brute_bm25(self.user_docs())
         q = brute_query(history, self.w.u_recent, self.w.u_decay)
         terms: dict[str, float] = {"i:" + i: v for i, v in q.items()}
         for i, v in q.items():
@@ -167,7 +167,7 @@ class Twin:
 
         items = list(self.code)
         docs = [item_words(self.catalog[i]) if i in self.catalog else [] for i in items]
-        bm, _ = brute_bm25([d for d in docs] if any(docs) else [[]])
+        bm = brute_bm25(docs if any(docs) else [[]])
         q: dict[str, float] = defaultdict(float)
         for r, item in enumerate(history[::-1][: self.w.x_recent]):
             for word in item_words(self.catalog[item]) if item in self.catalog else []:
