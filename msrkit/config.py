@@ -135,6 +135,10 @@ class Settings(BaseModel):
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     actors: int = Field(default=1, ge=1)
+    # -- fine-tuning (msrkit.training) and the order a ranking model is shown
+    #: the order candidates are shown to the listwise model: retrieval's (best first), or as given
+    #: (``msrkit finetune`` trains on a seeded shuffle shown as given, so a model learns to read, not to echo)
+    shown_order: Literal["retrieval", "given"] = "retrieval"
 
     @property
     def effective_stride(self) -> int:

@@ -193,7 +193,7 @@ def _score(
         backend, prompts=parts.prompts, window=s.window, stride=s.effective_stride, passes=s.passes,
         seed=s.seed, strict=s.strict, reasons=s.explain_top_k if s.explain else 0,
     )  # fmt: skip
-    retrieval_scores = retrieval.scores if retrieval is not None else None
+    retrieval_scores = retrieval.scores if retrieval is not None and s.shown_order == "retrieval" else None
     return reranker.rank(candidates, preference=preference, collaborative=context,
                          retrieval_scores=retrieval_scores, meter=meter)  # fmt: skip
 

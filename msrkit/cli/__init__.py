@@ -6,6 +6,7 @@ library call and prints. Exit codes are :data:`msrkit.errors.EXIT_CODES`.
 - :mod:`.rank` — ``rank``;
 - :mod:`.summarize` — ``summarize``;
 - :mod:`.evaluate` — ``eval``, ``eval-keywords``, ``export-sft``;
+- :mod:`.finetune` — ``finetune`` (LoRA on the user's cases, extra ``msrkit[train]``);
 - :mod:`.data` — ``data movielens|recbole|amazon``, ``index build``;
 - :mod:`.agent` — ``agent`` (one conversational turn), ``chat`` (interactive);
 - :mod:`.mcp_cmd` — ``mcp`` (msrkit's tools over the Model Context Protocol);
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import typer
 
-from . import admin, agent, data, evaluate, mcp_cmd, summarize
+from . import admin, agent, data, evaluate, finetune, mcp_cmd, summarize
 from . import rank as rank_module
 from .common import EPILOG
 
@@ -47,6 +48,11 @@ app.command(
 app.command("export-sft", epilog="Example: msrkit export-sft cases.jsonl --catalog items.jsonl --out sft.jsonl")(
     evaluate.export_sft_cmd
 )
+app.command(
+    "finetune",
+    epilog="Example: msrkit finetune data/ml-100k/cases.jsonl --catalog data/ml-100k/items.jsonl "
+    "--interactions data/ml-100k/interactions.jsonl --task rank --max-steps 200 --out adapters/ml",
+)(finetune.finetune_cmd)
 app.command("agent", epilog="Example: msrkit agent history.json 'something lighter' --state chat.json --trace t.jsonl")(
     agent.agent_cmd
 )

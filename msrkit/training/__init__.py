@@ -18,3 +18,27 @@ so ``import msrkit`` stays fast and a missing extra is a
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["FinetuneResult", "TrainConfig", "finetune", "finetune_keywords"]
+
+if TYPE_CHECKING:
+    from .finetune import FinetuneResult, finetune
+    from .keyword_tuning import finetune_keywords
+    from .trainer import TrainConfig
+
+_LAZY = {
+    "FinetuneResult": ".finetune",
+    "finetune": ".finetune",
+    "finetune_keywords": ".keyword_tuning",
+    "TrainConfig": ".trainer",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,238 @@
+"""Training examples, built by running the inference pipeline itself.
+
+Each case goes through :class:`~msrkit.recommender.Recommender` with a
+:class:`Recorder` as its model: the request the ranking stage sends is kept, so
+an example's messages are byte for byte what ``msrkit rank`` sends for the same
+case, settings and prompts (summaries, collaborative context, window, the
+explanation request). Only the answer is ours:
+
+- ``rank``: candidates are retrieval's top ``n_candidates`` (the pipeline's own
+  candidate generation, from an index that sees only interactions before each
+  case's target), *shown in a seeded random order* so the model cannot learn to
+  echo the order it is shown; the answer lists the target first, then the other
+  candidates in retrieval's order (a teacher ranking: what retrieval knew, with
+  the truth on top). A case whose target retrieval did not find is skipped (a
+  reranker cannot help there) and counted.
+- ``pointwise``: MLLM-MSR's yes/no on the same candidates, balanced: the target
+  (``Yes``) and one seeded negative (``No``) per case.
+
+The keyword task lives in :mod:`.keyword_examples`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..backends.base import Capabilities, ChatRequest, ChatResponse
+from ..config import Settings
+from ..data import History, Item
+from ..errors import InputError
+from ..io import Interaction, resolve
+from ..retrieval.interactions import Interactions
+from ..retrieval import CollaborativeIndex, interactions_before, query
+
+__all__ = ["Example", "ExampleSet", "Recorder", "build_examples", "split_users"]
+
+Task = Literal["rank", "pointwise"]
+RANKING_TEMPLATES = ("listwise_rank", "yes_no")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One supervised example: the chat messages inference sends, and the answer to learn."""
+
+    user_id: str
+    task: str
+    messages: tuple[dict[str, str], ...]
+    answer: str
+    #: rank: the candidate ids in the order shown (the prompt's [1], [2], ...); pointwise: the one candidate
+    shown: tuple[str, ...] = ()
+    #: rank: retrieval's order of ``shown`` (positions, best first); for fusion and teacher answers
+    retrieval_order: tuple[int, ...] = ()
+    target: str | None = None
+    label: int | None = None
+
+    def to_chat(self) -> dict[str, Any]:
+        """The example in the chat format of ``export-sft`` (and hosted fine-tuning APIs)."""
+        return {"messages": [*self.messages, {"role": "assistant", "content": self.answer}]}
+
+
+@dataclass
+class ExampleSet:
+    """Examples and what building them counted (cases skipped, and why)."""
+
+    examples: list[Example] = field(default_factory=list)
+    cases: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, why: str) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    @property
+    def users(self) -> set[str]:
+        return {e.user_id for e in self.examples}
+
+    def digest(self) -> str:
+        """A hash of the examples' text: the data identity recorded in an adapter's manifest."""
+        h = hashlib.sha256()
+        for e in self.examples:
+            h.update(json.dumps(e.to_chat(), sort_keys=True, ensure_ascii=False).encode())
+        return h.hexdigest()
+
+
+class Recorder:
+    """A model that keeps the ranking stage's requests and answers them with the order shown.
+
+    Only the ranking templates (``listwise_rank``, ``yes_no``) may reach it: a
+    summary request means the settings ask the model for item keywords or
+    preference summaries, which a training run needs made by a real model first
+    (``msrkit summarize``); it is refused with an :class:`InputError` saying so.
+    """
+
+    name = "recorder"
+    model = "recorder"
+
+    def __init__(self) -> None:
+        self.requests: list[ChatRequest] = []
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(vision=False, logprobs=True, json_schema=False, tools=False)
+
+    def identity(self) -> dict[str, str]:
+        return {"backend": "recorder"}
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        template = request.tag.split("@", 1)[0]
+        if template not in RANKING_TEMPLATES:
+            raise InputError(
+                f"building training examples asked the model for {template!r}: make item summaries first "
+                "(msrkit summarize) or train with item_summaries and preference_summary off"
+            )
+        self.requests.append(request)
+        n = request.messages[-1].text_content.count("\n[")
+        return ChatResponse(text=" > ".join(f"[{i}]" for i in range(1, n + 2)))
+
+    def close(self) -> None:
+        return None
+
+
+def split_users(cases: Sequence[History], *, fraction: float, seed: int) -> tuple[list[History], list[History]]:
+    """Cases split by user: about ``fraction`` of the users (seeded) go to the second list."""
+    users = sorted({str(c.user_id) for c in cases})
+    rng = random.Random(seed)
+    rng.shuffle(users)
+    held = set(users[: max(1, round(len(users) * fraction))]) if fraction > 0 and len(users) > 1 else set()
+    return [c for c in cases if str(c.user_id) not in held], [c for c in cases if str(c.user_id) in held]
+
+
+def build_examples(
+    cases: Sequence[History],
+    *,
+    task: Task,
+    settings: Settings,
+    catalog: dict[str, Item],
+    interactions: Interactions | Sequence[Interaction],
+    seed: int = 0,
+    index: CollaborativeIndex | None = None,
+) -> ExampleSet:
+    """Examples for ``task`` from evaluation cases (each with a ``target``); see the module docstring.
+
+    The index is built from ``interactions`` less each case's target and what
+    came after it (:func:`msrkit.retrieval.interactions_before`), unless given.
+    """
+    if task not in ("rank", "pointwise"):
+        raise InputError(f"unknown task {task!r}: choose rank or pointwise")
+    _check_targets(cases)
+    if index is None:
+        index = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog or None)
+    out = ExampleSet()
+    for case in cases:
+        out.cases += 1
+        shown = _shown_candidates(case, index, settings, catalog, seed, out)
+        if shown is not None:
+            out.examples.extend(_examples(case, shown, task, settings, catalog, index, seed))
+    return out
+
+
+def _check_targets(cases: Iterable[History]) -> None:
+    for n, case in enumerate(cases, 1):
+        if not case.target:
+            where = case.source or f"case {n} (user {case.user_id})"
+            raise InputError(f"{where}: a training case needs a 'target' (the item the user took next)", path="target")
+
+
+def _rng(seed: int, user: str) -> random.Random:
+    return random.Random(f"{seed}:{user}")
+
+
+def _shown_candidates(
+    case: History, index: CollaborativeIndex, s: Settings, catalog: dict[str, Item], seed: int, out: ExampleSet
+) -> tuple[list[str], list[int]] | None:
+    """Retrieval's candidates in a seeded random order, and retrieval's order of them (positions)."""
+    seen = [e if isinstance(e, str) else e.item_id for e in case.history]
+    hood = query(index, seen, n=s.n_candidates, exclude_user=case.user_id, context_k=0, support=False)
+    ranked = [i for i, _ in hood.candidates]
+    if case.target not in ranked:
+        out.skip("target not among retrieval's candidates")
+        return None
+    shown = list(ranked)
+    _rng(seed, str(case.user_id)).shuffle(shown)
+    where = {c: n for n, c in enumerate(shown)}
+    return shown, [where[c] for c in ranked]
+
+
+def _examples(
+    case: History,
+    shown_order: tuple[list[str], list[int]],
+    task: Task,
+    s: Settings,
+    catalog: dict[str, Item],
+    index: CollaborativeIndex,
+    seed: int,
+) -> list[Example]:
+    from ..recommender import Recommender
+
+    shown, order = shown_order
+    recorder = Recorder()
+    settings = s.model_copy(update={"pointwise": task == "pointwise", "shown_order": "given"})
+    history = resolve(case.model_copy(update={"candidates": list(shown), "target": None}), catalog)
+    with Recommender(recorder, settings=settings, catalog=catalog, index=index, cache=False) as rec:
+        rec.rank(history)
+    target = str(case.target)
+    user = str(case.user_id)
+    if task == "rank":
+        return [_rank_example(recorder.requests[-1], user, shown, order, target)]
+    return _pointwise_examples(recorder.requests, user, shown, target, _rng(seed + 1, user))
+
+
+def _messages(request: ChatRequest) -> tuple[dict[str, str], ...]:
+    return tuple({"role": m.role, "content": m.text_content} for m in request.messages)
+
+
+def _rank_example(request: ChatRequest, user: str, shown: list[str], order: list[int], target: str) -> Example:
+    first = shown.index(target)
+    labels = [first] + [p for p in order if p != first]
+    answer = " > ".join(f"[{p + 1}]" for p in labels)
+    return Example(user, "rank", _messages(request), answer, tuple(shown), tuple(order), target)
+
+
+def _pointwise_examples(
+    requests: list[ChatRequest], user: str, shown: list[str], target: str, rng: random.Random
+) -> list[Example]:
+    """The target's yes/no request (``Yes``) and one seeded negative's (``No``)."""
+    if len(requests) != len(shown):
+        raise InputError(f"expected one yes/no request per candidate, got {len(requests)} for {len(shown)}")
+    negative = rng.choice([c for c in shown if c != target])
+    out = []
+    for item, request in zip(shown, requests, strict=True):
+        if item in (target, negative):
+            label = int(item == target)
+            out.append(Example(user, "pointwise", _messages(request), "Yes" if label else "No", (item,), (), target,
+                               label))  # fmt: skip
+    return out

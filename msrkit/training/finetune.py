@@ -1,0 +1,173 @@
+"""``msrkit finetune`` from Python: cases in, an adapter folder out.
+
+::
+
+    from msrkit.training import finetune, TrainConfig
+    result = finetune("cases.jsonl", out="adapters/ml", catalog="items.jsonl",
+                      interactions="interactions.jsonl", config=TrainConfig(task="rank", max_steps=200))
+
+The folder holds ``peft/`` (the adapter as peft saves it), ``adapter.gguf``
+(the same adapter for llama.cpp) and ``manifest.json`` (base and its hash,
+prompts and their hashes, data hash, steps, validation table). Validation users
+are cut from the cases by user (``validation_fraction``), never by example.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..data import History, Item
+from ..errors import InputError
+from ..prompts import PromptSet
+from .base import BaseSpec, require_train_extra, resolve_base
+from .examples import ExampleSet, build_examples, split_users
+from .trainer import Progress, TrainConfig, TrainResult, train
+
+__all__ = ["FinetuneResult", "finetune", "training_sets"]
+
+log = logging.getLogger("msrkit")
+
+#: the templates each task's prompts come from (their hashes go into the manifest)
+TASK_TEMPLATES = {
+    "rank": ("listwise_rank",),
+    "pointwise": ("yes_no",),
+    "keywords": ("item_keywords",),
+    "mix": ("listwise_rank", "yes_no", "item_keywords"),
+}
+
+
+@dataclass
+class FinetuneResult:
+    """The adapter folder, the run, and the example counts."""
+
+    out: Path
+    train: TrainResult
+    examples: int
+    validation_examples: int
+    skipped: dict[str, int]
+    manifest: dict[str, Any]
+
+
+def _load(
+    cases: str | Path | Sequence[History], catalog: str | Path | dict[str, Item] | None
+) -> tuple[list[History], dict[str, Item]]:
+    from ..io import load_catalog, load_histories
+
+    loaded = load_histories(cases) if isinstance(cases, (str, Path)) else list(cases)
+    items = load_catalog(catalog) if isinstance(catalog, (str, Path)) else dict(catalog or {})
+    if not loaded:
+        raise InputError(f"{cases}: no cases to train on")
+    return loaded, items
+
+
+def training_sets(
+    cases: Sequence[History],
+    *,
+    task: str,
+    settings: Settings,
+    catalog: dict[str, Item],
+    interactions: Any,
+    validation_fraction: float,
+    seed: int,
+) -> tuple[ExampleSet, ExampleSet]:
+    """Training and validation examples, validation users cut by user (seeded)."""
+    from ..retrieval import CollaborativeIndex, interactions_before
+
+    index = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog or None)
+    train_cases, val_cases = split_users(cases, fraction=validation_fraction, seed=seed)
+    tasks = ["rank", "pointwise"] if task == "mix" else [task]
+    train_set, val_set = ExampleSet(), ExampleSet()
+    for t in tasks:
+        for part, into in ((train_cases, train_set), (val_cases, val_set)):
+            built = build_examples(part, task=t, settings=settings, catalog=catalog, interactions=interactions,  # type: ignore[arg-type]
+                                   seed=seed, index=index)  # fmt: skip
+            into.examples.extend(built.examples)
+            into.cases += built.cases
+            for why, n in built.skipped.items():
+                into.skipped[why] = into.skipped.get(why, 0) + n
+    return train_set, val_set
+
+
+def finetune(
+    cases: str | Path | Sequence[History],
+    *,
+    out: str | Path,
+    catalog: str | Path | dict[str, Item] | None = None,
+    interactions: str | Path | None = None,
+    base: str = "llamacpp/default",
+    config: TrainConfig | None = None,
+    settings: Settings | None = None,
+    validation_fraction: float = 0.1,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> FinetuneResult:
+    """Build the examples, train, write the three artifacts (see the module docstring)."""
+    require_train_extra()
+    config = config or TrainConfig()
+    if config.task == "keywords":
+        raise InputError("task 'keywords' trains on item summaries: use msrkit.training.finetune_keywords")
+    s = settings or Settings()
+    spec = resolve_base(base)
+    loaded, items = _load(cases, catalog if catalog is not None else s.catalog)
+    source = interactions if interactions is not None else s.interactions
+    if source is None:
+        raise InputError("fine-tuning needs interactions (--interactions): candidates come from retrieval")
+    from ..retrieval.interactions import read_interactions
+
+    started = time.time()
+    train_set, val_set = training_sets(
+        loaded, task=config.task, settings=s, catalog=items, interactions=read_interactions(source),
+        validation_fraction=validation_fraction, seed=config.seed,
+    )  # fmt: skip
+    if not train_set.examples:
+        raise InputError(f"no training examples: {train_set.skipped or 'no cases'}")
+    log.info("%d training and %d validation examples (%s skipped)", len(train_set.examples),
+             len(val_set.examples), train_set.skipped)  # fmt: skip
+    out_dir = Path(out)
+    result = train(spec, train_set, val_set, config=config, out=out_dir, on_progress=on_progress)
+    manifest = write_artifacts(out_dir, spec=spec, result=result, config=config, settings=s,
+                               sets=(train_set, val_set), started=started)  # fmt: skip
+    return FinetuneResult(out_dir, result, len(train_set.examples), len(val_set.examples), train_set.skipped,
+                          manifest)  # fmt: skip
+
+
+def write_artifacts(
+    out: Path,
+    *,
+    spec: BaseSpec,
+    result: TrainResult,
+    config: TrainConfig,
+    settings: Settings,
+    sets: tuple[ExampleSet, ExampleSet],
+    started: float,
+) -> dict[str, Any]:
+    """``adapter.gguf`` (for a GGUF base) and ``manifest.json`` beside ``peft/``."""
+    from .adapter import write_manifest
+    from .gguf_lora import write_gguf_lora
+
+    if spec.gguf is not None:
+        write_gguf_lora(result.peft_dir, out / "adapter.gguf", base_gguf=spec.gguf)
+    prompts = PromptSet.load(settings.prompts)
+    names = TASK_TEMPLATES[config.task]
+    train_set, val_set = sets
+    manifest = {
+        "format": "msrkit-adapter", "version": 1, "task": config.task,
+        "base": {"name": spec.name, "path": str(spec.path), "sha256": spec.sha256, "architecture": spec.architecture},
+        "prompts": {n: {"version": prompts[n].version, "hash": prompts[n].hash} for n in names},
+        "data": {"sha256": train_set.digest(), "examples": len(train_set.examples),
+                 "train_users": len(train_set.users), "validation_users": len(val_set.users)},
+        "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
+                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+        "training": {"steps": result.steps, "epochs": round(result.epochs, 3), "tokens": result.tokens,
+                     "seconds": round(result.seconds, 1), "device": result.device, "seed": config.seed,
+                     "tokens_per_second": round(result.tokens_per_second, 1),
+                     "peak_rss_mb": round(result.peak_rss_mb, 1)},
+        "validation": result.validation, "best_step": result.best_step, "fusion_weight": None,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+    }  # fmt: skip
+    return write_manifest(out, manifest)
