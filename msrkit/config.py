@@ -53,7 +53,7 @@ __all__ = [
 
 CONFIG_FILE_NAME = "msrkit.toml"
 #: keys holding paths: relative values in a config file are read from the file's folder
-PATH_KEYS = frozenset({"catalog", "interactions", "index", "prompts", "cache_dir"})
+PATH_KEYS = frozenset({"catalog", "interactions", "index", "prompts", "cache_dir", "adapter"})
 #: keys holding lists of paths (in ``MSRKIT_<KEY>``: separated by ``os.pathsep``)
 PATH_LIST_KEYS = frozenset({"image_roots"})
 
@@ -139,6 +139,10 @@ class Settings(BaseModel):
     #: the order candidates are shown to the listwise model: retrieval's (best first), or as given
     #: (``msrkit finetune`` trains on a seeded shuffle shown as given, so a model learns to read, not to echo)
     shown_order: Literal["retrieval", "given"] = "retrieval"
+    # -- a fine-tuned adapter (msrkit.training.adapter)
+    #: a folder made by ``msrkit finetune``: the llamacpp backend loads its ``adapter.gguf`` in-process
+    #: (its base must be the backend's model); Ollama and OpenAI-compatible servers serve it themselves
+    adapter: Path | None = None
 
     @property
     def effective_stride(self) -> int:

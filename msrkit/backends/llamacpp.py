@@ -27,6 +27,13 @@ loaded model, so no second copy of the model is loaded. That handler:
 - renders only system, user and assistant turns (a ``tool`` message would vanish),
   so tool results are sent as user turns (:func:`to_llamacpp_messages`);
 - sees no images (they are left out with a warning).
+
+A fine-tuned LoRA (``adapter=``, an :class:`~msrkit.training.adapter.Adapter`)
+is loaded with the model (``Llama(lora_path=...)``): its base must be this
+file (checked by hash when the backend is built), its hash is part of the
+backend's identity (so of every cache key) and of the shared-model key (a base
+and an adapted model coexist), and a request whose prompt differs from the one
+the adapter was trained with gets a warning naming the template.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDependencyError
 from .base import (
@@ -51,6 +58,9 @@ from .base import (
     with_temperature,
 )
 from .llamacpp_wire import completion_kwargs, llamacpp_tool_choice, parse_top_logprobs, to_llamacpp_messages
+
+if TYPE_CHECKING:
+    from ..training.adapter import Adapter
 
 __all__ = [
     "LlamaCppBackend",
@@ -176,6 +186,7 @@ class LlamaCppBackend:
         seed: int = 0,
         temperature: float | None = None,
         llama_options: Mapping[str, Any] | None = None,
+        adapter: Adapter | None = None,
         **more_llama_options: Any,
     ) -> None:
         llama_options = {**(llama_options or {}), **more_llama_options}
@@ -190,6 +201,9 @@ class LlamaCppBackend:
         if chat_handler is not None and mmproj_path is None:
             raise ConfigError(f"chat_handler='{chat_handler}' needs mmproj=PATH (the vision projector file)")
         self.path = path.resolve()
+        if adapter is not None:
+            adapter.check_base(self.path)
+        self.adapter = adapter
         self.model = path.name.removesuffix(".gguf")
         self.n_ctx = n_ctx
         self.n_threads = n_threads
@@ -223,6 +237,7 @@ class LlamaCppBackend:
             "n_ctx": str(self.n_ctx),
             "mmproj": self.mmproj.name if self.mmproj else "",
             **({"temperature": str(self.temperature)} if self.temperature is not None else {}),
+            **({"adapter": self.adapter.identity} if self.adapter is not None else {}),
         }
 
     # ----------------------------------------------------------------- loading
@@ -239,6 +254,7 @@ class LlamaCppBackend:
             self.chat_format,
             logits_all,
             options,
+            self.adapter.identity if self.adapter is not None else "",
         )
 
     def _load(self, logits_all: bool) -> Any:
@@ -263,13 +279,16 @@ class LlamaCppBackend:
                 logits_all=logits_all,
                 seed=self.seed,
                 verbose=self.verbose,
+                lora_path=str(self.adapter.gguf_path) if self.adapter is not None else None,
                 **self.llama_options,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise BackendPermanentError(
                 f"could not load {self.path}: {exc}", backend=self.name, model=self.model
             ) from exc
-        log.info("llamacpp: loaded %s (n_ctx=%d) in %.1fs", self.path.name, self.n_ctx, time.perf_counter() - started)
+        lora = f" + LoRA {self.adapter.directory.name}" if self.adapter is not None else ""
+        log.info("llamacpp: loaded %s%s (n_ctx=%d) in %.1fs", self.path.name, lora, self.n_ctx,
+                 time.perf_counter() - started)  # fmt: skip
         return llama
 
     def _model(self, *, logprobs: bool) -> _Loaded:
@@ -284,7 +303,7 @@ class LlamaCppBackend:
     # ----------------------------------------------------------------- chat
 
     def chat(self, request: ChatRequest) -> ChatResponse:
-        warnings: list[str] = []
+        warnings = self.adapter.prompt_warnings([request.tag]) if self.adapter is not None else []
         request = with_temperature(request, self.temperature)
         if request.has_images and not self._vision:
             count = sum(len(m.images) for m in request.messages)

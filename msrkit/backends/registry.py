@@ -26,13 +26,16 @@ import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel
 
 from ..errors import ConfigError, MissingDependencyError
 from .base import Backend
 from .options import LlamaCppOptions, NoOptions, OllamaOptions, OpenAIOptions, validate_options
+
+if TYPE_CHECKING:
+    from ..training.adapter import Adapter
 
 __all__ = [
     "KINDS",
@@ -145,12 +148,17 @@ def get_backend(
     *,
     base_url: str | None = None,
     api_key: str | None = None,
+    adapter: Adapter | None = None,
     **options: Any,
 ) -> Backend | None:
     """Build a backend from its name. ``none`` gives ``None`` (retrieval only).
 
     ``options`` are checked against the kind's options model (:mod:`.options`):
     an unknown or mistyped one is a :class:`~msrkit.errors.ConfigError`.
+    ``adapter`` (a fine-tuned LoRA, :func:`msrkit.training.adapter.load_adapter`)
+    is loaded in-process by ``llamacpp``; with ``auto`` it picks the adapter's
+    own base; ``ollama`` and ``openai`` servers serve adapters themselves, so
+    there it is a :class:`~msrkit.errors.ConfigError` saying how.
     """
     if spec is None:
         spec = "auto"
@@ -161,21 +169,36 @@ def get_backend(
         validate_options("none", NoOptions, options)
         return None
     if kind == "auto":
-        choice = auto_choice()
+        choice = auto_choice() if adapter is None else AutoChoice(adapter.base_backend(), "the adapter's base", {})
         log.info("auto backend: %s (%s)", choice.spec, choice.why)
-        return get_backend(choice.spec, base_url=base_url, api_key=api_key, **{**choice.options, **options})
+        return get_backend(choice.spec, base_url=base_url, api_key=api_key, adapter=adapter,
+                           **{**choice.options, **options})  # fmt: skip
     if kind in ("default", "embedded"):
         kind, model = "llamacpp", "default"
+    if adapter is not None and kind != "llamacpp":
+        raise ConfigError(_served_elsewhere(kind, model, adapter))
     entry = REGISTRY[kind]
     checked = validate_options(kind, entry.options, options)
     cls = getattr(importlib.import_module(entry.module), entry.cls)
     if kind == "llamacpp":
         path = str(embedded_model_path()) if model == "default" else model
-        return cast(Backend, cls(path, **checked))
+        return cast(Backend, cls(path, adapter=adapter, **checked))
     if kind == "openai":
         return cast(Backend, cls(model, base_url=base_url, api_key=api_key, **checked))
     host = checked.pop("host", None)
     return cast(Backend, cls(model, host=base_url or host, **checked))
+
+
+def _served_elsewhere(kind: str, model: str, adapter: Adapter) -> str:
+    """How to serve an adapter on a server backend (msrkit loads adapters in-process only)."""
+    where = adapter.directory
+    if kind == "ollama":
+        return (f"the ollama backend does not load adapters itself: write a Modelfile with 'FROM {model}' and "
+                f"'ADAPTER {where / 'adapter.gguf'}', run 'ollama create NAME -f Modelfile', then use "
+                f"--backend ollama/NAME without --adapter")  # fmt: skip
+    return (f"an OpenAI-compatible server applies the adapter itself: vLLM 'vllm serve BASE --enable-lora "
+            f"--lora-modules NAME={where / 'peft'}', or llama.cpp's server '--lora {where / 'adapter.gguf'}'; "
+            f"then use --backend openai/NAME without --adapter (see docs/finetune-serving.md)")  # fmt: skip
 
 
 def available_backends(env: Mapping[str, str] | None = None) -> list[dict[str, str]]:

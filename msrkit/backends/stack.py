@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
+from ..training.adapter import load_adapter
 from .base import Backend
 from .breaker import CircuitBreaker
 from .cache import CachedBackend, ResponseCache
@@ -72,7 +74,8 @@ def backend_stack(
     """The wrapped backend the settings name (or ``backend``, an object standing in for the name).
 
     ``vision=True`` builds the separate vision backend of item summaries
-    (``settings.vision_backend``; ``None`` where there is none).
+    (``settings.vision_backend``; ``None`` where there is none). The main
+    backend serves ``settings.adapter`` (a fine-tuned LoRA) where one is set.
     """
     if backend is None:
         if vision:
@@ -80,8 +83,12 @@ def backend_stack(
                 return None
             backend = get_backend(settings.vision_backend)
         else:
-            backend = get_backend(settings.backend, base_url=settings.base_url, api_key=api_key,
+            adapter = load_adapter(settings.adapter) if settings.adapter is not None else None
+            backend = get_backend(settings.backend, base_url=settings.base_url, api_key=api_key, adapter=adapter,
                                   **settings.backend_options)  # fmt: skip
+    elif settings.adapter is not None and not vision and getattr(backend, "adapter", None) is None:
+        raise ConfigError(f"the adapter setting ({settings.adapter}) applies to a backend named in the settings, "
+                          f"not to a backend object: build it with adapter=load_adapter(DIR)")  # fmt: skip
     return build_stack(
         backend, cache=cache, retries=settings.retries, retry_max_seconds=settings.retry_max_seconds,
         breaker_failures=settings.breaker_failures, breaker_cooldown=settings.breaker_cooldown,

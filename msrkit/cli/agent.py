@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import (
+    AdapterOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
@@ -95,6 +96,7 @@ def agent_cmd(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
+    adapter: AdapterOpt = None,
     catalog: CatalogOpt = None,
     interactions: InteractionsOpt = None,
     index: IndexOpt = None,
@@ -117,8 +119,8 @@ def agent_cmd(
 
     def run() -> None:
         with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
-                          catalog=catalog, interactions=interactions, index=index, cache_dir=cache_dir,
-                          max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
+                          adapter=adapter, catalog=catalog, interactions=interactions, index=index,
+                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
             result = rec.chat(path, message, _load_state(state))
         if state is not None:
             state.write_text(result.state.model_dump_json(indent=2), encoding="utf-8")
@@ -139,6 +141,7 @@ def chat_cmd(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
+    adapter: AdapterOpt = None,
     catalog: CatalogOpt = None,
     interactions: InteractionsOpt = None,
     index: IndexOpt = None,
@@ -157,8 +160,8 @@ def chat_cmd(
 
     def run() -> None:
         with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
-                          catalog=catalog, interactions=interactions, index=index, cache_dir=cache_dir,
-                          max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
+                          adapter=adapter, catalog=catalog, interactions=interactions, index=index,
+                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
             history = rec.load(path)
             state = None
             message: str | None = None

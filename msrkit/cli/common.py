@@ -44,6 +44,11 @@ BackendOptionOpt = Annotated[
     list[str] | None,
     typer.Option("--backend-option", "-o", help="KEY=VALUE option of the backend (repeat), e.g. -o n_ctx=2048."),
 ]
+AdapterOpt = Annotated[
+    Path | None,
+    typer.Option("--adapter", help="A fine-tuned adapter folder (msrkit finetune --out): the llamacpp backend loads "
+                 "its adapter.gguf; its base must be the backend's model."),
+]  # fmt: skip
 CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="items.jsonl resolving bare item ids.")]
 InteractionsOpt = Annotated[
     Path | None, typer.Option("--interactions", help="interactions.jsonl/.csv for collaborative retrieval.")

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from .common import (
+    AdapterOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
@@ -41,6 +42,7 @@ def eval_cmd(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
+    adapter: AdapterOpt = None,
     prompts: Annotated[
         list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare prompt variants.")
     ] = None,
@@ -78,7 +80,7 @@ def eval_cmd(
     """
     setup_logging(verbose, quiet)
     flags = dict(
-        backend=backend, base_url=base_url, backend_options=backend_option, catalog=catalog,
+        backend=backend, base_url=base_url, backend_options=backend_option, adapter=adapter, catalog=catalog,
         interactions=interactions, tune_index=tune, fusion_weight=fusion_weight, pointwise=pointwise,
         cache_dir=cache_dir, deadline=deadline,
     )  # fmt: skip
@@ -142,6 +144,7 @@ def eval_keywords(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
+    adapter: AdapterOpt = None,
     limit: Annotated[int | None, typer.Option(min=2, help="Only the first N items.")] = None,
     budget: Annotated[int, typer.Option(min=1, help="Keyword count that still counts as fully brief.")] = 5,
     distractors: Annotated[int, typer.Option(min=1, help="Other items to pick from in reconstruction.")] = 4,
@@ -154,7 +157,8 @@ def eval_keywords(
 ) -> None:
     """Compare keyword-summarization prompts: brevity, information kept, reconstruction (MMSRARec's reward)."""
     setup_logging(verbose, quiet)
-    flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, cache_dir=cache_dir)
+    flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, adapter=adapter,
+                 cache_dir=cache_dir)  # fmt: skip
 
     def run() -> None:
         from rich.console import Console

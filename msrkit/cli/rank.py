@@ -9,6 +9,7 @@ import typer
 
 from .common import (
     ActorsOpt,
+    AdapterOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
@@ -49,6 +50,7 @@ def rank(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
+    adapter: AdapterOpt = None,
     vision_backend: Annotated[
         str | None, typer.Option("--vision-backend", help="Backend for item image summaries (default: --backend).")
     ] = None,
@@ -121,7 +123,7 @@ def rank(
         window=window, stride=stride, fusion_weight=fusion_weight, pointwise=pointwise, item_summaries=item_summaries,
         preference_summary=preference_summary, explain=explain, strict=strict, max_side=max_side, retries=retries,
         n_candidates=n_candidates, deadline=deadline, concurrency=concurrency, engine=engine, ray_address=ray_address,
-        actors=actors,
+        actors=actors, adapter=adapter,
     )  # fmt: skip
     shown = _Shown(top_k=top_k, json_out=json_out, quiet=quiet, to_file=out is not None)
 

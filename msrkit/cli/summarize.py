@@ -10,6 +10,7 @@ import typer
 
 from .common import (
     ActorsOpt,
+    AdapterOpt,
     BackendOpt,
     BackendOptionOpt,
     BaseUrlOpt,
@@ -50,6 +51,7 @@ def summarize(
     backend: BackendOpt = None,
     base_url: BaseUrlOpt = None,
     backend_option: BackendOptionOpt = None,
+    adapter: AdapterOpt = None,
     vision_backend: Annotated[str | None, typer.Option("--vision-backend", help="Backend for item images.")] = None,
     prompts: PromptsOpt = None,
     cache_dir: CacheDirOpt = None,
@@ -78,7 +80,7 @@ def summarize(
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
                  prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency, deadline=deadline,
-                 engine=engine, ray_address=ray_address, actors=actors)  # fmt: skip
+                 engine=engine, ray_address=ray_address, actors=actors, adapter=adapter)  # fmt: skip
 
     def run() -> None:
         from rich.console import Console

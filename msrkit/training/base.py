@@ -10,15 +10,15 @@ tensor names and msrkit's GGUF adapter writer cover.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, MissingDependencyError
+from .adapter import base_sha256
 
-__all__ = ["BaseSpec", "load_base", "require_train_extra", "resolve_base", "sha256_file"]
+__all__ = ["BaseSpec", "load_base", "require_train_extra", "resolve_base"]
 
 ARCHITECTURES = ("llama",)
 
@@ -47,14 +47,6 @@ def require_train_extra() -> None:
             raise MissingDependencyError(module, "train", "fine-tuning")
 
 
-def sha256_file(path: Path, *, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def resolve_base(name: str) -> BaseSpec:
     """The base named ``name`` (see the module docstring); a wrong one is a one-line :class:`ConfigError`."""
     spec = name.strip()
@@ -67,11 +59,11 @@ def resolve_base(name: str) -> BaseSpec:
     if not path.exists():
         raise ConfigError(f"base model {name!r}: {path} does not exist (give a GGUF file or a model folder)")
     if path.is_file():
-        return BaseSpec(name, path, path, sha256_file(path), _gguf_architecture(path))
+        return BaseSpec(name, path, path, base_sha256(path), _gguf_architecture(path))
     config = path / "config.json"
     if not config.is_file():
         raise ConfigError(f"base model {name!r}: {path} is a folder without config.json (not a Hugging Face model)")
-    return BaseSpec(name, path, None, _folder_hash(path), _folder_architecture(config))
+    return BaseSpec(name, path, None, base_sha256(path), _folder_architecture(config))
 
 
 def _check_architecture(arch: str, where: Path) -> str:
@@ -84,15 +76,9 @@ def _check_architecture(arch: str, where: Path) -> str:
 
 
 def _gguf_architecture(path: Path) -> str:
-    try:
-        from gguf import GGUFReader
-    except ImportError:
-        raise MissingDependencyError("gguf", "train", "reading a GGUF base model") from None
-    try:
-        field = GGUFReader(str(path)).fields["general.architecture"]
-        arch = bytes(field.parts[field.data[0]]).decode()
-    except (KeyError, ValueError, OSError) as exc:
-        raise ConfigError(f"base model {path}: not a readable GGUF file ({exc})") from None
+    from .gguf_header import read_gguf_header
+
+    arch = str(read_gguf_header(path).metadata.get("general.architecture", ""))
     return _check_architecture(arch, path)
 
 
@@ -102,18 +88,6 @@ def _folder_architecture(config: Path) -> str:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{config}: not readable JSON ({exc})") from None
     return _check_architecture(model_type, config.parent)
-
-
-def _folder_hash(folder: Path) -> str:
-    """The hash of a model folder's weight files (names and bytes), in name order."""
-    h = hashlib.sha256()
-    weights = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin", ".gguf"))
-    if not weights:
-        raise ConfigError(f"base model {folder}: no weight files (*.safetensors, *.bin)")
-    for p in weights:
-        h.update(p.name.encode())
-        h.update(sha256_file(p).encode())
-    return h.hexdigest()
 
 
 def load_base(base: BaseSpec, *, device: str) -> tuple[Any, Any]:

@@ -147,7 +147,7 @@ def write_artifacts(
     started: float,
 ) -> dict[str, Any]:
     """``adapter.gguf`` (for a GGUF base) and ``manifest.json`` beside ``peft/``."""
-    from .adapter import write_manifest
+    from .adapter import Manifest, prompt_infos, write_manifest
     from .gguf_lora import write_gguf_lora
 
     if spec.gguf is not None:
@@ -158,7 +158,7 @@ def write_artifacts(
     manifest = {
         "format": "msrkit-adapter", "version": 1, "task": config.task,
         "base": {"name": spec.name, "path": str(spec.path), "sha256": spec.sha256, "architecture": spec.architecture},
-        "prompts": {n: {"version": prompts[n].version, "hash": prompts[n].hash} for n in names},
+        "prompts": prompt_infos(prompts, names),
         "data": {"sha256": train_set.digest(), "examples": len(train_set.examples),
                  "train_users": len(train_set.users), "validation_users": len(val_set.users)},
         "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
@@ -170,4 +170,5 @@ def write_artifacts(
         "validation": result.validation, "best_step": result.best_step, "fusion_weight": None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
     }  # fmt: skip
-    return write_manifest(out, manifest)
+    write_manifest(out, Manifest.model_validate(manifest))
+    return manifest
