@@ -24,13 +24,13 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["FinetuneResult", "TrainConfig", "finetune", "finetune_keywords"]
 
 if TYPE_CHECKING:
-    from .finetune import FinetuneResult, finetune
+    from .job import FinetuneResult, finetune
     from .keyword_tuning import finetune_keywords
     from .trainer import TrainConfig
 
 _LAZY = {
-    "FinetuneResult": ".finetune",
-    "finetune": ".finetune",
+    "FinetuneResult": ".job",
+    "finetune": ".job",
     "finetune_keywords": ".keyword_tuning",
     "TrainConfig": ".trainer",
 }

@@ -53,6 +53,8 @@ class TrainConfig(BaseModel):
     warmup_steps: int = Field(default=10, ge=0)
     eval_every: int = Field(default=50, ge=1)
     patience: int = Field(default=3, ge=1)
+    #: validation examples used at each evaluation (a seeded sample: generation costs time)
+    max_validation: int = Field(default=40, ge=1)
     max_length: int = Field(default=2048, ge=64)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = 0
@@ -124,8 +126,8 @@ class _Run:
         model, self.tokenizer = load_base(base, device=self.device)
         self.model = _lora(model, config)
         self.train_encoded, long_train = encode(self.tokenizer, train_set.examples, max_length=config.max_length)
-        self.val_examples = val_set.examples
-        self.val_encoded, _ = encode(self.tokenizer, val_set.examples, max_length=config.max_length)
+        self.val_examples = _sample(val_set.examples, config.max_validation, config.seed)
+        self.val_encoded, _ = encode(self.tokenizer, self.val_examples, max_length=config.max_length)
         if not self.train_encoded:
             raise InputError(f"no training example fits in max_length={config.max_length} tokens "
                              f"({long_train} too long)")  # fmt: skip
@@ -231,6 +233,14 @@ class _Run:
         self.step, self.tokens, self.seconds = state["step"], state["tokens"], state["seconds"]
         self.validation, self.since_best = state["validation"], state["since_best"]
         self.best = (state["best"][0], state["best"][1]) if state["best"] else None
+
+
+def _sample(examples: list[Any], n: int, seed: int) -> list[Any]:
+    if len(examples) <= n:
+        return list(examples)
+    import random
+
+    return random.Random(seed).sample(examples, n)
 
 
 def _rmtree(path: Path) -> None:
