@@ -69,11 +69,12 @@ RANKING_COLUMNS: dict[str, str] = {
     "rank": "int32: 1 = best; null on an error row",
     "item_id": "string",
     "title": "string",
-    "score": "float64: higher is better",
+    "score": "float64: in [0, 1], higher is better, within this user's ranking (see score_kind)",
     "reason": "string",
     "n_items": "int32: the user's number of ranked items (its rows; 0 on an error row)",
     "degraded": "bool: the order fell back to retrieval",
     "degraded_by": "string: why (backend_unavailable, backend_permanent, backend_transient, unparseable)",
+    "score_kind": "string: what score measures (fused, p_yes, retrieval, rank: a stand-in from the order)",
     "backend": "string",
     "preference_summary": "string",
     "warnings": "list<string>",
@@ -89,7 +90,15 @@ RANKING_COLUMNS: dict[str, str] = {
     "error_type": "string: the msrkit error class",
 }
 
-_USER_FIELDS = ("degraded", "degraded_by", "backend", "preference_summary", "warnings", "collaborative_context")
+_USER_FIELDS = (
+    "degraded",
+    "degraded_by",
+    "score_kind",
+    "backend",
+    "preference_summary",
+    "warnings",
+    "collaborative_context",
+)
 _USAGE_FIELDS = ("llm_calls", "prompt_tokens", "completion_tokens", "cache_hits", "seconds")
 _ENTRY_FIELDS = (*ITEM_COLUMNS, "timestamp")
 
@@ -200,7 +209,7 @@ def ranking_record(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         usage=Usage.model_validate({k: first[k] for k in _USAGE_FIELDS}),
         prompts=json.loads(first["prompts"]),
         diagnostics=json.loads(first["diagnostics"]),
-        **{name: first[name] for name in _USER_FIELDS},
+        **{name: first[name] for name in _USER_FIELDS if name in first},
     )
     return {"key": first["key"], **ranking.model_dump(mode="json")}
 

@@ -165,7 +165,12 @@ class Usage(BaseModel):
 
 
 class RankedItem(BaseModel):
-    """One candidate in its place. ``rank`` starts at 1; higher ``score`` is better."""
+    """One candidate in its place. ``rank`` starts at 1.
+
+    ``score`` is in ``[0, 1]``, higher is better, never rising down the ranking,
+    comparable within one ranking only; ``Ranking.score_kind`` says what it
+    measures (:mod:`msrkit.ranking.scale`).
+    """
 
     item_id: str
     rank: int
@@ -180,7 +185,10 @@ class Ranking(BaseModel):
     ``ranking`` is always a permutation of the candidates: none lost, none
     invented, whatever the model answered. ``degraded`` is true when the LLM
     stage failed or was unusable and the order fell back to retrieval;
-    ``degraded_by`` then says why (one of :data:`FAILURES`).
+    ``degraded_by`` then says why (one of :data:`FAILURES`). ``score_kind``
+    says what the items' ``score`` measures: ``fused``, ``p_yes``,
+    ``retrieval`` or ``rank`` (a stand-in made from the order alone); see
+    :mod:`msrkit.ranking.scale`. ``None`` where the ranking was made by hand.
     """
 
     user_id: str | None = None
@@ -188,6 +196,7 @@ class Ranking(BaseModel):
     preference_summary: str | None = None
     degraded: bool = False
     degraded_by: str | None = None
+    score_kind: str | None = None
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     backend: str | None = None

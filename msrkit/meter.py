@@ -10,9 +10,13 @@ from .backends.base import Backend, ChatRequest, ChatResponse, achat
 from .data import Usage
 from .errors import redact
 
-__all__ = ["Meter"]
+__all__ = ["RESULT_WARNING", "Meter"]
 
 log = logging.getLogger("msrkit")
+
+#: set on the log records of warnings that also travel in the result (``Ranking.warnings``),
+#: so a front end that prints the result can leave those records out instead of saying it twice
+RESULT_WARNING = "msrkit_result_warning"
 
 
 class Meter:
@@ -49,7 +53,7 @@ class Meter:
             if message in self.warnings:
                 return
             self.warnings.append(message)
-        log.warning(message)
+        log.warning(message, extra={RESULT_WARNING: True})
 
     def finish(self) -> Usage:
         self.usage.seconds = round(time.perf_counter() - self._started, 4)

@@ -33,6 +33,8 @@ from .prompts import PromptSet, render_item
 from .ranking.fusion import fuse
 from .ranking.reasons import explain
 from .ranking.result import Scored
+from .ranking.scale import unit_scores
+from .summaries.items import unseen_images
 
 if TYPE_CHECKING:
     from .retrieval import CollaborativeIndex, Neighbourhood
@@ -63,6 +65,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
         verdict = retrieval or Scored.from_order(range(len(candidates)), "given")
         return _result(parts, history, candidates, verdict, (None, retrieval), meter, hood=hood, summary=None,
                        context=[])  # fmt: skip
+    _warn_unseen_images(parts, backend, [*history.items(), *candidates], meter)
     items, candidates = _summaries(parts, backend, history, candidates, meter)
     summary = preference(parts, backend, items, meter)
     context = _context(parts, hood)
@@ -95,6 +98,15 @@ def _candidates(parts: Parts, history: History, hood: Neighbourhood | None) -> l
         return history.candidate_items()
     assert hood is not None
     return [parts.catalog.get(i) or Item(item_id=i) for i, _ in hood.candidates]
+
+
+def _warn_unseen_images(parts: Parts, backend: Backend, items: Sequence[Item], meter: Meter) -> None:
+    """Say once, whatever the catalog store already holds, when the request's images go unseen."""
+    if any(i.image for i in items):
+        s = parts.settings
+        unseen = unseen_images(backend, vision_backend=parts.vision_backend, item_summaries=s.item_summaries)
+        if unseen is not None:
+            meter.warn(unseen)
 
 
 def _summaries(
@@ -217,11 +229,12 @@ def _result(
         candidates, history.items(), support=hood.support if hood else {},
         model=llm.reasons if llm is not None and not verdict.degraded else {}, ranked_by=ranked_by,
     )  # fmt: skip
+    scores, score_kind = unit_scores(verdict)
     ranked = [
         RankedItem(
             item_id=candidates[i].item_id,
             rank=pos + 1,
-            score=round(verdict.scores[i], 6),
+            score=round(scores[i], 6),
             reason=reasons[i],
             title=candidates[i].title,
         )  # fmt: skip
@@ -233,6 +246,7 @@ def _result(
         preference_summary=summary,
         degraded=verdict.degraded,
         degraded_by=llm.failure if llm is not None else None,
+        score_kind=score_kind,
         warnings=list(meter.warnings),
         usage=meter.finish(),
         backend="none" if parts.backend is None else f"{parts.backend.name}/{parts.backend.model}",
@@ -255,11 +269,14 @@ def _diagnostics(
     out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.fusion_weight, "stages": stages}
     out["method"] = verdict.method
     ranks: dict[str, dict[str, int]] = {c.item_id: {} for c in candidates}
+    raw: dict[str, dict[str, float]] = {c.item_id: {} for c in candidates}
     for name, scored in (("llm", llm), ("retrieval", retrieval)):
         if scored is not None:
             for i, r in enumerate(scored.ranks()):
                 ranks[candidates[i].item_id][name] = r
+                raw[candidates[i].item_id][name] = round(scored.scores[i], 6)
     out["ranks"] = ranks
+    out["scores"] = raw  # each stage's own numbers (Borda points, p(yes), retrieval blend), unscaled
     if hood is not None:
         out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
         out["support"] = {k: dict(vars(v)) for k, v in hood.support.items()}  # dataclasses.asdict: 10x slower

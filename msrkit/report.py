@@ -2,8 +2,10 @@
 
 :func:`write_html` writes, per user: the history (oldest first) with
 thumbnails, the preference summary, the ranked candidates (rank, thumbnail,
-id, title, score, reason), the collaborative context used, warnings, the
-degraded flag, cost, backend and prompt tags. Images are embedded as
+id, title, score, reason; the score column left out where it is only a
+stand-in for the rank, a caption saying what it means), the collaborative
+context used, the warnings (first, under the cost line), the degraded flag,
+cost, backend and prompt tags. Images are embedded as
 downscaled ``data:`` URIs (read through :func:`msrkit.images.load_image`), so
 the page needs no network and no JavaScript; an image that cannot be read
 becomes a small box saying why. Every piece of text is HTML-escaped: titles
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from .data import History, HistoryEntry, Item, Ranking
 from .errors import MsrkitError
+from .ranking.scale import format_score, score_caption, shows_score
 from .runs import write_text_atomic
 
 if TYPE_CHECKING:
@@ -54,6 +57,7 @@ div.thumb{width:%(side)dpx;height:%(thin)dpx;box-sizing:border-box;border:1px da
   font-size:11px;padding:6px;overflow:hidden;overflow-wrap:anywhere;background:#fafbfc}
 div.thumb.broken{border-color:#d9534f;color:#a1261d;background:#fff5f5}
 table.candidates{border-collapse:collapse;width:100%%;font-size:13px}
+table.candidates caption{caption-side:bottom;text-align:left;padding-top:6px}
 table.candidates th,table.candidates td{border-bottom:1px solid #e6e9ed;padding:6px 8px;text-align:left;
   vertical-align:top}
 table.candidates td.rank,table.candidates td.score{text-align:right;font-variant-numeric:tabular-nums}
@@ -129,18 +133,22 @@ def _history_html(history: History, known: Mapping[str, Item], thumbs: _Thumbnai
 
 
 def _candidates_html(ranking: Ranking, history: History, known: Mapping[str, Item], thumbs: _Thumbnails) -> str:
+    scored = shows_score(ranking.score_kind)
     rows = []
     for r in ranking.ranking:
         item = known.get(r.item_id)
         title = r.title or (item.title if item else None) or ""
+        score = f'<td class="score">{format_score(r.score)}</td>' if scored else ""
         rows.append(
             f'<tr class="candidate" data-item-id="{_e(r.item_id)}" data-rank="{r.rank}">'
             f'<td class="rank">{r.rank}</td><td class="thumbcell">{thumbs.html(item, history.base_dir)}</td>'
             f'<td class="id">{_e(r.item_id)}</td><td class="title">{_e(title)}</td>'
-            f'<td class="score">{r.score:.4f}</td><td class="reason">{_e(r.reason)}</td></tr>'
+            f'{score}<td class="reason">{_e(r.reason)}</td></tr>'
         )
-    head = "<tr><th>rank</th><th></th><th>item id</th><th>title</th><th>score</th><th>reason</th></tr>"
-    return f'<table class="candidates"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    head = (f"<tr><th>rank</th><th></th><th>item id</th><th>title</th>{'<th>score</th>' if scored else ''}"
+            "<th>reason</th></tr>")  # fmt: skip
+    caption = f'<caption class="meta score-caption">{_e(score_caption(ranking.score_kind))}</caption>'
+    return f'<table class="candidates">{caption}<thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
 def _list_html(css_class: str, lines: Iterable[str]) -> str:
@@ -172,6 +180,7 @@ def _user_html(history: History, ranking: Ranking, catalog: Mapping[str, Item] |
         f'<section class="user" data-user-id="{_e(user or "")}">',
         f"<h2>{_e(f'user {user}' if user else 'ranking')}</h2>",
         _meta_html(ranking),
+        *(["<h3>warnings</h3>", _list_html("warnings", ranking.warnings)] if ranking.warnings else []),
         "<h3>history (oldest first)</h3>",
         _history_html(history, known, thumbs),
         "<h3>preference summary</h3>",
@@ -183,8 +192,6 @@ def _user_html(history: History, ranking: Ranking, catalog: Mapping[str, Item] |
     ]
     if ranking.collaborative_context:
         parts += ["<h3>collaborative context</h3>", _list_html("collab", ranking.collaborative_context)]
-    if ranking.warnings:
-        parts += ["<h3>warnings</h3>", _list_html("warnings", ranking.warnings)]
     parts.append("</section>")
     return "\n".join(parts)
 

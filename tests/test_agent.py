@@ -230,6 +230,22 @@ def test_backend_none_falls_back_to_retrieval() -> None:
     assert result.trace.fallback == "no model to call (backend none)"
 
 
+def test_scores_never_rise_down_the_list_when_the_conversation_moves_items_last(fake: FakeBackend) -> None:
+    with Recommender("none", catalog=catalog(), interactions=interactions(), cache=False) as rec:
+        first = rec.chat(history()).ranking.item_ids()[0]
+        result = rec.chat(history(), "not that one", TurnState(shown=[first]))  # the fallback's retrieval order
+    ranking = result.ranking
+    scores = [r.score for r in ranking.ranking]
+    assert ranking.item_ids()[-1] == first and ranking.ranking[-1].score == 0.0  # rejected: last, scored 0
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores) and scores[0] > 0
+    assert ranking.score_kind == "retrieval"
+    fake.enqueue(call("finish", {"item_ids": ["11"]}))
+    with _rec(fake) as rec:
+        chosen = rec.chat(history()).ranking  # the agent's own list: an order only, the rank stand-in
+    assert chosen.score_kind == "rank" and [r.score for r in chosen.ranking][0] == 1.0
+    assert chosen.ranking[-1].score == 0.0
+
+
 def test_agent_run_directly_and_the_trace_as_jsonl(fake: FakeBackend, tmp_path: Any) -> None:
     import json
 

@@ -26,6 +26,10 @@ def _check(ranking: Any) -> None:
     assert ranking.diagnostics["scorer"] == "pointwise" and not ranking.degraded
     assert ranking.usage.llm_calls == len(given)  # one yes/no question per candidate
     assert not any("scored from the text" in w for w in ranking.warnings), ranking.warnings
+    # the score is the model's p(yes) itself (no retrieval to fuse with), on [0, 1], never rising down the list
+    assert ranking.score_kind == "p_yes"
+    raw = ranking.diagnostics["scores"]
+    assert all(0.0 <= r.score <= 1.0 and r.score == raw[r.item_id]["llm"] for r in ranking.ranking)
 
 
 def test_pointwise_on_llamacpp_in_process(embedded_model: Path) -> None:

@@ -16,6 +16,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from browser import chromium as _chromium
+from browser import needs_chromium
 from PIL import Image
 
 from msrkit.data import History, Ranking
@@ -28,7 +30,6 @@ PHOTOS = Path(skimage_data.__file__).parent
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "history.json"
 HOSTILE = "<script>alert(1)</script>"
-CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 
 class _Page(HTMLParser):
@@ -215,24 +216,6 @@ def test_cli_report_covers_every_user_of_a_batch(tmp_path: Path) -> None:
 
 
 # -- a real browser ------------------------------------------------------------------
-
-needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium chromium-driver)"
-)
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars",
-]  # fmt: skip
-
-
-def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    assert CHROMIUM is not None
-    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
-    return subprocess.run(
-        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..data import RankedItem, Ranking
+from ..ranking.scale import rank_scores
 from .trace import Trace
 
 if TYPE_CHECKING:
@@ -47,9 +48,9 @@ def _reason(ctx: AgentContext, item_id: str) -> str:
 def ranking_from(ctx: AgentContext, trace: Trace) -> Ranking:
     """The ranking of a finished run (see the module docstring)."""
     order = _order(ctx)
-    n = max(len(order), 1)
+    scores = rank_scores(len(order))  # the agent gives an order only: the rank stand-in
     ranked = [
-        RankedItem(item_id=i, rank=k + 1, score=round((n - k) / n, 6), reason=_reason(ctx, i),
+        RankedItem(item_id=i, rank=k + 1, score=round(scores[k], 6), reason=_reason(ctx, i),
                    title=ctx.catalog[i].title if i in ctx.catalog else None)
         for k, i in enumerate(order)
     ]  # fmt: skip
@@ -58,6 +59,7 @@ def ranking_from(ctx: AgentContext, trace: Trace) -> Ranking:
     return Ranking(
         user_id=ctx.history.user_id,
         ranking=ranked,
+        score_kind="rank",
         preference_summary=ctx.profile,
         warnings=list(ctx.meter.warnings),
         usage=ctx.meter.finish(),
@@ -78,10 +80,11 @@ def fallback_ranking(ctx: AgentContext, reason: str, trace: Trace) -> Ranking:
 
 
 def _honour_state(ranking: Ranking, ctx: AgentContext) -> Ranking:
-    """Rejected items and those failing a constraint moved last (a fixed list) or dropped (generated candidates)."""
+    """Rejected items and those failing a constraint moved last (a fixed list; their score 0, so scores
+    still never rise down the ranking) or dropped (generated candidates)."""
     ok = [r for r in ranking.ranking if ctx.state.allows(r.item_id, ctx.catalog)]
     rest = [r for r in ranking.ranking if not ctx.state.allows(r.item_id, ctx.catalog)]
     if not rest:
         return ranking
-    kept = ok + rest if ctx.history.candidates is not None else ok
+    kept = ok + [r.model_copy(update={"score": 0.0}) for r in rest] if ctx.history.candidates is not None else ok
     return ranking.model_copy(update={"ranking": [r.model_copy(update={"rank": k + 1}) for k, r in enumerate(kept)]})

@@ -22,6 +22,7 @@ from ..errors import EXIT_CODES
 __all__ = [
     "EPILOG",
     "guard",
+    "hide_result_warnings",
     "run_sharded",
     "err",
     "safe",
@@ -119,6 +120,14 @@ def setup_logging(verbose: int, quiet: bool) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr, force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RedactingFilter())
+
+
+def hide_result_warnings() -> None:
+    """Leave out of the log the warnings a printed result shows anyway (each is then said once)."""
+    from ..meter import RESULT_WARNING  # the meter's backends stay unloaded until a command needs them
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(lambda record: not getattr(record, RESULT_WARNING, False))
 
 
 def err(message: str) -> None:

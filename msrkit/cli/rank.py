@@ -30,6 +30,7 @@ from .common import (
     VerboseOpt,
     err,
     guard,
+    hide_result_warnings,
     run_sharded,
     safe,
     settings,
@@ -126,6 +127,8 @@ def rank(
         actors=actors, adapter=adapter,
     )  # fmt: skip
     shown = _Shown(top_k=top_k, json_out=json_out, quiet=quiet, to_file=out is not None)
+    if shown.tables:
+        hide_result_warnings()  # each table prints its ranking's warnings
 
     def run() -> None:
         from rich.console import Console
@@ -218,8 +221,13 @@ class _Shown:
             ranking = ranking.model_copy(update={"ranking": ranking.ranking[: self.top_k]})
         if self.json_out:
             typer.echo(ranking.model_dump_json())
-        elif not self.to_file or not self.quiet:
+        elif self.tables:
             print_ranking(ranking, quiet=self.quiet)
+
+    @property
+    def tables(self) -> bool:
+        """Whether each ranking is printed as a table (with its warnings)."""
+        return not self.json_out and (not self.to_file or not self.quiet)
 
 
 def print_ranking(ranking: Any, *, quiet: bool) -> None:
@@ -228,14 +236,20 @@ def print_ranking(ranking: Any, *, quiet: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from ..ranking.scale import format_score, score_caption, shows_score
+
     console = Console()
     title = f"user {ranking.user_id}" if ranking.user_id else "ranking"
-    table = Table(title=escape(safe(f"{title} — {ranking.backend}")), show_lines=False)
-    for col, kw in (("rank", {"justify": "right"}), ("item_id", {}), ("title", {}), ("score", {"justify": "right"})):
+    scored = shows_score(ranking.score_kind)
+    table = Table(title=escape(safe(f"{title} — {ranking.backend}")), caption=score_caption(ranking.score_kind),
+                  show_lines=False)  # fmt: skip
+    for col, kw in (("rank", {"justify": "right"}), ("item_id", {}), ("title", {})):
         table.add_column(col, **kw)  # type: ignore[arg-type]
+    if scored:
+        table.add_column("score", justify="right")
     table.add_column("reason", overflow="fold")
     for r in ranking.ranking:
-        cells = (str(r.rank), r.item_id, r.title or "", f"{r.score:.4f}", r.reason)
+        cells = (str(r.rank), r.item_id, r.title or "", *([format_score(r.score)] if scored else []), r.reason)
         table.add_row(*(escape(safe(c)) for c in cells))
     console.print(table)
     if ranking.preference_summary and not quiet:

@@ -5,13 +5,19 @@
 tiny last term that breaks exact ties in favour of the LLM order. ``w`` = 1
 keeps the LLM order, 0 the retrieval order. A degraded LLM verdict (the model
 failed or its answer was unusable) gives the retrieval order.
+
+The fused scores are that sum rescaled to ``[0, 1]`` between the worst and the
+best a candidate can get (last in both orders, first in both), so they equal
+``w * u(llm_rank) + (1 - w) * u(retrieval_rank)`` with ``u`` the
+reciprocal-rank position on ``[0, 1]`` (:func:`msrkit.ranking.scale.unit_rank`).
+The rescaling is increasing, so the order is the sum's.
 """
 
 from __future__ import annotations
 
 from .result import Scored
 
-__all__ = ["RRF_K", "fuse"]
+__all__ = ["RRF_K", "fuse", "rescale"]
 
 RRF_K = 60
 
@@ -26,8 +32,18 @@ def fuse(llm: Scored, retrieval: Scored | None, *, weight: float) -> Scored:
     if llm.degraded:
         return Scored(retrieval.order, retrieval.scores, "retrieval", True, {}, llm.diagnostics, llm.failure)
     llm_rank, retrieval_rank = llm.ranks(), retrieval.ranks()
-    scores = [
+    sums = [
         weight / (RRF_K + llm_rank[i]) + (1.0 - weight) / (RRF_K + retrieval_rank[i]) + 1e-9 / llm_rank[i]
         for i in range(n)
     ]
-    return Scored.from_scores(scores, "fused", reasons=llm.reasons, diagnostics=llm.diagnostics)
+    order = Scored.from_scores(sums, "fused").order
+    return Scored(order, [rescale(s, n) for s in sums], "fused", reasons=llm.reasons, diagnostics=llm.diagnostics)
+
+
+def rescale(rrf: float, n: int) -> float:
+    """A reciprocal-rank value of one of ``n`` candidates on ``[0, 1]``: ``1 / (k + n)`` (last) is 0,
+    ``1 / (k + 1)`` (first) is 1. Increasing; the tie-breaking term's hair past 1 is clipped."""
+    if n <= 1:
+        return 1.0
+    best, worst = 1.0 / (RRF_K + 1), 1.0 / (RRF_K + n)
+    return min(1.0, max(0.0, (rrf - worst) / (best - worst)))

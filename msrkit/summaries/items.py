@@ -26,7 +26,7 @@ from .store import CatalogStore
 if TYPE_CHECKING:
     from ..images import ImagePolicy
 
-__all__ = ["ItemSummarizer", "parse_keywords"]
+__all__ = ["ItemSummarizer", "parse_keywords", "unseen_images"]
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
 
@@ -48,6 +48,25 @@ def parse_keywords(text: str, *, limit: int) -> list[str]:
         if len(out) >= limit:
             break
     return out
+
+
+def unseen_images(
+    backend: Backend, *, vision_backend: Backend | None = None, item_summaries: bool = True
+) -> str | None:
+    """The one warning that item images go unseen with these backends and stages (``None``: they are seen).
+
+    Only item summaries look at images (a vision model describes each one), by
+    ``vision_backend`` where one is given, else by ``backend``.
+    """
+    seer = vision_backend or backend
+    if item_summaries and seer.capabilities.vision:
+        return None
+    if not item_summaries:
+        return ("images were not seen: item summaries are off, and only they look at images; turn them on "
+                "(--item-summaries) with a vision model as the backend or as vision_backend")  # fmt: skip
+    return (f"images were not seen: {seer.name}/{seer.model} cannot see images (a text-only model), so item "
+            "keywords come from text alone; to use the images, give a vision model as vision_backend "
+            "(--vision-backend, MSRKIT_VISION_BACKEND or msrkit.toml), e.g. ollama/llava:7b")  # fmt: skip
 
 
 class ItemSummarizer:
@@ -162,11 +181,9 @@ class ItemSummarizer:
         if not (item.image and self.describe_images):
             return None
         backend = self.vision_backend
-        if not backend.capabilities.vision:
-            meter.warn(
-                f"{backend.name}/{backend.model} cannot see images: item keywords come from text only "
-                "(use a vision model, or a vision_backend for item summaries)"
-            )
+        unseen = unseen_images(backend)
+        if unseen is not None:
+            meter.warn(unseen)
             return None
         from ..images import load_image
 
