@@ -137,7 +137,7 @@ def train(args: argparse.Namespace) -> None:
     config = TrainConfig(task=args.task, max_steps=args.max_steps, batch_size=args.batch_size,
                          learning_rate=args.lr, eval_every=args.eval_every, lora_rank=args.lora_rank,
                          lora_alpha=2.0 * args.lora_rank, seed=args.seed, resume=args.resume,
-                         patience=args.patience)  # fmt: skip
+                         patience=args.patience, max_validation=args.max_validation)  # fmt: skip
 
     def show(p: Any) -> None:
         if p.validation is not None or p.step % 10 == 0:
@@ -175,6 +175,7 @@ def main() -> None:
     t.add_argument("--lora-rank", type=int, default=16)
     t.add_argument("--eval-every", type=int, default=50)
     t.add_argument("--patience", type=int, default=3)
+    t.add_argument("--max-validation", type=int, default=20)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
     e = sub.add_parser("evaluate")
@@ -195,4 +196,3 @@ def evaluate(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()
-

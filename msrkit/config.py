@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 CONFIG_FILE_NAME = "msrkit.toml"
+#: the fusion weight when neither the settings nor an adapter's manifest give one
+DEFAULT_FUSION_WEIGHT = 0.5
 #: keys holding paths: relative values in a config file are read from the file's folder
 PATH_KEYS = frozenset({"catalog", "interactions", "index", "prompts", "cache_dir", "adapter"})
 #: keys holding lists of paths (in ``MSRKIT_<KEY>``: separated by ``os.pathsep``)
@@ -97,7 +99,9 @@ class Settings(BaseModel):
     window: int = Field(default=20, ge=2)
     stride: int | None = Field(default=None, ge=1)
     passes: int = Field(default=1, ge=1)
-    fusion_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    #: the LLM's weight in the fusion with retrieval; None: the adapter's tuned weight
+    #: (``msrkit eval --tune-fusion``), else 0.5. At 0 the LLM stage is skipped (no calls)
+    fusion_weight: float | None = Field(default=None, ge=0.0, le=1.0)
     explain_top_k: int = Field(default=3, ge=0)
     seed: int = 0
     # -- reliability and throughput
@@ -143,6 +147,11 @@ class Settings(BaseModel):
     #: a folder made by ``msrkit finetune``: the llamacpp backend loads its ``adapter.gguf`` in-process
     #: (its base must be the backend's model); Ollama and OpenAI-compatible servers serve it themselves
     adapter: Path | None = None
+
+    @property
+    def effective_fusion_weight(self) -> float:
+        """``fusion_weight``, or :data:`DEFAULT_FUSION_WEIGHT` when unset."""
+        return self.fusion_weight if self.fusion_weight is not None else DEFAULT_FUSION_WEIGHT
 
     @property
     def effective_stride(self) -> int:

@@ -61,7 +61,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
     hood = _neighbourhood(parts, history)
     candidates = _candidates(parts, history, hood)
     retrieval = Scored(hood.order, hood.scores(), "retrieval") if hood is not None else None
-    if backend is None:
+    if backend is None or (retrieval is not None and parts.settings.effective_fusion_weight == 0):
         verdict = retrieval or Scored.from_order(range(len(candidates)), "given")
         return _result(parts, history, candidates, verdict, (None, retrieval), meter, hood=hood, summary=None,
                        context=[])  # fmt: skip
@@ -70,7 +70,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
     summary = preference(parts, backend, items, meter)
     context = _context(parts, hood)
     llm = _score(parts, backend, candidates, summary, context, retrieval, meter)
-    verdict = fuse(llm, retrieval, weight=parts.settings.fusion_weight)
+    verdict = fuse(llm, retrieval, weight=parts.settings.effective_fusion_weight)
     return _result(parts, history, candidates, verdict, (llm, retrieval), meter, hood=hood, summary=summary,
                    context=context)  # fmt: skip
 
@@ -266,7 +266,7 @@ def _diagnostics(
     llm, retrieval = scorers
     stages = {"llm": llm is not None, "item_summaries": s.item_summaries,
               "preference_summary": s.preference_summary, "collaborative": s.collaborative}  # fmt: skip
-    out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.fusion_weight, "stages": stages}
+    out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.effective_fusion_weight, "stages": stages}
     out["method"] = verdict.method
     ranks: dict[str, dict[str, int]] = {c.item_id: {} for c in candidates}
     raw: dict[str, dict[str, float]] = {c.item_id: {} for c in candidates}

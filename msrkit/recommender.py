@@ -110,7 +110,7 @@ class Recommender:
         for name, value in (("catalog", catalog), ("interactions", interactions), ("prompts", prompts)):
             if isinstance(value, (str, Path)):
                 overrides[name] = Path(value)
-        self.settings = s = settings_from(settings, **overrides)
+        self.settings = s = _tuned_fusion(settings_from(settings, **overrides))
         self.prompts = prompts if isinstance(prompts, PromptSet) else PromptSet.load(s.prompts)
         self.cache = _make_cache(cache, s)
         self.store = store if store is not None else _make_store(self.cache)
@@ -286,6 +286,19 @@ class _LoopBridge(Wrapper):
 
     def close(self) -> None:
         pass  # the recommender closes the backend it wraps
+
+
+def _tuned_fusion(s: Settings) -> Settings:
+    """``s`` with the adapter's tuned fusion weight where ``fusion_weight`` is unset and the manifest has one."""
+    if s.fusion_weight is not None or s.adapter is None:
+        return s
+    from .training.adapter import load_adapter
+
+    weight = load_adapter(s.adapter).manifest.fusion_weight
+    if weight is None:
+        return s
+    log.info("fusion weight %s, as tuned for the adapter %s", weight, s.adapter)
+    return settings_from(s, fusion_weight=weight)
 
 
 def _check_images(history: History, policy: Any) -> None:

@@ -65,6 +65,10 @@ def eval_cmd(
         bool | None, typer.Option("--pointwise/--listwise", help="Score by p(yes) (AUC becomes meaningful).")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
+    tune_fusion: Annotated[
+        bool, typer.Option("--tune-fusion", help="Choose the fusion weight on these (validation) cases; with "
+                           "--adapter, store it in the adapter's manifest.")
+    ] = False,
     deadline: DeadlineOpt = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
@@ -89,6 +93,9 @@ def eval_cmd(
         from ..evaluation import to_json
         from ..evaluation.experiments import Experiment, run_experiment
 
+        if tune_fusion:
+            _tune_fusion(cases_path, settings(flags, config=config, no_cache=no_cache), limit=limit, json_out=json_out)
+            return
         with progress_bars(enabled=not quiet) as on_progress:
             experiment = Experiment(
                 cases=cases_path, settings=settings(flags, config=config, no_cache=no_cache), ablations=ablations,
@@ -108,6 +115,32 @@ def eval_cmd(
             typer.echo(f"warning: {w}", err=True)
 
     guard(run)
+
+
+def _tune_fusion(cases_path: Path, s: Any, *, limit: int | None, json_out: bool) -> None:
+    from contextlib import ExitStack
+
+    from ..evaluation.experiments import load_index
+    from ..evaluation.fusion_tuning import store_weight, tune_fusion
+    from ..io import load_catalog, load_histories
+    from ..recommender import Recommender
+
+    cases = load_histories(cases_path)[:limit]
+    catalog = load_catalog(s.catalog) if s.catalog else {}
+    index = load_index(s, cases, catalog)
+    with ExitStack() as stack:
+
+        def ranker(settings: Any) -> Any:
+            return stack.enter_context(Recommender(settings=settings, catalog=catalog, index=index)).rank
+
+        result = tune_fusion(cases, settings=s, rank=ranker)
+    if s.adapter is not None:
+        store_weight(s.adapter, result.weight)
+    if json_out:
+        typer.echo(json.dumps({"weight": result.weight, "table": result.table, "cases": result.cases}))
+    else:
+        where = f"; stored in {s.adapter}/manifest.json" if s.adapter is not None else ""
+        typer.echo(f"{result.markdown()}\nfusion weight {result.weight:.1f}{where}")
 
 
 def _cutoffs(ks: str) -> list[int]:

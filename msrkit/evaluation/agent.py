@@ -149,10 +149,10 @@ def simulate_experiment(experiment: Any, *, turns: int = 3, k: int = 5) -> Simul
     """:func:`simulate` over an :class:`~.experiments.Experiment`'s cases, settings and leak-free index."""
     from ..io import load_catalog
     from ..recommender import Recommender
-    from .experiments import _index, _load_cases
+    from .experiments import _load_cases, load_index
 
     cases = _load_cases(experiment)
     catalog = load_catalog(experiment.settings.catalog) if experiment.settings.catalog else {}
-    index = _index(experiment.settings, cases, catalog)
+    index = load_index(experiment.settings, cases, catalog)
     with Recommender(settings=experiment.settings, catalog=catalog, index=index) as rec:
         return simulate(rec, [rec.load(c) for c in cases], turns=turns, k=k)

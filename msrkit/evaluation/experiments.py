@@ -128,7 +128,7 @@ def run_experiment(experiment: Experiment) -> ExperimentResult:
         base = settings_from(base, prompts=experiment.prompt_dirs[0])
     cases = _load_cases(experiment)
     catalog = load_catalog(base.catalog) if base.catalog else {}
-    index = _index(base, cases, catalog)
+    index = load_index(base, cases, catalog)
     experiment.out.mkdir(parents=True, exist_ok=True)
     variants = variants_for(base, ablations=experiment.ablations, prompt_dirs=experiment.prompt_dirs,
                             has_index=index is not None, agent=experiment.agent)  # fmt: skip
@@ -180,7 +180,8 @@ def _load_cases(experiment: Experiment) -> list[History]:
     return loaded[: experiment.limit]
 
 
-def _index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
+def load_index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
+    """The evaluation's index: the interactions less each case's target and what came after it."""
     from ..retrieval import CollaborativeIndex, interactions_before
     from ..retrieval.interactions import read_interactions
 

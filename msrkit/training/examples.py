@@ -33,8 +33,8 @@ from ..config import Settings
 from ..data import History, Item
 from ..errors import InputError
 from ..io import Interaction, resolve
-from ..retrieval.interactions import Interactions
 from ..retrieval import CollaborativeIndex, interactions_before, query
+from ..retrieval.interactions import Interactions
 
 __all__ = ["Example", "ExampleSet", "Recorder", "build_examples", "split_users"]
 
