@@ -83,7 +83,7 @@ def _train(cases_path: Path, *, out: Path, s: Any, cfg: Any, base: str, validati
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from ..training import finetune, finetune_keywords
+    from .. import training
 
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TextColumn("{task.fields[rate]:.0f} tok/s"), TextColumn("loss {task.fields[loss]:.3f}"),
@@ -99,7 +99,7 @@ def _train(cases_path: Path, *, out: Path, s: Any, cfg: Any, base: str, validati
                 console.print(f"step {p.step}: validation {val[4:]} (loss {p.validation['loss']:.4f})")
             bars.update(bar, completed=p.step, total=p.total, rate=p.tokens_per_second, loss=p.loss, val=val)
 
-        fn = finetune_keywords if cfg.task == "keywords" else finetune
+        fn = training.finetune_keywords if cfg.task == "keywords" else training.finetune
         return fn(cases_path, out=out, catalog=s.catalog, interactions=s.interactions, base=base, config=cfg,
                   settings=s, validation_fraction=validation, on_progress=on_progress)  # fmt: skip
 

@@ -34,6 +34,8 @@ __all__ = ["Progress", "TrainConfig", "TrainResult", "train"]
 
 log = logging.getLogger("msrkit")
 
+#: what a resumed run may change: how long it goes on, and how often it validates
+_MAY_CHANGE = {"resume", "max_steps", "epochs", "eval_every", "patience", "max_validation"}
 TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -206,7 +208,7 @@ class _Run:
                    tmp / "optimizer.pt")  # fmt: skip
         state = {"step": self.step, "tokens": self.tokens, "seconds": self.seconds, "validation": self.validation,
                  "best": list(self.best) if self.best else None, "since_best": self.since_best, "total": self.total,
-                 "config": self.config.model_dump(exclude={"resume"})}  # fmt: skip
+                 "config": self.config.model_dump(exclude=_MAY_CHANGE)}  # fmt: skip
         (tmp / "state.json").write_text(json.dumps(state, indent=1), encoding="utf-8")
         if self.last.exists():
             old = self.last.with_name("last.old")
@@ -222,14 +224,15 @@ class _Run:
         from safetensors.torch import load_file
 
         state = json.loads((self.last / "state.json").read_text(encoding="utf-8"))
-        if state["config"] != self.config.model_dump(exclude={"resume"}):
+        saved = {k: v for k, v in state["config"].items() if k not in _MAY_CHANGE}
+        if saved != self.config.model_dump(exclude=_MAY_CHANGE):
             raise ConfigError(f"--resume: {self.last} was made with other settings; give the same flags, "
                               "or start again without --resume")  # fmt: skip
         weights = load_file(str(self.last / "adapter" / "adapter_model.safetensors"), device=self.device)
         set_peft_model_state_dict(self.model, weights)
-        saved = torch.load(self.last / "optimizer.pt", map_location=self.device, weights_only=True)
-        self.optimizer.load_state_dict(saved["optimizer"])
-        self.scheduler.load_state_dict(saved["scheduler"])
+        optim = torch.load(self.last / "optimizer.pt", map_location=self.device, weights_only=True)
+        self.optimizer.load_state_dict(optim["optimizer"])
+        self.scheduler.load_state_dict(optim["scheduler"])
         self.step, self.tokens, self.seconds = state["step"], state["tokens"], state["seconds"]
         self.validation, self.since_best = state["validation"], state["since_best"]
         self.best = (state["best"][0], state["best"][1]) if state["best"] else None
