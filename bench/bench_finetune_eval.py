@@ -14,7 +14,7 @@ import numpy as np
 from msrkit import Recommender
 from msrkit.config import Settings, settings_from
 from msrkit.data import History, Ranking
-from msrkit.evaluation.fusion_tuning import GRID, fused_ndcg, weight_table
+from msrkit.evaluation.fusion_tuning import GRID, fused_ndcg, store_weight, weight_table
 from msrkit.evaluation.metrics import ndcg_at_k
 from msrkit.io import load_catalog, load_histories, resolve
 from msrkit.retrieval import CollaborativeIndex, interactions_before, query
@@ -104,7 +104,9 @@ def _tuned_weight(val: _Cases, settings: Settings, label: str) -> tuple[float, l
 def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int) -> None:
     meta = json.loads((work / "prepared.json").read_text(encoding="utf-8"))
     test = _Cases(load_histories(work / "test_cases.jsonl")[:limit], meta, seed)
-    _, val_cases = split_users(load_histories(work / "train_cases.jsonl"), fraction=0.1, seed=seed)
+    _, held = split_users(load_histories(work / "train_cases.jsonl"), fraction=0.1, seed=seed)
+    # the validation users' latest case each (the training run validated on the same users)
+    val_cases = list({str(c.user_id): c for c in reversed(held)}.values())
     val = _Cases(val_cases, meta, seed)
     adapter = work / f"adapter-{task}"
     manifest = json.loads((adapter / "manifest.json").read_text(encoding="utf-8"))
@@ -125,6 +127,7 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int) -> No
     diffs.append(_diff("fine-tuned alone - zero-shot alone", results["fine-tuned alone"], results["zero-shot alone"]))
     diffs.append(_diff("fine-tuned fused - retrieval alone", results["fine-tuned fused"], retrieval))
     diffs.append(_diff("zero-shot fused - retrieval alone", results["zero-shot fused"], retrieval))
+    store_weight(adapter, weights["fine-tuned"]["weight"])  # as `msrkit eval --tune-fusion --adapter` does
     _print(meta, test, val, manifest, rows, diffs, weights, task)
 
 
