@@ -490,3 +490,90 @@ def test_a_stale_prompt_reaches_the_rankings_warnings(base: Path, tmp_path: Path
                      backend_options=LLAMA) as rec:  # fmt: skip
         ranking = rec.rank(EXAMPLE)
     assert any("'listwise_rank' v1#0123456789ab" in w for w in ranking.warnings), ranking.warnings
+
+
+# --------------------------------------------------------------------------- the numbers: peft vs llama.cpp
+
+PARITY_PROMPTS = ["The capital of France is", "Once upon a time, a small dog",
+                  "Recommend a movie for someone who liked Alien:"]  # fmt: skip
+
+
+def _llama_logits(base: Path, token_lists: list[list[int]], lora: Path | None = None) -> list[np.ndarray]:
+    import llama_cpp
+
+    llm = llama_cpp.Llama(model_path=str(base), n_ctx=256, n_threads=N_THREADS, logits_all=True, verbose=False,
+                          lora_path=str(lora) if lora else None)  # fmt: skip
+    out = []
+    for ids in token_lists:
+        llm.reset()
+        llm.eval(ids)
+        out.append(np.array(llm.scores[len(ids) - 1]))
+    llm.close()
+    return out
+
+
+def _peft_model(base: Path) -> Any:
+    """SmolLM2 as transformers reads the GGUF (dequantized, q/k un-permuted) with a random LoRA (B non-zero)."""
+    torch = pytest.importorskip("torch", reason="torch is not installed: pip install 'msrkit[train]'")
+    transformers = pytest.importorskip(
+        "transformers", reason="transformers is not installed: pip install 'msrkit[train]'"
+    )
+    peft = pytest.importorskip("peft", reason="peft is not installed: pip install 'msrkit[train]'")
+    torch.set_num_threads(N_THREADS)
+    model = transformers.AutoModelForCausalLM.from_pretrained(str(base.parent), gguf_file=base.name,
+                                                              dtype=torch.float32)  # fmt: skip
+    config = peft.LoraConfig(r=RANK, lora_alpha=32, lora_dropout=0.0, target_modules=list(TARGET_MODULES),
+                             init_lora_weights=False)  # fmt: skip
+    tuned = peft.get_peft_model(model, config)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in tuned.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=generator) * 0.06)
+    return tuned.eval()
+
+
+def _hf_logits(model: Any, token_lists: list[list[int]]) -> list[np.ndarray]:
+    import torch
+
+    with torch.no_grad():
+        return [model(torch.tensor([ids])).logits[0, -1].numpy() for ids in token_lists]
+
+
+def _agrees(hf: np.ndarray, cpp: np.ndarray, hf_base: np.ndarray, cpp_base: np.ndarray) -> bool:
+    """The adapted models agree as closely as the base models do (Q4_1 vs dequantized float32 keeps a gap)."""
+    base_gap = float(np.abs(hf_base - cpp_base).max())
+    effect, cpp_effect = hf - hf_base, cpp - cpp_base
+    same_top1 = int(hf.argmax()) == int(cpp.argmax())
+    close = float(np.abs(hf - cpp).max()) <= 3 * base_gap
+    same_size = 0.8 <= float(np.linalg.norm(cpp_effect) / np.linalg.norm(effect)) <= 1.25  # the scale alpha/rank
+    same_direction = float(np.linalg.norm(cpp_effect - effect)) <= 0.3 * float(np.linalg.norm(effect))
+    return same_top1 and close and same_size and same_direction
+
+
+@pytest.mark.slow
+def test_the_same_lora_in_transformers_and_in_llamacpp_gives_the_same_next_token(
+    base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Proof of the conversion's numbers: next-token top-1 equal, logits as close as the bases', the LoRA's
+    effect the same size (scale alpha/rank) and direction; without the q/k permutation the same check fails."""
+    import llama_cpp
+
+    import msrkit.training.gguf_lora as gguf_lora
+
+    model = _peft_model(base)
+    probe = llama_cpp.Llama(model_path=str(base), n_ctx=64, n_threads=N_THREADS, vocab_only=True, verbose=False)
+    tokens = [probe.tokenize(p.encode(), add_bos=False) for p in PARITY_PROMPTS]
+    probe.close()
+    with model.disable_adapter():
+        hf_base = _hf_logits(model, tokens)
+    hf_tuned = _hf_logits(model, tokens)
+    model.save_pretrained(tmp_path / "peft")
+    cpp_base = _llama_logits(base, tokens)
+    cpp_tuned = _llama_logits(base, tokens, write_gguf_lora(tmp_path / "peft", tmp_path / "a.gguf", base_gguf=base))
+    for hb, ht, cb in zip(hf_base, hf_tuned, cpp_base, strict=True):
+        assert np.abs(ht - hb).max() >= 5 * np.abs(hb - cb).max()  # the LoRA moves logits far more than Q4_1 does
+    assert all(map(_agrees, hf_tuned, cpp_tuned, hf_base, cpp_base))
+    monkeypatch.setattr(gguf_lora, "llamacpp_rows", lambda b, n_head: b)
+    unpermuted = _llama_logits(base, tokens, write_gguf_lora(tmp_path / "peft", tmp_path / "b.gguf", base_gguf=base))
+    assert not all(map(_agrees, hf_tuned, unpermuted, hf_base, cpp_base))

@@ -6,6 +6,7 @@ The scripted :class:`FakeBackend` only records the requests the real reranker an
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,11 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import msrkit
 
 from msrkit.backends.base import Capabilities, ChatRequest
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import History, Item
+from msrkit.errors import InputError
 from msrkit.evaluation import export_sft
+from msrkit.evaluation.sft import check_openai
 from msrkit.meter import Meter
 from msrkit.ranking import ListwiseReranker, PointwiseScorer
 from msrkit.ranking.parse import parse_order
@@ -99,3 +103,23 @@ def test_export_sft_cli_writes_what_python_writes_with_the_catalog_from_msrkit_t
     export_sft([bare], catalog={i.item_id: i for i in CANDIDATES}, out=tmp_path / "py.jsonl")
     assert (tmp_path / "cli.jsonl").read_bytes() == (tmp_path / "py.jsonl").read_bytes()
     assert "[2] Heat" in (tmp_path / "cli.jsonl").read_text(encoding="utf-8")
+
+
+def test_export_sft_openai_format_is_the_chat_lines_checked_against_the_hosted_apis_rules(tmp_path: Path) -> None:
+    """``--format openai``: the same ``{"messages": [...]}`` lines; a file the hosted API would refuse fails here."""
+    cases = [CASE.model_copy(update={"user_id": f"u{i}"}) for i in range(10)]
+    (tmp_path / "cases.jsonl").write_text("".join(c.model_dump_json(exclude_none=True) + "\n" for c in cases))
+    for fmt in ("chat", "openai"):
+        done = msrkit("export-sft", str(tmp_path / "cases.jsonl"), "--out", str(tmp_path / f"{fmt}.jsonl"),
+                      "--format", fmt)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert (tmp_path / "openai.jsonl").read_bytes() == (tmp_path / "chat.jsonl").read_bytes()
+    [line] = {json.dumps(sorted(json.loads(x))) for x in (tmp_path / "openai.jsonl").read_text().splitlines()}
+    assert line == '["messages"]'
+    with pytest.raises(InputError, match="needs at least 10 examples, these cases give 1"):
+        export_sft([CASE], format="openai")
+    bad = [{"messages": [{"role": "user", "content": "hi"}]}] * 10
+    with pytest.raises(InputError, match="line 1: not a hosted fine-tuning example .* last turn user"):
+        check_openai(bad)
+    done = msrkit("export-sft", str(tmp_path / "cases.jsonl"), "--out", str(tmp_path / "x.jsonl"), "--format", "csv")
+    assert done.returncode == 4 and "--format must be chat or openai" in done.stderr

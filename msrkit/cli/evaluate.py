@@ -225,6 +225,9 @@ def export_sft_cmd(
     out: Annotated[Path, typer.Option("--out", help="Chat-format JSONL to write.")],
     catalog: CatalogOpt = None,
     task: Annotated[str, typer.Option(help="listwise | yesno")] = "listwise",
+    out_format: Annotated[
+        str, typer.Option("--format", help="chat | openai (the same lines, checked against a hosted API's rules).")
+    ] = "chat",
     prompts: PromptsOpt = None,
     config: ConfigOpt = None,
 ) -> None:
@@ -241,10 +244,12 @@ def export_sft_cmd(
 
         if task not in ("listwise", "yesno"):
             raise ConfigError(f"--task must be listwise or yesno, not {task!r}")
+        if out_format not in ("chat", "openai"):
+            raise ConfigError(f"--format must be chat or openai, not {out_format!r}")
         s = settings({"catalog": catalog, "prompts": prompts}, config=config)
         examples: Any = export_sft(
             load_histories(cases_path), task=task, prompts=PromptSet.load(s.prompts),  # type: ignore[arg-type]
-            out=out, catalog=load_catalog(s.catalog) if s.catalog else None,
+            out=out, catalog=load_catalog(s.catalog) if s.catalog else None, format=out_format,  # type: ignore[arg-type]
         )  # fmt: skip
         typer.echo(f"{len(examples)} examples -> {out}")
 

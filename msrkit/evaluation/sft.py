@@ -21,7 +21,11 @@ from ..prompts import PromptSet
 from ..runs import write_jsonl_atomic
 from .scoring import check_cases
 
-__all__ = ["export_sft"]
+__all__ = ["export_sft", "check_openai", "OPENAI_MIN_EXAMPLES"]
+
+#: the fewest examples a hosted (OpenAI) fine-tuning job accepts
+OPENAI_MIN_EXAMPLES = 10
+_OPENAI_ROLES = frozenset({"system", "user", "assistant"})
 
 
 def _default_preference(case: History) -> str:
@@ -40,6 +44,7 @@ def export_sft(
     catalog: Mapping[str, Item] | None = None,
     preference: Callable[[History], str] | None = None,
     collaborative: Callable[[History], Sequence[str]] | None = None,
+    format: Literal["chat", "openai"] = "chat",
 ) -> list[dict[str, Any]]:
     """Chat-format supervised fine-tuning examples, ``{"messages": [system, user, assistant]}``.
 
@@ -50,6 +55,10 @@ def export_sft(
     recent history as the Recommender renders it without summaries; pass
     ``preference``/``collaborative`` to use your own. With ``out`` the examples
     are also written as JSONL (atomically).
+
+    Both formats write the same lines (``{"messages": [...]}``, the chat JSONL of
+    hosted fine-tuning APIs and of TRL); ``openai`` first checks them against the
+    hosted API's rules (:func:`check_openai`), so a file it would refuse fails here.
     """
     if task not in ("listwise", "yesno"):
         raise ValueError(f"task must be 'listwise' or 'yesno', not {task!r}")
@@ -67,9 +76,25 @@ def export_sft(
             examples.append(_listwise_example(prompts, resolved, candidates, pref, context))
         else:
             examples.extend(_yesno_examples(prompts, resolved, candidates, pref))
+    if format == "openai":
+        check_openai(examples, source=str(out) if out is not None else None)
     if out is not None:
         write_jsonl_atomic(out, examples)
     return examples
+
+
+def check_openai(examples: Sequence[Mapping[str, Any]], *, source: str | None = None) -> None:
+    """An :class:`~msrkit.errors.InputError` unless ``examples`` are a valid hosted fine-tuning file: at least
+    :data:`OPENAI_MIN_EXAMPLES`, each only system/user/assistant turns of non-empty text, ending with the answer."""
+    if len(examples) < OPENAI_MIN_EXAMPLES:
+        raise InputError(f"a hosted fine-tuning job needs at least {OPENAI_MIN_EXAMPLES} examples, "
+                         f"these cases give {len(examples)}", source=source)  # fmt: skip
+    for line, example in enumerate(examples, 1):
+        messages = example.get("messages") or []
+        bad = [m.get("role") for m in messages if m.get("role") not in _OPENAI_ROLES or not m.get("content")]
+        if bad or not messages or messages[-1].get("role") != "assistant":
+            raise InputError(f"line {line}: not a hosted fine-tuning example (roles {bad or 'ok'}, "
+                             f"last turn {messages[-1].get('role') if messages else None})", source=source)  # fmt: skip
 
 
 def _chat(request: ChatRequest, answer: str) -> dict[str, Any]:

@@ -187,22 +187,30 @@ def write_gguf_lora(peft_dir: str | Path, out_path: str | Path, *, base_gguf: st
 
     The file is written in one step (a temporary file, then renamed). Returns ``out_path``.
     """
-    gguf = _gguf()
     where, out = Path(peft_dir), Path(out_path)
     config = _read_config(where)
     base = _read_base(Path(base_gguf))
     rank, alpha = _alpha(config, where)
     tensors = _tensors(_pairs(_read_weights(where), where), base, rank, where)
+    _write(out, arch=base.architecture, alpha=alpha, name=f"msrkit LoRA r{rank} of {Path(base_gguf).name}",
+           tensors=tensors)  # fmt: skip
+    log.info("GGUF LoRA: %d tensors (rank %d, alpha %g) -> %s", len(tensors), rank, alpha, out)
+    return out
+
+
+def _write(out: Path, *, arch: str, alpha: float, name: str, tensors: list[tuple[str, np.ndarray]]) -> None:
+    """The adapter file: llama.cpp's adapter metadata, then the tensors; replaces ``out`` only once complete."""
+    gguf = _gguf()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    writer = gguf.GGUFWriter(tmp, arch=base.architecture)
+    writer = gguf.GGUFWriter(tmp, arch=arch)
     try:
         writer.add_type(gguf.GGUFType.ADAPTER)
         writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
         writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
-        writer.add_name(f"msrkit LoRA r{rank} of {Path(base_gguf).name}")
-        for name, tensor in tensors:
-            writer.add_tensor(name, tensor)
+        writer.add_name(name)
+        for tensor_name, tensor in tensors:
+            writer.add_tensor(tensor_name, tensor)
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
@@ -212,5 +220,3 @@ def write_gguf_lora(peft_dir: str | Path, out_path: str | Path, *, base_gguf: st
         writer.close()
         tmp.unlink(missing_ok=True)
         raise
-    log.info("GGUF LoRA: %d tensors (rank %d, alpha %g) -> %s", len(tensors), rank, alpha, out)
-    return out
