@@ -31,6 +31,7 @@ from typing import Any
 
 from .data import History, Item, RankedItem, Ranking, Usage
 from .errors import InputError, MissingDependencyError
+from .escape import escape_value
 
 __all__ = [
     "ITEM_COLUMNS",
@@ -269,7 +270,11 @@ def item_of_row(row: Mapping[str, Any]) -> Item:
 def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: Any) -> int:
     """Write ``rows`` as a Parquet file with ``schema``, atomically (a temporary file, then rename)."""
     pa = _arrow()
-    table = pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
+    data = [dict(r) for r in rows]
+    try:
+        table = pa.Table.from_pylist(data, schema=schema)
+    except UnicodeEncodeError:  # a lone surrogate (an escaped "\ud800" in an input): written as its escape
+        table = pa.Table.from_pylist(escape_value(data), schema=schema)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)

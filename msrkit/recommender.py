@@ -136,9 +136,8 @@ class Recommender:
 
         if self.backend is None:
             raise ConfigError("summarizing items needs an LLM backend, not 'none'")
-        s = self.settings
-        return ItemSummarizer(self.backend, prompts=self.prompts, vision_backend=self.vision_backend,
-                              max_side=s.max_side, strict=s.strict, store=self.store)  # fmt: skip
+        return ItemSummarizer.from_settings(self.settings, self.backend, prompts=self.prompts,
+                                            vision_backend=self.vision_backend, store=self.store)  # fmt: skip
 
     def _parts(self) -> Parts:
         return Parts(self.settings, self.backend, self.vision_backend, self.prompts, self.catalog, self.index,
