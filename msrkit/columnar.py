@@ -31,7 +31,7 @@ from typing import Any
 
 from .data import History, Item, RankedItem, Ranking, Usage
 from .errors import InputError, MissingDependencyError
-from .escape import escape_value
+from .escape import escape_value, json_data
 
 __all__ = [
     "ITEM_COLUMNS",
@@ -173,7 +173,7 @@ def history_row(history: History) -> dict[str, Any]:
 
 def ranking_rows(key: str, ranking: Ranking) -> list[dict[str, Any]]:
     """The rankings-table rows of one user (one per ranked item)."""
-    data = ranking.model_dump(mode="json")
+    data = json_data(ranking)
     user: dict[str, Any] = {"key": key, "user_id": ranking.user_id, "n_items": len(ranking.ranking)}
     user.update({name: data[name] for name in _USER_FIELDS})
     user.update(data["usage"])
@@ -203,7 +203,7 @@ def ranking_record(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         diagnostics=json.loads(first["diagnostics"]),
         **{name: first[name] for name in _USER_FIELDS},
     )
-    return {"key": first["key"], **ranking.model_dump(mode="json")}
+    return {"key": first["key"], **json_data(ranking)}
 
 
 def rows_of_record(record: Mapping[str, Any]) -> list[dict[str, Any]]:

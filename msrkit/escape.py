@@ -7,6 +7,7 @@ terminal. msrkit keeps such text as it was read (two ids stay two ids) and escap
 output, as the same ``\\ud800`` escape: in JSON a reader turns it back into the very same string.
 
 - :func:`to_json`: one JSON text of a pydantic model, a mapping or any JSON value;
+- :func:`json_data`: a model as JSON data (``model_dump(mode="json")``);
 - :data:`ENCODE_ERRORS`: the error handler for files written as UTF-8 (``open(..., errors=ENCODE_ERRORS)``);
 - :func:`escape_surrogates` / :func:`escape_value`: for text that is not JSON (a terminal, a Parquet cell).
 """
@@ -20,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-__all__ = ["ENCODE_ERRORS", "escape_surrogates", "escape_value", "to_json"]
+__all__ = ["ENCODE_ERRORS", "escape_surrogates", "escape_value", "json_data", "to_json"]
 
 #: the encoding error handler of msrkit's UTF-8 writers: an unencodable character (only a lone
 #: surrogate is, in UTF-8) is written as its ``\\udXXX`` escape
@@ -47,6 +48,15 @@ def escape_value(value: Any) -> Any:
     return value
 
 
+def json_data(model: BaseModel, **options: Any) -> Any:
+    """``model.model_dump(mode="json", **options)``, also for a model holding lone surrogates (pydantic's JSON
+    mode refuses one in a mapping's key)."""
+    try:
+        return model.model_dump(mode="json", **options)
+    except ValueError:  # UnicodeEncodeError: the same data through the stdlib, which keeps the surrogates
+        return json.loads(json.dumps(model.model_dump(**options), default=str))
+
+
 def to_json(value: Any, *, indent: int | None = None) -> str:
     """One JSON text of ``value`` (a pydantic model, or what ``json.dumps`` takes), UTF-8-encodable whatever it holds.
 
@@ -57,5 +67,5 @@ def to_json(value: Any, *, indent: int | None = None) -> str:
         try:
             return value.model_dump_json(indent=indent)
         except PydanticSerializationError:  # a lone surrogate: pydantic's writer encodes strictly
-            value = value.model_dump(mode="json")
+            value = json_data(value)
     return escape_surrogates(json.dumps(value, ensure_ascii=False, indent=indent))

@@ -156,8 +156,8 @@ def csv_records(path: Path, text: Iterable[str]) -> Iterator[tuple[str, dict[str
     """
     reader = csv.reader(text)
     try:
-        header = next(reader, None)
-        for row in reader if header is not None else ():
+        header = next(reader, [])
+        for row in reader:
             if not row:
                 continue
             source = f"{path}:{reader.line_num}"

@@ -80,20 +80,19 @@ def transport_security(
     A request without ``Origin`` (not from a browser) passes the origin check.
     """
     names = [*LOOPBACK_NAMES, *filter(None, [_bound_name(host)]), *hosts]
-    allowed_hosts = list(dict.fromkeys(_with_port(n) for n in names))
+    allowed_hosts = list(dict.fromkeys(form for n in names for form in _forms(n)))
     allowed_origins = [f"{scheme}://{h}" for h in allowed_hosts for scheme in ("http", "https")]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts,
                                      allowed_origins=[*allowed_origins, *origins])  # fmt: skip
 
 
-def _with_port(name: str) -> str:
-    """``name`` as a ``Host`` pattern: any port unless it names one; a bare IPv6 address bracketed."""
+def _forms(name: str) -> list[str]:
+    """``name`` as ``Host`` patterns: itself (a default port) and with any port, unless it names one."""
     name = name.strip().lower()
-    if name.startswith("["):
-        return name if "]:" in name else f"{name}:*"
-    if name.count(":") > 1:
-        return f"[{name}]:*"
-    return name if ":" in name else f"{name}:*"
+    if not name.startswith("[") and name.count(":") > 1:
+        name = f"[{name}]"  # a bare IPv6 address
+    has_port = "]:" in name if name.startswith("[") else ":" in name
+    return [name] if has_port else [name, f"{name}:*"]
 
 
 class BearerToken:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .deadline import Deadline, active
 from .errors import InputError, MissingDependencyError, MsrkitError, register_secret
+from .escape import json_data
 from .mcp_inputs import ItemIds, Limit, Message, NeighbourK, Query, ToolHistory, TopK
 
 try:
@@ -88,7 +89,7 @@ def confine_local_images(history: ToolHistory, settings: Settings) -> None:
 
 
 def _ranking(ranking: Any, top_k: int | None) -> dict[str, Any]:
-    out: dict[str, Any] = ranking.model_dump(mode="json", exclude={"diagnostics"})
+    out: dict[str, Any] = json_data(ranking, exclude={"diagnostics"})
     if top_k is not None:
         out["ranking"] = out["ranking"][:top_k]
     return out
@@ -101,11 +102,11 @@ class _Gate:
         self.per_session = per_session
         self.seconds = seconds
         self._limiter = anyio.CapacityLimiter(workers)
-        self._open: Counter[int] = Counter()
+        self._open: Counter[str] = Counter()
 
-    async def run(self, session: object, fn: Callable[[], T]) -> T:
+    async def run(self, session: str, fn: Callable[[], T]) -> T:
         """``fn()`` for ``session``'s client: refused past its queue, cancelled with the call, ended at the deadline."""
-        key = id(session)
+        key = session
         if self._open[key] >= self.per_session:
             raise ToolError(f"this session already has {self.per_session} tool calls running or waiting: "
                             "wait for one to finish")  # fmt: skip
@@ -122,6 +123,12 @@ class _Gate:
             self._open[key] -= 1
             if self._open[key] <= 0:
                 del self._open[key]
+
+
+def _session(ctx: Context) -> str:
+    """The client's session: its ``Mcp-Session-Id`` over HTTP; over stdio the process serves one client."""
+    headers = ctx.headers or {}
+    return headers.get("mcp-session-id") or "stdio"
 
 
 def _within(deadline: Deadline, fn: Callable[[], T]) -> T:
@@ -149,7 +156,7 @@ class _Tools:
             ranking = self.rec.chat(history, message or None).ranking if agent else self.rec.rank(history)
             return _ranking(ranking, top_k)
 
-        return await self.gate.run(ctx.session, run)
+        return await self.gate.run(_session(ctx), run)
 
     async def rerank(self, history: ToolHistory, ctx: Context, top_k: TopK | None = None) -> dict[str, Any]:
         """Rank the history's given ``candidates`` for this user: every one of them, best first."""
@@ -160,7 +167,7 @@ class _Tools:
                 raise InputError("rerank needs the 'candidates' to rank", path="candidates")
             return _ranking(self.rec.rank(history), top_k)
 
-        return await self.gate.run(ctx.session, run)
+        return await self.gate.run(_session(ctx), run)
 
     async def similar_users(self, item_ids: ItemIds, ctx: Context, k: NeighbourK = 5) -> dict[str, Any]:
         """Users whose histories best match these items (BM25), and the items they took right after them."""
@@ -172,7 +179,7 @@ class _Tools:
             users = [{"user_id": u, "score": round(s, 4)} for u, s in hood.similar_users[:k]]
             return {"users": users, "next_items": nexts}
 
-        return await self.gate.run(ctx.session, run)
+        return await self.gate.run(_session(ctx), run)
 
     async def search_catalog(self, query: Query, ctx: Context, limit: Limit = 10) -> list[dict[str, Any]]:
         """Catalog items whose text (title, keywords, image description, genres) matches the query."""
@@ -182,11 +189,11 @@ class _Tools:
             hits = search_items(self._index(), query, k=limit)
             return [{"item_id": i, "title": self._title(i), "score": round(s, 4)} for i, s in hits]
 
-        return await self.gate.run(ctx.session, run)
+        return await self.gate.run(_session(ctx), run)
 
     async def summarize_items(self, item_ids: ItemIds, ctx: Context) -> list[dict[str, Any]]:
         """Each item's keywords and image description (from the catalog store; summarized now where missing)."""
-        return await self.gate.run(ctx.session, lambda: self._summaries(item_ids))
+        return await self.gate.run(_session(ctx), lambda: self._summaries(item_ids))
 
     def _summaries(self, item_ids: list[str]) -> list[dict[str, Any]]:
         missing = [i for i in item_ids if i not in self.rec.catalog]

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..data import Item, Usage
 from ..errors import ConfigError, InputError
+from ..escape import json_data
 from ..meter import Meter
 from ..runs import Journal
 from .store import item_digest
@@ -92,7 +93,7 @@ def _run(
             on_item(item)
 
     def finished(item: Item) -> None:
-        journal.write(item.model_dump(mode="json", exclude_none=True))
+        journal.write(json_data(item, exclude_none=True))
         if on_item is not None:
             on_item(item)
 
