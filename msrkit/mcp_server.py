@@ -235,18 +235,23 @@ def _token(settings: Settings) -> str | None:
     return settings.mcp_token.get_secret_value() if settings.mcp_token is not None else None
 
 
-def http_app(rec: Recommender, *, host: str = "127.0.0.1", port: int = 8765,
-             allow_unauthenticated: bool = False) -> Starlette:  # fmt: skip
-    """The streamable-HTTP ASGI app (``/mcp``) for a server bound to ``host``: exposure checked, Host/Origin guarded.
-
-    Raises :class:`~msrkit.errors.ConfigError` beyond loopback without ``mcp_token`` (unless
-    ``allow_unauthenticated``). Tests drive it in-process; :func:`serve` runs it under uvicorn.
-    """
+def _http_server(rec: Recommender, host: str, port: int, allow_unauthenticated: bool) -> tuple[Any, Any]:
+    """The server and its Host/Origin guard for HTTP on ``host``, once the exposure is checked."""
     s = rec.settings
     token = _token(s)
     check_exposure(host, token=token, allow_unauthenticated=allow_unauthenticated)
     server = build_server(rec, token=token, host=host, port=port)
-    security = transport_security(host, hosts=s.mcp_allowed_hosts, origins=s.mcp_allowed_origins)
+    return server, transport_security(host, hosts=s.mcp_allowed_hosts, origins=s.mcp_allowed_origins)
+
+
+def http_app(rec: Recommender, *, host: str = "127.0.0.1", port: int = 8765,
+             allow_unauthenticated: bool = False) -> Starlette:  # fmt: skip
+    """The streamable-HTTP ASGI app (``/mcp``) :func:`serve` runs for ``host``: exposure checked, Host/Origin guarded.
+
+    Raises :class:`~msrkit.errors.ConfigError` beyond loopback without ``mcp_token`` (unless
+    ``allow_unauthenticated``). For tests (driven in-process) and for embedding in another ASGI server.
+    """
+    server, security = _http_server(rec, host, port, allow_unauthenticated)
     app: Starlette = server.streamable_http_app(host=host, transport_security=security)
     return app
 
@@ -257,7 +262,5 @@ def serve(rec: Recommender, *, transport: str = "stdio", host: str = "127.0.0.1"
     if transport == "stdio":
         build_server(rec).run("stdio")
         return
-    import uvicorn
-
-    app = http_app(rec, host=host, port=port, allow_unauthenticated=allow_unauthenticated)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server, security = _http_server(rec, host, port, allow_unauthenticated)
+    server.run("streamable-http", host=host, port=port, transport_security=security)

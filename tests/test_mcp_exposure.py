@@ -241,3 +241,38 @@ def test_mcp_summarize_items_honours_image_roots(tmp_path: Path) -> None:
     assert len(with_images) == 1  # only the image inside image_roots was read (both were, before)
     described = {s["item_id"]: s["image_description"] for s in result.structured_content["result"]}
     assert described == {"in": "a red square", "out": None}
+
+
+def test_the_real_command_on_loopback_with_a_token_wants_it(tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MSRKIT_", "OPENAI_", "OLLAMA_"))}
+    env.update(PYTHONPATH=str(clirun.ROOT) + os.pathsep + env.get("PYTHONPATH", ""), MSRKIT_MCP_TOKEN=TOKEN)
+    proc = subprocess.Popen([sys.executable, "-m", "msrkit.cli", "mcp", "--transport", "http", "--port", str(port),
+                             "--backend", "none", "--no-cache"], cwd=clirun.ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/mcp"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                answer = httpx.post(url, json=INIT, headers=HEADERS, timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.3)
+        assert answer.status_code == 401
+        ok = httpx.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}"}, timeout=5)
+        assert ok.status_code == 200
+        assert httpx.post(url, json=INIT, headers={**HEADERS, "authorization": f"Bearer {TOKEN}",
+                                                   "host": "evil.example"}, timeout=5).status_code == 421  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
