@@ -20,6 +20,7 @@ from typing import Any
 
 from .data import History, Ranking
 from .errors import BackendError, InputError
+from .escape import json_data
 from .runs import Journal, record_keys
 
 __all__ = ["BatchSummary", "rank_batch", "batch_keys"]
@@ -80,4 +81,4 @@ def _rank_one(
         summary.errors.append((key, exc))
         return exc, {"key": key, "user_id": history.user_id, "error": str(exc), "error_type": type(exc).__name__}
     summary.ranked += 1
-    return ranking, {"key": key, **ranking.model_dump(mode="json")}
+    return ranking, {"key": key, **json_data(ranking)}

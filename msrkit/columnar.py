@@ -31,6 +31,7 @@ from typing import Any
 
 from .data import History, Item, RankedItem, Ranking, Usage
 from .errors import InputError, MissingDependencyError
+from .escape import escape_value, json_data
 
 __all__ = [
     "ITEM_COLUMNS",
@@ -181,7 +182,7 @@ def history_row(history: History) -> dict[str, Any]:
 
 def ranking_rows(key: str, ranking: Ranking) -> list[dict[str, Any]]:
     """The rankings-table rows of one user (one per ranked item)."""
-    data = ranking.model_dump(mode="json")
+    data = json_data(ranking)
     user: dict[str, Any] = {"key": key, "user_id": ranking.user_id, "n_items": len(ranking.ranking)}
     user.update({name: data[name] for name in _USER_FIELDS})
     user.update(data["usage"])
@@ -211,7 +212,7 @@ def ranking_record(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         diagnostics=json.loads(first["diagnostics"]),
         **{name: first[name] for name in _USER_FIELDS if name in first},
     )
-    return {"key": first["key"], **ranking.model_dump(mode="json")}
+    return {"key": first["key"], **json_data(ranking)}
 
 
 def rows_of_record(record: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -278,7 +279,11 @@ def item_of_row(row: Mapping[str, Any]) -> Item:
 def write_table(path: str | Path, rows: Iterable[Mapping[str, Any]], schema: Any) -> int:
     """Write ``rows`` as a Parquet file with ``schema``, atomically (a temporary file, then rename)."""
     pa = _arrow()
-    table = pa.Table.from_pylist([dict(r) for r in rows], schema=schema)
+    data = [dict(r) for r in rows]
+    try:
+        table = pa.Table.from_pylist(data, schema=schema)
+    except UnicodeEncodeError:  # a lone surrogate (an escaped "\ud800" in an input): written as its escape
+        table = pa.Table.from_pylist(escape_value(data), schema=schema)
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from .errors import ConfigError
 
@@ -152,6 +152,19 @@ class Settings(BaseModel):
     def effective_fusion_weight(self) -> float:
         """``fusion_weight``, or :data:`DEFAULT_FUSION_WEIGHT` when unset."""
         return self.fusion_weight if self.fusion_weight is not None else DEFAULT_FUSION_WEIGHT
+    # -- the MCP server (msrkit mcp): who may call it, and what one call may cost
+    #: the bearer token HTTP clients must send (needed to serve beyond loopback; shown masked)
+    mcp_token: SecretStr | None = None
+    #: ``Host`` values served besides loopback and the bound address (``name`` or ``name:port``)
+    mcp_allowed_hosts: list[str] = Field(default_factory=list)
+    #: ``Origin`` values served besides those of the allowed hosts (``https://app.example``)
+    mcp_allowed_origins: list[str] = Field(default_factory=list)
+    #: seconds one tool call may take; past it the call ends (its model calls are cancelled)
+    mcp_tool_deadline: float = Field(default=60.0, gt=0)
+    #: tool calls one client session may have running or waiting; more are refused at once
+    mcp_session_queue: int = Field(default=4, ge=1)
+    #: tool calls running at once, all sessions together (each on a worker thread)
+    mcp_workers: int = Field(default=8, ge=1)
 
     @property
     def effective_stride(self) -> int:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from .escape import escape_value
+
 __all__ = ["FAILURES", "Item", "HistoryEntry", "History", "RankedItem", "Ranking", "Usage", "failure_of"]
 
 #: Why a ranking is degraded (``Ranking.degraded_by``): the backend could not be reached, refused
@@ -74,7 +76,13 @@ class Item(BaseModel):
     @field_validator("item_id", mode="before")
     @classmethod
     def _normalize_id(cls, value: Any) -> Any:
-        return _id(value)
+        return escape_value(_id(value))
+
+    @field_validator("title", "description", "image", "image_description", "keywords", mode="before")
+    @classmethod
+    def _encodable(cls, value: Any) -> Any:
+        # an escaped lone surrogate ("\ud800") in a file: kept as its escape (pydantic refuses it as text)
+        return escape_value(value)
 
     def label(self) -> str:
         """The item's title, or its id where it has none."""

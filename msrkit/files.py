@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["NotReadable", "read_regular"]
+__all__ = ["MAX_LINE_BYTES", "NotReadable", "lines", "open_regular", "read_regular"]
+
+#: a line of a file read line by line (interactions) is at most this long: a file without line
+#: breaks is an error, never one unbounded read
+MAX_LINE_BYTES = 1 << 20
 
 _CHUNK = 1 << 20
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -37,6 +44,47 @@ class NotReadable(Exception):
 
 def read_regular(path: str | Path, *, max_bytes: int | None = None) -> bytes:
     """The bytes of the regular file at ``path``: :class:`NotReadable` for anything else, or past ``max_bytes``."""
+    fd = _open_checked(path)
+    try:
+        return _read_bounded(fd, max_bytes)
+    except OSError as exc:
+        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def open_regular(path: str | Path) -> Iterator[BinaryIO]:
+    """The regular file at ``path``, open for reading in binary (blocking) mode: :class:`NotReadable` otherwise.
+
+    For readers that stream (Parquet, line by line): what they read is the file that was checked.
+    """
+    fd = _open_checked(path)
+    try:
+        os.set_blocking(fd, True)
+        fh = os.fdopen(fd, "rb")
+    except OSError as exc:
+        os.close(fd)
+        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
+    with fh:
+        yield fh
+
+
+def lines(fh: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
+    """The lines of ``fh`` (line breaks kept), each at most ``max_bytes``: :class:`NotReadable` naming a longer one."""
+    n = 0
+    while True:
+        line = fh.readline(max_bytes + 1)
+        if not line:
+            return
+        n += 1
+        if len(line) > max_bytes:
+            raise NotReadable(f"line {n} is over the {max_bytes}-byte cap (is it a text file with line breaks?)")
+        yield line
+
+
+def _open_checked(path: str | Path) -> int:
+    """A descriptor of the regular file at ``path``, opened without blocking and checked on the descriptor."""
     try:
         fd = os.open(path, _FLAGS)
     except FileNotFoundError:
@@ -54,11 +102,13 @@ def read_regular(path: str | Path, *, max_bytes: int | None = None) -> bytes:
                 raise NotReadable(why)
         if not stat.S_ISREG(mode):
             raise NotReadable("is not a regular file")
-        return _read_bounded(fd, max_bytes)
-    except OSError as exc:
-        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
-    finally:
+    except NotReadable:
         os.close(fd)
+        raise
+    except OSError as exc:
+        os.close(fd)
+        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
+    return fd
 
 
 def _read_bounded(fd: int, max_bytes: int | None) -> bytes:

@@ -12,19 +12,19 @@ Histories and catalogs may also be Parquet (``.parquet``, see :mod:`msrkit.colum
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 
 from .data import History, HistoryEntry, Item
 from .errors import InputError
-from .files import NotReadable, read_regular
+from .files import MAX_LINE_BYTES, NotReadable, lines, open_regular, read_regular
 
 __all__ = [
     "Interaction",
@@ -37,6 +37,9 @@ __all__ = [
     "read_records",
     "iter_records",
     "record_source",
+    "open_data",
+    "text_lines",
+    "csv_records",
 ]
 
 
@@ -104,16 +107,66 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
         yield "", data
 
 
+def _unreadable(path: Path, exc: NotReadable) -> InputError:
+    return InputError("no such file" if exc.why == "does not exist" else exc.why, source=str(path))
+
+
 def read_text(path: Path) -> str:
     """A data file's UTF-8 text: a regular file only (a FIFO or device is an error, never a hang)."""
     try:
         data = read_regular(path)
     except NotReadable as exc:
-        raise InputError("no such file" if exc.why == "does not exist" else exc.why, source=str(path)) from None
+        raise _unreadable(path, exc) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8", source=str(path)) from None
+
+
+@contextmanager
+def open_data(path: Path) -> Iterator[BinaryIO]:
+    """A data file opened for streaming (Parquet, line by line): a regular file only, an error naming it otherwise."""
+    try:
+        with open_regular(path) as fh:
+            yield fh
+    except NotReadable as exc:
+        raise _unreadable(path, exc) from None
+
+
+def text_lines(path: Path, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of a UTF-8 data file, read as a stream: each line bounded, errors naming the line."""
+    with open_data(path) as fh:
+        n = 0
+        try:
+            for n, raw in enumerate(lines(fh, max_bytes=max_bytes), 1):  # noqa: B007 - n names a bad line
+                yield n, raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            why = f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"
+            raise InputError(why, source=f"{path}:{n}") from None
+        except NotReadable as exc:
+            raise InputError(exc.why, source=str(path)) from None
+
+
+def csv_records(path: Path, text: Iterable[str]) -> Iterator[tuple[str, dict[str, str]]]:
+    """``(source, row)`` of a CSV with a header; a row with more or fewer fields than the header is an error naming it.
+
+    ``text``: the file's lines, line breaks kept (:func:`text_lines`). (``csv.DictReader`` would fill
+    a missing field with ``None``: a row ``u1,1690000000`` under ``user_id,item_id,timestamp``
+    would make the timestamp an item id.)
+    """
+    reader = csv.reader(text)
+    try:
+        header = next(reader, [])
+        for row in reader:
+            if not row:
+                continue
+            source = f"{path}:{reader.line_num}"
+            if len(row) != len(header):
+                raise InputError(f"{len(row)} field(s) where the header has {len(header)} ({', '.join(header)}): "
+                                 "give every column (an empty value is allowed)", source=source)  # fmt: skip
+            yield source, dict(zip(header, row, strict=True))
+    except csv.Error as exc:
+        raise InputError(f"not valid CSV: {exc}", source=f"{path}:{reader.line_num}") from None
 
 
 def _is_json(text: str) -> bool:
@@ -244,13 +297,8 @@ def load_interactions(path: str | Path) -> list[Interaction]:
     p = Path(path)
     rows: list[Interaction] = []
     if p.suffix.lower() == ".csv":
-        text = read_text(p)
-        try:
-            reader = csv.DictReader(io.StringIO(text, newline=""))
-            for n, rec in enumerate(reader, 2):
-                rows.append(interaction_from(rec, source=f"{p}:{n}"))
-        except csv.Error as exc:
-            raise InputError(f"not valid CSV: {exc}", source=f"{p}:{len(rows) + 2}") from None
+        for source, rec in csv_records(p, (line for _, line in text_lines(p))):
+            rows.append(interaction_from(rec, source=source))
     else:
         for where, obj in read_records(p):
             rows.append(interaction_from(obj, source=f"{p}:{where.removeprefix('line ')}"))

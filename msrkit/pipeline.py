@@ -116,13 +116,10 @@ def _summaries(
     s = parts.settings
     if not s.item_summaries or _out_of_time(meter, "item summaries"):
         return list(items), candidates
-    from .images import ImagePolicy
     from .summaries import ItemSummarizer, blocks
 
-    summarizer = ItemSummarizer(
-        backend, prompts=parts.prompts, vision_backend=parts.vision_backend, max_side=s.max_side,
-        strict=s.strict, store=parts.store, image_policy=ImagePolicy.from_settings(s),
-    )  # fmt: skip
+    summarizer = ItemSummarizer.from_settings(s, backend, prompts=parts.prompts, vision_backend=parts.vision_backend,
+                                              store=parts.store)  # fmt: skip
     base = history.base_dir
     # only the items the preference summary will read: older ones would cost calls for nothing
     spans = blocks(len(items), block_size=s.block_size, max_items=s.max_history)

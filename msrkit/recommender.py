@@ -31,7 +31,7 @@ from .backends.cache import ResponseCache
 from .backends.wrapper import Wrapper
 from .config import Settings, settings_from
 from .data import History, Item, Ranking
-from .deadline import Deadline, active
+from .deadline import Deadline, active, current
 from .errors import ConfigError, InputError
 from .io import Interaction, load_catalog, load_histories, parse_history, resolve
 from .meter import Meter
@@ -136,9 +136,8 @@ class Recommender:
 
         if self.backend is None:
             raise ConfigError("summarizing items needs an LLM backend, not 'none'")
-        s = self.settings
-        return ItemSummarizer(self.backend, prompts=self.prompts, vision_backend=self.vision_backend,
-                              max_side=s.max_side, strict=s.strict, store=self.store)  # fmt: skip
+        return ItemSummarizer.from_settings(self.settings, self.backend, prompts=self.prompts,
+                                            vision_backend=self.vision_backend, store=self.store)  # fmt: skip
 
     def _parts(self) -> Parts:
         return Parts(self.settings, self.backend, self.vision_backend, self.prompts, self.catalog, self.index,
@@ -171,8 +170,11 @@ class Recommender:
     # -- ranking ---------------------------------------------------------------
 
     def rank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
-        """Rank one user's candidates within ``settings.deadline`` seconds. Returns a :class:`~msrkit.data.Ranking`."""
-        return self._rank(history, Deadline(self.settings.deadline))
+        """Rank one user's candidates within ``settings.deadline`` seconds. Returns a :class:`~msrkit.data.Ranking`.
+
+        Within a caller's own deadline (:func:`msrkit.deadline.active`: an MCP tool call's), the earlier one holds.
+        """
+        return self._rank(history, current().child(self.settings.deadline))
 
     def _rank(self, history: History | Mapping[str, Any] | str | Path, deadline: Deadline) -> Ranking:
         with active(deadline):

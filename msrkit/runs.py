@@ -33,6 +33,8 @@ from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel
 
+from .escape import ENCODE_ERRORS, escape_surrogates, to_json
+
 __all__ = [
     "Journal",
     "read_journal",
@@ -87,11 +89,9 @@ _LINE_BREAKS = str.maketrans({"\u0085": "\\u0085", "\u2028": "\\u2028", "\u2029"
 def _line(record: Record) -> str:
     """One JSON line; the Unicode line separators inside strings are escaped, so any reader sees one line."""
     if isinstance(record, str):
-        text = record
-    elif isinstance(record, BaseModel):
-        text = record.model_dump_json()
+        text = escape_surrogates(record)
     else:
-        text = json.dumps(dict(record), ensure_ascii=False)
+        text = to_json(record if isinstance(record, BaseModel) else dict(record))
     if "\n" in text or "\r" in text:
         raise ValueError("a JSONL record must be one line")
     if "\u0085" in text or "\u2028" in text or "\u2029" in text:  # rare; translate() is slow on long lines
@@ -107,7 +107,7 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
     # created like any new file (the umask applies), unlike mkstemp's 0600
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", errors=ENCODE_ERRORS) as fh:
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
@@ -229,7 +229,7 @@ class Journal:
         """Append one record as one line, flushed to the file at once."""
         if self.path is None:
             return
-        data = (_line(record) + "\n").encode("utf-8")
+        data = (_line(record) + "\n").encode("utf-8", ENCODE_ERRORS)
         with self._lock:
             if self._fd is None:
                 raise ValueError(f"the journal {self.path} is not open")

@@ -8,12 +8,12 @@ accepted, rejected, constraints) between one-turn commands.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from ..escape import to_json
 from .common import (
     AdapterOpt,
     BackendOpt,
@@ -123,13 +123,13 @@ def agent_cmd(
                           cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
             result = rec.chat(path, message, _load_state(state))
         if state is not None:
-            state.write_text(result.state.model_dump_json(indent=2), encoding="utf-8")
+            state.write_text(to_json(result.state, indent=2), encoding="utf-8")
         if json_out:
             out = {"ranking": result.ranking.model_dump(), "reply": result.reply, "state": result.state.model_dump(),
                    "trace": result.trace.summary()}  # fmt: skip
             if trace is not None:
                 result.trace.write_jsonl(trace)
-            typer.echo(json.dumps(out, ensure_ascii=False))
+            typer.echo(to_json(out))
         else:
             _after(result, trace=trace, quiet=quiet, top_k=top_k)
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from ..errors import EXIT_CODES
+from ..escape import escape_surrogates
 
 __all__ = [
     "EPILOG",
@@ -109,7 +110,7 @@ def safe(text: str | None) -> str:
     Item titles and model answers are data, not commands: an OSC 8 hyperlink
     (``ESC ] 8 ;; url BEL``), a window title or a colour code in them is dropped.
     """
-    return _CONTROL.sub("", text or "")
+    return escape_surrogates(_CONTROL.sub("", text or ""))
 
 
 def setup_logging(verbose: int, quiet: bool) -> None:

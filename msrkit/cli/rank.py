@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ..escape import to_json
 from .common import (
     ActorsOpt,
     AdapterOpt,
@@ -220,7 +221,7 @@ class _Shown:
         if self.top_k is not None:
             ranking = ranking.model_copy(update={"ranking": ranking.ranking[: self.top_k]})
         if self.json_out:
-            typer.echo(ranking.model_dump_json())
+            typer.echo(to_json(ranking))
         elif self.tables:
             print_ranking(ranking, quiet=self.quiet)
 

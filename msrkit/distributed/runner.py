@@ -21,6 +21,7 @@ from typing import Any
 
 from ..config import Settings, settings_from
 from ..data import Item, Usage
+from ..escape import to_json
 from .shards import Kind, Layout, Record, Rows, open_layout
 
 __all__ = ["ShardRun", "rank_to_shards", "summarize_to_shards", "RANK", "SUMMARIZE"]
@@ -189,7 +190,7 @@ def _user_records(path: Path) -> list[tuple[str | None, str, str]]:
 
     out = []
     for where, obj in iter_records(path):
-        out.append((_user_id(obj), json.dumps(obj, ensure_ascii=False), record_source(path, where)[0]))
+        out.append((_user_id(obj), to_json(obj), record_source(path, where)[0]))
     if not out:
         raise InputError("holds no history", source=str(path))
     return out

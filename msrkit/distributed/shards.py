@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..escape import ENCODE_ERRORS
 from ..runs import write_jsonl_atomic, write_text_atomic
 
 __all__ = ["FORMATS", "Kind", "Layout", "MANIFEST", "open_layout"]
@@ -101,7 +102,7 @@ class Layout:
 def _digest(keys: Sequence[str]) -> str:
     h = hashlib.sha256()
     for key in keys:
-        h.update(key.encode("utf-8") + b"\n")
+        h.update(key.encode("utf-8", ENCODE_ERRORS) + b"\n")
     return h.hexdigest()
 
 

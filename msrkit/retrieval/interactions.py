@@ -10,7 +10,6 @@ row with the same rules and messages as :func:`msrkit.io.load_interactions`
 
 from __future__ import annotations
 
-import csv
 import json
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
-from ..io import Interaction, interaction_from
+from ..io import Interaction, csv_records, interaction_from, open_data, read_records, text_lines
 
 __all__ = ["Interactions", "as_columns", "read_interactions"]
 
@@ -88,45 +87,36 @@ class _Codes:
 
 
 def read_interactions(path: str | Path) -> Interactions:
-    """Interactions from ``.jsonl`` / ``.json``, ``.csv`` or ``.parquet`` (``user_id``, ``item_id``, ``timestamp``)."""
+    """Interactions from ``.jsonl`` / ``.json``, ``.csv`` or ``.parquet`` (``user_id``, ``item_id``, ``timestamp``).
+
+    Every format goes through the same gate (:func:`msrkit.io.open_data`): a regular file only (a
+    FIFO or a device is an error naming the file, never a hang or an endless read), lines bounded.
+    """
     p = Path(path)
     suffix = p.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            return _parquet(p)
-        if suffix == ".csv":
-            return _csv(p)
-        return _jsonl(p)
-    except FileNotFoundError:
-        raise InputError("no such file", source=str(p)) from None
-    except IsADirectoryError:
-        raise InputError("is a folder, not a file", source=str(p)) from None
-    except OSError as exc:
-        raise InputError(f"cannot read: {exc.strerror or exc}", source=str(p)) from None
+    if suffix == ".parquet":
+        return _parquet(p)
+    if suffix == ".csv":
+        return _csv(p)
+    return _jsonl(p)
 
 
 def _jsonl(p: Path) -> Interactions:
     codes = _Codes()
-    with p.open("rb") as fh:
-        head = fh.read(1).lstrip()
+    with open_data(p) as fh:
+        head = fh.read(1)
     if head == b"[":  # a JSON list: small files only are written that way
-        from ..io import read_records
-
         for where, obj in read_records(p):
             _add(codes, obj, f"{p}:{where.removeprefix('line ')}")
         return codes.done()
-    with p.open(encoding="utf-8") as fh:
-        n = 0
-        chunk: list[str] = []
-        try:
-            for n, line in enumerate(fh, 1):  # noqa: B007 - n names the line of a decoding error
-                chunk.append(line)
-                if len(chunk) == CHUNK_LINES:
-                    _jsonl_chunk(codes, chunk, n - len(chunk) + 1, p)
-                    chunk = []
-        except UnicodeDecodeError:
-            raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{n + 1}") from None
-        _jsonl_chunk(codes, chunk, n - len(chunk) + 1, p)
+    chunk: list[str] = []
+    start = 1
+    for n, line in text_lines(p):
+        chunk.append(line)
+        if len(chunk) == CHUNK_LINES:
+            _jsonl_chunk(codes, chunk, start, p)
+            chunk, start = [], n + 1
+    _jsonl_chunk(codes, chunk, start, p)
     return codes.done()
 
 
@@ -165,15 +155,8 @@ def _add(codes: _Codes, rec: Any, source: str) -> None:
 
 def _csv(p: Path) -> Interactions:
     codes = _Codes()
-    n = 1
-    try:
-        with p.open(newline="", encoding="utf-8") as fh:
-            for n, rec in enumerate(csv.DictReader(fh), 2):
-                _add(codes, rec, f"{p}:{n}")
-    except UnicodeDecodeError:
-        raise InputError("not UTF-8 text: save the file as UTF-8", source=f"{p}:{n + 1}") from None
-    except csv.Error as exc:
-        raise InputError(f"not valid CSV: {exc}", source=f"{p}:{n + 1}") from None
+    for source, rec in csv_records(p, (line for _, line in text_lines(p))):
+        _add(codes, rec, source)
     return codes.done()
 
 
@@ -182,25 +165,53 @@ def _parquet(p: Path) -> Interactions:
     dictionary-encoded by Arrow and its dictionary mapped onto the running codes, so no Python
     object is made per row."""
     try:
-        import pyarrow.compute as pc
+        import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise MissingDependencyError("pyarrow", "parquet", "reading Parquet interactions") from None
-    try:
-        pf = pq.ParquetFile(p)
-    except Exception as exc:  # noqa: BLE001 - any pyarrow failure is a bad input file
-        raise InputError(f"not a Parquet file: {exc}", source=str(p)) from None
-    names = pf.schema_arrow.names
+    with open_data(p) as fh:
+        try:
+            pf = pq.ParquetFile(fh)
+        except Exception as exc:  # noqa: BLE001 - any pyarrow failure is a bad input file
+            raise InputError(f"not a Parquet file: {exc}", source=str(p)) from None
+        columns = _parquet_columns(pf.schema_arrow, p)
+        try:
+            return _parquet_batches(pf, columns, p)
+        except pa.ArrowException as exc:  # a file damaged past its footer
+            raise InputError(f"cannot read as Parquet: {exc}", source=str(p)) from None
+
+
+def _parquet_columns(schema: Any, p: Path) -> list[str]:
+    """The columns to read; an id column that is not text or an integer (a list, a struct...) is an error naming it."""
+    import pyarrow as pa
+
+    names = schema.names
     for key in ("user_id", "item_id"):
         if key not in names:
             raise InputError(f"column '{key}' required: add it", source=str(p), path=key)
-    columns = ["user_id", "item_id"] + (["timestamp"] if "timestamp" in names else [])
+        kind = schema.field(key).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_integer(kind)):
+            raise InputError(f"column '{key}' is of type {kind}: ids must be text or integers", source=str(p),
+                             path=key)  # fmt: skip
+    if "timestamp" in names and pa.types.is_nested(schema.field("timestamp").type):
+        raise InputError(f"column 'timestamp' is of type {schema.field('timestamp').type}: give numbers",
+                         source=str(p), path="timestamp")  # fmt: skip
+    return ["user_id", "item_id"] + (["timestamp"] if "timestamp" in names else [])
+
+
+def _parquet_batches(pf: Any, columns: list[str], p: Path) -> Interactions:
+    import pyarrow.compute as pc
+
     n = pf.metadata.num_rows
     codes: dict[str, dict[str, int]] = {"user_id": {}, "item_id": {}}
     out = {"user_id": np.empty(n, np.int64), "item_id": np.empty(n, np.int64), "timestamp": np.full(n, np.nan)}
     at = 0
     for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=columns):
         end = at + batch.num_rows
+        if end > n:
+            raise InputError(f"holds more rows than its footer says ({n})", source=str(p))
         for name in ("user_id", "item_id"):
             col = pc.dictionary_encode(pc.cast(batch.column(name), "string"))
             words = col.dictionary.to_pylist()

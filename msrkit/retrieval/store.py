@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import InputError
+from ..escape import ENCODE_ERRORS
 from .bm25 import column_max
 from .transitions import Transitions
 from .weights import BlendWeights
@@ -43,7 +44,7 @@ def save_index(idx: CollaborativeIndex, directory: str | Path) -> None:
     np.savez(d / "arrays.npz", **arrays)
     strings = {"users": idx.user_ids, "items": idx.item_ids, "keywords": idx.keywords,
                "labels": idx.labels, "words": idx.words}  # fmt: skip
-    (d / "strings.json").write_text(json.dumps(strings, ensure_ascii=False), encoding="utf-8")
+    (d / "strings.json").write_text(json.dumps(strings, ensure_ascii=False), encoding="utf-8", errors=ENCODE_ERRORS)
     idx.users_bm25.save(d / "users_bm25", show_progress=False)
     idx.items_bm25.save(d / "items_bm25", show_progress=False)
     manifest = {"format": FORMAT, "version": FORMAT_VERSION, "keyword_tokens": idx.keyword_tokens,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from ..data import Item, Usage
 from ..errors import ConfigError, InputError
+from ..escape import json_data
 from ..meter import Meter
 from ..runs import Journal
 from .store import item_digest
@@ -65,16 +66,12 @@ def summarize_catalog(
     item gets ``settings.deadline`` seconds.
     """
     from ..recommender import Recommender
-    from .items import ItemSummarizer
 
     by_id = _unique(items)
     with Recommender(settings=settings) as rec:
         if rec.backend is None:
             raise ConfigError("summarizing needs an LLM backend, not 'none'")
-        summarizer = ItemSummarizer(
-            rec.backend, prompts=rec.prompts, vision_backend=rec.vision_backend, max_side=settings.max_side,
-            strict=settings.strict, store=rec.store, image_policy=rec.image_policy,
-        )  # fmt: skip
+        summarizer = rec.item_summarizer()
         with Journal(out, key_field="item_id", resume=resume, keep=_summarized(by_id)) as journal:
             return _run(summarizer, journal, by_id, base_dir=base_dir, on_item=on_item,
                         concurrency=concurrency or settings.concurrency, deadline=settings.deadline)  # fmt: skip
@@ -96,7 +93,7 @@ def _run(
             on_item(item)
 
     def finished(item: Item) -> None:
-        journal.write(item.model_dump(mode="json", exclude_none=True))
+        journal.write(json_data(item, exclude_none=True))
         if on_item is not None:
             on_item(item)
 

@@ -13,18 +13,16 @@ import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..backends.base import Backend
+from ..config import Settings
 from ..data import Item
 from ..deadline import MIN_CALL_SECONDS, active, current
 from ..errors import BackendError, InputError
+from ..images import ImagePolicy
 from ..meter import Meter
 from ..prompts import PromptSet, render_item
 from .store import CatalogStore
-
-if TYPE_CHECKING:
-    from ..images import ImagePolicy
 
 __all__ = ["ItemSummarizer", "parse_keywords", "unseen_images"]
 
@@ -102,6 +100,24 @@ class ItemSummarizer:
         self.max_side = max_side
         self.describe_images = describe_images
         self.strict = strict
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        backend: Backend,
+        *,
+        prompts: PromptSet | None = None,
+        vision_backend: Backend | None = None,
+        store: CatalogStore | None = None,
+    ) -> ItemSummarizer:
+        """The summarizer of every path (a request, ``msrkit summarize``, Ray, MCP): one place reads the settings.
+
+        ``max_side``, ``strict`` and the image policy (``image_roots``, ``image_private_hosts``,
+        ``image_timeout``) all come from ``settings``, so no path can drop one of them.
+        """
+        return cls(backend, prompts=prompts, vision_backend=vision_backend, max_side=settings.max_side,
+                   strict=settings.strict, store=store, image_policy=ImagePolicy.from_settings(settings))  # fmt: skip
 
     def summarize(
         self,

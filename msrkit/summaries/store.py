@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..data import Item
 
-__all__ = ["STORE_FILE", "CatalogStore", "Summary", "item_digest"]
+__all__ = ["STORE_FILE", "CatalogStore", "Summary", "item_digest", "summary_of_row"]
 
 #: The store's file name inside the cache folder.
 STORE_FILE = "catalog.sqlite3"
@@ -51,7 +51,61 @@ def item_digest(item: Item) -> str:
     body = json.dumps(
         [item.title, item.description, item.image, item.attributes], sort_keys=True, ensure_ascii=False, default=str
     )
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(body.encode("utf-8", "surrogatepass")).hexdigest()[:16]  # lone surrogates too
+
+
+#: a stored summary holds at most this many keywords, each at most this long (the summarizer keeps far fewer)
+MAX_KEYWORDS = 64
+MAX_KEYWORD_CHARS = 200
+#: an image description longer than this is not one the summarizer made (it keeps 600 characters)
+MAX_DESCRIPTION_CHARS = 4000
+
+
+def summary_of_row(row: tuple[object, ...]) -> Summary:
+    """A row of the ``summaries`` table as a :class:`Summary`: :class:`ValueError` saying why for any other content.
+
+    The file is data from outside this process (another version, another tool, a hand edit): a
+    keywords value that is not JSON, nested too deeply, not a list of short strings, or columns of
+    another type are refused here, so no caller ever sees them.
+    """
+    if len(row) != 6:
+        raise ValueError(f"a row of {len(row)} columns, not 6")
+    item_id, tag, digest, keywords, description, model = row
+    for name, value in (("item_id", item_id), ("tag", tag), ("digest", digest), ("keywords", keywords)):
+        if not isinstance(value, str):
+            raise ValueError(f"column {name} holds {type(value).__name__}, not text")
+    if description is not None and (not isinstance(description, str) or len(description) > MAX_DESCRIPTION_CHARS):
+        raise ValueError("image_description is not a short text")
+    return Summary(str(item_id), str(tag), str(digest), _keywords(str(keywords)), description,
+                   model if isinstance(model, str) else "")  # fmt: skip
+
+
+def _keywords(text: str) -> list[str]:
+    if len(text) > MAX_KEYWORDS * (MAX_KEYWORD_CHARS + 4):
+        raise ValueError("keywords too long")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # JSONDecodeError
+        raise ValueError(f"keywords are not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ValueError("keywords are JSON nested too deeply") from None
+    if not isinstance(value, list) or len(value) > MAX_KEYWORDS:
+        raise ValueError(f"keywords are not a list of at most {MAX_KEYWORDS} (got {type(value).__name__})")
+    if not all(isinstance(k, str) and len(k) <= MAX_KEYWORD_CHARS for k in value):
+        raise ValueError("keywords are not all short strings")
+    return value
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -78,12 +132,14 @@ class CatalogStore:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self._broken: str | None = None
+        self._warned: set[tuple[str, str]] = set()
 
     def _conn(self) -> sqlite3.Connection | None:
         if self._db is None and self._broken is None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+                db.text_factory = _text  # a cell of bytes that are not UTF-8 is that row's problem, not the store's
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute(_SCHEMA)
                 self._db = db
@@ -112,6 +168,8 @@ class CatalogStore:
                 return
             try:
                 db.execute("INSERT OR REPLACE INTO summaries VALUES (?, ?, ?, ?, ?, ?, ?)", row)
+            except UnicodeEncodeError:  # a lone surrogate in the item's id or text: that item is not kept
+                log.debug("catalog store: item %r not kept (text that is not valid Unicode)", item.item_id[:80])
             except sqlite3.Error as exc:
                 self._disable(f"catalog store write failed: {exc}")
 
@@ -122,19 +180,32 @@ class CatalogStore:
 
     def lookup(self, items: Iterable[Item], *, tag: str | None = None) -> dict[str, Summary]:
         """Summaries of those ``items`` whose text is unchanged (the latest per item unless ``tag``)."""
-        wanted = {item.item_id: item_digest(item) for item in items}
+        # an id holding a lone surrogate cannot be stored, so it is never looked up either
+        wanted = {item.item_id: item_digest(item) for item in items if _storable(item.item_id)}
         if not wanted:
             return {}
         out: dict[str, Summary] = {}
         ids = list(wanted)
         for start in range(0, len(ids), 500):
             for row in self._rows(ids[start : start + 500], tag):
-                summary = Summary(row[0], row[1], row[2], json.loads(row[3]), row[4], row[5])
-                if summary.digest == wanted[summary.item_id] and summary.item_id not in out:
+                summary = self._summary(row)
+                if summary is not None and summary.digest == wanted.get(summary.item_id) and summary.item_id not in out:
                     out[summary.item_id] = summary
         return out
 
-    def _rows(self, ids: list[str], tag: str | None) -> list[tuple[str, str, str, str, str | None, str]]:
+    def _summary(self, row: tuple[object, ...]) -> Summary | None:
+        """The summary a row holds, or ``None`` (and a warning, once per row) for a row that is not one."""
+        try:
+            return summary_of_row(row)
+        except ValueError as exc:
+            key = (str(row[0]), str(row[1]))
+            if key not in self._warned:
+                self._warned.add(key)
+                log.warning("catalog store %s: item %r (%s): %s; the item is summarized again", self.path,
+                            key[0][:80], key[1][:80], exc)  # fmt: skip
+            return None
+
+    def _rows(self, ids: list[str], tag: str | None) -> list[tuple[object, ...]]:
         marks = ",".join("?" * len(ids))
         sql = (
             f"SELECT item_id, tag, digest, keywords, image_description, model FROM summaries WHERE item_id IN ({marks})"  # noqa: S608
