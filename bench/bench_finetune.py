@@ -20,6 +20,12 @@ Protocol (printed with the table):
 - **Prompts**: msrkit's own listwise prompt, with item and preference summaries off
   (the preference text is the last ten items) and no reasons asked, as ``msrkit
   rank`` sends it with those settings.
+- **The model's answer is its first pick**: evaluation caps the listwise answer at
+  8 tokens (a prompt folder with the shipped template, ``max_tokens`` 8; the text
+  the model reads is unchanged), and the candidates it did not name follow in the
+  order shown, as the repair always does. Training teaches exactly that (target
+  first, the rest as shown), and decoding 160 tokens per call on a shared CPU
+  would cost ten times as long.
 - **Alone**: the model ranks the candidates shown in a seeded random order
   (``shown_order = "given"``, fusion weight 1: its order only). **Fused**: as the
   pipeline runs it, shown in retrieval's order, fused with retrieval by the weight
@@ -183,6 +189,7 @@ def main() -> None:
     e.add_argument("--task", choices=["rank", "pointwise", "mix"], default="rank")
     e.add_argument("--limit", type=int, default=None)
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--only-base", action="store_true", help="Run the zero-shot model only (fills the cache).")
     args = parser.parse_args()
     {"prepare": prepare, "train": train, "evaluate": evaluate}[args.phase](args)
 
@@ -190,7 +197,7 @@ def main() -> None:
 def evaluate(args: argparse.Namespace) -> None:
     from bench_finetune_eval import run_evaluation  # beside this file
 
-    run_evaluation(Path(args.work), task=args.task, limit=args.limit, seed=args.seed)
+    run_evaluation(Path(args.work), task=args.task, limit=args.limit, seed=args.seed, only_base=args.only_base)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,29 @@ def _tuned_weight(val: _Cases, settings: Settings, label: str) -> tuple[float, l
     return min(w for w, v in table if v >= best - 1e-12), table
 
 
-def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int) -> None:
+FIRST_PICK_TOKENS = 8
+
+
+def first_pick_prompts(work: Path) -> Path:
+    """A prompt folder whose listwise template is the shipped one with answers capped at the first label.
+
+    The text the model reads is unchanged (the template's hash changes with ``max_tokens``); the
+    repair appends the candidates it did not name in the order shown, as for any short answer.
+    """
+    from msrkit.prompts import PromptSet
+
+    shipped = PromptSet.load()["listwise_rank"].source
+    folder = work / "prompts-first-pick"
+    folder.mkdir(exist_ok=True)
+    text = Path(shipped).read_text(encoding="utf-8").replace("max_tokens = 160", f"max_tokens = {FIRST_PICK_TOKENS}")
+    if f"max_tokens = {FIRST_PICK_TOKENS}" not in text:
+        raise SystemExit(f"{shipped}: no 'max_tokens = 160' line to cap")
+    (folder / "listwise_rank.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_base: bool = False) -> None:
+    """The lift table; ``only_base`` runs the zero-shot model alone (its answers land in the cache)."""
     meta = json.loads((work / "prepared.json").read_text(encoding="utf-8"))
     test = _Cases(load_histories(work / "test_cases.jsonl")[:limit], meta, seed)
     _, held = split_users(load_histories(work / "train_cases.jsonl"), fraction=0.1, seed=seed)
@@ -109,8 +131,14 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int) -> No
     val_cases = list({str(c.user_id): c for c in reversed(held)}.values())
     val = _Cases(val_cases, meta, seed)
     adapter = work / f"adapter-{task}"
+    base = Settings(backend="llamacpp/default", cache_dir=work / "cache", prompts=first_pick_prompts(work),
+                    **BENCH_SETTINGS)
+    if only_base:
+        _run(test, settings_from(base, fusion_weight=1.0, shown_order="given"), "shown", "zero-shot alone")
+        _tuned_weight(val, base, "zero-shot")
+        _run(test, settings_from(base, fusion_weight=1.0), "retrieval", "zero-shot in retrieval order")
+        return
     manifest = json.loads((adapter / "manifest.json").read_text(encoding="utf-8"))
-    base = Settings(backend="llamacpp/default", cache_dir=work / "cache", **BENCH_SETTINGS)
     tuned = settings_from(base, adapter=adapter)
     retrieval = _values(test, lambda n: ndcg_at_k(1 + test.ranked[n].index(str(test.cases[n].target)), 10))
     rows, diffs, weights = [_row("retrieval alone", retrieval)], [], {}
