@@ -135,6 +135,13 @@ class Settings(BaseModel):
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     actors: int = Field(default=1, ge=1)
+    # -- cost (issue 21): calls per request, see docs/cost.md
+    #: items whose keywords one call makes (1: one call per item); the answer is read per item,
+    #: items it left out are summarized alone
+    summary_batch: int = Field(default=8, ge=1)
+    #: "recurrent": MLLM-MSR's preference summary, one call per block of history (cached per prefix);
+    #: "single": MMSRARec's one call, the recent items' keywords read by the ranking prompt itself
+    preference_mode: Literal["recurrent", "single"] = "recurrent"
 
     @property
     def effective_stride(self) -> int:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["NotReadable", "read_regular"]
+__all__ = ["NotReadable", "open_regular", "read_regular"]
 
 _CHUNK = 1 << 20
 _FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -37,6 +38,24 @@ class NotReadable(Exception):
 
 def read_regular(path: str | Path, *, max_bytes: int | None = None) -> bytes:
     """The bytes of the regular file at ``path``: :class:`NotReadable` for anything else, or past ``max_bytes``."""
+    fd = _open_checked(path)
+    try:
+        return _read_bounded(fd, max_bytes)
+    except OSError as exc:
+        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """The regular file at ``path`` open for reading bytes (to stream it): :class:`NotReadable` for anything else."""
+    fd = _open_checked(path)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _open_checked(path: str | Path) -> int:
+    """A descriptor of ``path`` once checked to be a regular file (closed again when it is not)."""
     try:
         fd = os.open(path, _FLAGS)
     except FileNotFoundError:
@@ -54,11 +73,12 @@ def read_regular(path: str | Path, *, max_bytes: int | None = None) -> bytes:
                 raise NotReadable(why)
         if not stat.S_ISREG(mode):
             raise NotReadable("is not a regular file")
-        return _read_bounded(fd, max_bytes)
-    except OSError as exc:
-        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
-    finally:
+    except BaseException as exc:
         os.close(fd)
+        if isinstance(exc, OSError):
+            raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
+        raise
+    return fd
 
 
 def _read_bounded(fd: int, max_bytes: int | None) -> bytes:

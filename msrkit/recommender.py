@@ -138,7 +138,8 @@ class Recommender:
             raise ConfigError("summarizing items needs an LLM backend, not 'none'")
         s = self.settings
         return ItemSummarizer(self.backend, prompts=self.prompts, vision_backend=self.vision_backend,
-                              max_side=s.max_side, strict=s.strict, store=self.store)  # fmt: skip
+                              max_side=s.max_side, strict=s.strict, store=self.store,
+                              batch=s.summary_batch)  # fmt: skip
 
     def _parts(self) -> Parts:
         return Parts(self.settings, self.backend, self.vision_backend, self.prompts, self.catalog, self.index,

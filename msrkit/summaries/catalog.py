@@ -73,7 +73,7 @@ def summarize_catalog(
             raise ConfigError("summarizing needs an LLM backend, not 'none'")
         summarizer = ItemSummarizer(
             rec.backend, prompts=rec.prompts, vision_backend=rec.vision_backend, max_side=settings.max_side,
-            strict=settings.strict, store=rec.store, image_policy=rec.image_policy,
+            strict=settings.strict, store=rec.store, image_policy=rec.image_policy, batch=settings.summary_batch,
         )  # fmt: skip
         with Journal(out, key_field="item_id", resume=resume, keep=_summarized(by_id)) as journal:
             return _run(summarizer, journal, by_id, base_dir=base_dir, on_item=on_item,
