@@ -4,8 +4,9 @@ A sequence data set (one line per user: ``user item item ...``, oldest first, as
 Amazon Sports file) becomes ``interactions.jsonl`` (every sequence minus its last item),
 ``items.jsonl`` and ``histories.jsonl``; the index is built once. Then
 ``msrkit rank histories.jsonl --backend none --out r.jsonl -q --no-cache --top-k 10`` runs
-in a child process over the first N users and over all of them, and, with candidates
-generated from the same index, over synthetic users (histories of random catalog items).
+in a child process over the first N users and over all of them (candidates generated from
+the index), then over N and M synthetic users (random catalog items, 20 given candidates
+each, no index: the cheap path, so 200,000 users fit in a few minutes of CPU).
 The peak RSS of each child is read with ``resource.getrusage(RUSAGE_CHILDREN)`` in a
 fresh wrapper process (so one run's peak never hides another's). Prints peak MiB per run
 and the ratio to the smallest run of its kind (flat memory: close to 1).
@@ -24,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 _PEAK = (
     "import resource, subprocess, sys\n"
@@ -48,15 +50,19 @@ def write_data(seqs: list[list[str]], d: Path) -> None:
     (d / "items.jsonl").write_text("".join(json.dumps({"item_id": i}) + "\n" for i in catalog))
 
 
-def write_histories(path: Path, users: list[tuple[str, list[str]]]) -> None:
+def write_histories(path: Path, users: list[dict[str, Any]]) -> None:
     with open(path, "w") as fh:
-        for user, history in users:
-            fh.write(json.dumps({"user_id": user, "history": history}) + "\n")
+        for user in users:
+            fh.write(json.dumps(user) + "\n")
 
 
-def synthetic(n: int, catalog: list[str], *, seed: int = 0) -> list[tuple[str, list[str]]]:
+def synthetic(n: int, catalog: list[str], *, seed: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(seed)
-    return [(f"s{u}", rng.sample(catalog, rng.randint(3, 12))) for u in range(n)]
+    out = []
+    for u in range(n):
+        picked = rng.sample(catalog, rng.randint(3, 12) + 20)
+        out.append({"user_id": f"s{u}", "history": picked[20:], "candidates": picked[:20]})
+    return out
 
 
 def main() -> None:
@@ -64,6 +70,7 @@ def main() -> None:
     ap.add_argument("sequences", type=Path)
     ap.add_argument("--small", type=int, default=1000, help="users in the small run of each kind")
     ap.add_argument("--synthetic", type=int, default=200_000, help="synthetic users (0: none)")
+    ap.add_argument("--no-sequences", action="store_true", help="only the synthetic runs")
     args = ap.parse_args()
     seqs = [line.split() for line in args.sequences.read_text().splitlines() if len(line.split()) >= 3]
     msrkit = [sys.executable, "-m", "msrkit.cli"]
@@ -72,9 +79,11 @@ def main() -> None:
         write_data(seqs, d)
         subprocess.run([*msrkit, "index", "build", "--interactions", str(d / "interactions.jsonl"),
                         "--out", str(d / "idx")], check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        real = [(u, items[:-1]) for u, *items in seqs]
+        real = [{"user_id": u, "history": items[:-1]} for u, *items in seqs]
         catalog = sorted({i for _, *items in seqs for i in items})
-        runs = [("sequences", args.small, real[: args.small]), ("sequences", len(real), real)]
+        runs = (
+            [] if args.no_sequences else [("sequences", args.small, real[: args.small]), ("sequences", len(real), real)]
+        )
         if args.synthetic:
             fake = synthetic(args.synthetic, catalog)
             runs += [("synthetic", args.small, fake[: args.small]), ("synthetic", args.synthetic, fake)]
@@ -82,8 +91,9 @@ def main() -> None:
         for kind, n, users in runs:
             write_histories(d / "h.jsonl", users)
             (d / "r.jsonl").unlink(missing_ok=True)
-            cmd = [*msrkit, "rank", str(d / "h.jsonl"), "--index", str(d / "idx"), "--catalog", str(d / "items.jsonl"),
-                   "--backend", "none", "--top-k", "10", "--no-cache", "-q", "--out", str(d / "r.jsonl")]  # fmt: skip
+            data = ["--index", str(d / "idx"), "--catalog", str(d / "items.jsonl")] if kind == "sequences" else []
+            cmd = [*msrkit, "rank", str(d / "h.jsonl"), *data, "--backend", "none", "--top-k", "10", "--no-cache",
+                   "-q", "--out", str(d / "r.jsonl")]  # fmt: skip
             mib, secs = peak_mib(cmd)
             with open(d / "r.jsonl") as fh:
                 lines = sum(1 for _ in fh)

@@ -27,7 +27,7 @@ _THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _LIST_ENTRY = re.compile(r'"\s*\[?(\d+)\]?\s*"\s*:\s*\[([^\]]*)\]')
 _TEXT_ENTRY = re.compile(r'"\s*\[?(\d+)\]?\s*"\s*:\s*"([^"]*)"')
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
-_LINE = re.compile(r"^\s*[\[(]?(\d+)[\])]?\s*[:.)\-]\s*(.+)$", re.M)
+_LINE = re.compile(r"^\s*(?:[\[(](\d+)[\])]|(\d+)\s*[:.)\-])\s*[:\-]?\s*(.+)$", re.M)
 
 
 def batch_schema(count: int, *, max_keywords: int) -> dict[str, Any]:
@@ -67,7 +67,7 @@ def parse_batch(text: str, count: int, *, limit: int) -> dict[int, list[str]]:
         found.setdefault(int(m.group(1)), m.group(2))
     if not found:
         for m in _LINE.finditer(text):
-            found.setdefault(int(m.group(1)), m.group(2))
+            found.setdefault(int(m.group(1) or m.group(2)), m.group(3))
     out: dict[int, list[str]] = {}
     for n, raw in sorted(found.items()):
         words = parse_keywords(raw, limit=limit) if 1 <= n <= count else []
