@@ -6,7 +6,7 @@ Amazon Sports file) becomes ``interactions.jsonl`` (every sequence minus its las
 ``msrkit rank histories.jsonl --backend none --out r.jsonl -q --no-cache --top-k 10`` runs
 in a child process over the first N users and over all of them (candidates generated from
 the index), then over N and M synthetic users (random catalog items, 20 given candidates
-each, no index: the cheap path, so 200,000 users fit in a few minutes of CPU).
+each, the catalog but no index: the cheap path, so 200,000 users fit in a few minutes of CPU).
 The peak RSS of each child is read with ``resource.getrusage(RUSAGE_CHILDREN)`` in a
 fresh wrapper process (so one run's peak never hides another's). Prints peak MiB per run
 and the ratio to the smallest run of its kind (flat memory: close to 1).
@@ -91,7 +91,7 @@ def main() -> None:
         for kind, n, users in runs:
             write_histories(d / "h.jsonl", users)
             (d / "r.jsonl").unlink(missing_ok=True)
-            data = ["--index", str(d / "idx"), "--catalog", str(d / "items.jsonl")] if kind == "sequences" else []
+            data = ["--catalog", str(d / "items.jsonl")] + (["--index", str(d / "idx")] if kind == "sequences" else [])
             cmd = [*msrkit, "rank", str(d / "h.jsonl"), *data, "--backend", "none", "--top-k", "10", "--no-cache",
                    "-q", "--out", str(d / "r.jsonl")]  # fmt: skip
             mib, secs = peak_mib(cmd)
