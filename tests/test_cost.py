@@ -10,19 +10,23 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import msrkit
 
 from msrkit.backends.base import Capabilities, ChatRequest
 from msrkit.backends.fake import FakeBackend
-from msrkit.data import Item
+from msrkit.config import Settings
+from msrkit.cost import predict
+from msrkit.data import History, Item
 from msrkit.meter import Meter
 from msrkit.recommender import Recommender
 from msrkit.summaries import ItemSummarizer
 from msrkit.summaries.batched import batch_schema, parse_batch
-from msrkit.summaries.store import CatalogStore
+from msrkit.summaries.store import STORE_FILE, CatalogStore
 
 CATALOG = {f"i{n}": Item(item_id=f"i{n}", title=f"Thing{n}", description=f"kind {n % 5}") for n in range(40)}
 HISTORY = [f"i{n}" for n in range(10)]
@@ -39,7 +43,7 @@ def answer(request: ChatRequest) -> str:
         title = re.search(r"Thing\d+", text)
         return f"{title.group(0).lower() if title else 'x'}, gear"
     if request.tag.startswith("preference"):
-        return f"likes gear ({len(text)})"  # a new block makes a new summary
+        return f"likes gear ({zlib.crc32(text.encode())})"  # another block, another summary
     numbers = re.findall(r"^\[(\d+)\]", text, flags=re.M)
     return " > ".join(f"[{n}]" for n in numbers)
 
@@ -163,3 +167,32 @@ def test_parse_batch_reads_objects_lines_and_ignores_numbers_out_of_range() -> N
     }
     assert parse_batch("[1] hiking, boots\n(2) water", 2, limit=1) == {1: ["hiking"], 2: ["water"]}
     assert parse_batch("no numbers here", 2, limit=8) == {}
+
+
+# -- predicted before it is spent ----------------------------------------------------------------
+
+
+def test_the_dry_run_predicts_the_calls_of_the_real_run_and_writes_nothing(tmp_path: Path) -> None:
+    catalog = tmp_path / "items.jsonl"
+    catalog.write_text("".join(i.model_dump_json() + "\n" for i in CATALOG.values()))
+    s = Settings(catalog=catalog, cache_dir=tmp_path / "cache", retries=0)
+    hs = [History.model_validate(u) for u in (user(uid="a"), user([*HISTORY[:5], "i31"], "b"), user(HISTORY[3:], "c"))]
+    fake = FakeBackend(default=answer)
+    predicted = predict(s, hs, backend=fake)
+    assert fake.calls == 0 and not (tmp_path / "cache" / STORE_FILE).exists()
+    with Recommender(fake, settings=s) as rec:
+        real = [rec.rank(h).usage for h in hs]
+    assert predicted.total.llm_calls == fake.calls == sum(u.llm_calls for u in real) > 0
+    assert (predicted.cold.users, predicted.warm.users) == (1, 2)  # b and c reuse item summaries a made
+    assert predicted.total.completion_tokens == sum(r.max_tokens for r in fake.requests)
+    after = predict(s, hs, backend=fake)
+    assert after.total.llm_calls == 0 and fake.calls == sum(u.llm_calls for u in real)  # all cached now
+
+
+def test_cli_dry_run_of_a_batch_without_a_model_costs_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "u.jsonl"
+    cands = [{"item_id": f"c{k}", "title": "t"} for k in range(3)]
+    path.write_text("".join(json.dumps({"user_id": u, "history": [], "candidates": cands}) + "\n" for u in "ab"))
+    done = msrkit("rank", str(path), "--backend", "none", "--no-cache", "--dry-run", "--out", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr
+    assert "cost: 2 user(s), 0 LLM calls" in done.stdout and not (tmp_path / "r").exists()

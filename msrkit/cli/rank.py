@@ -97,6 +97,10 @@ def rank(
         typer.Option("--out", help="Append one JSON line per user here (resumable); --engine ray: a folder of shards."),
     ] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the LLM calls and tokens the batch would cost now; call nothing."),
+    ] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write one self-contained HTML report (with images) here.")
     ] = None,
@@ -132,22 +136,28 @@ def rank(
         from rich.progress import Progress
 
         from ..batch import HistoryFile, rank_batch
+        from ..cost import CostTally
         from ..recommender import Recommender
 
         s = settings(flags, config=config, no_cache=no_cache)
         if s.engine == "ray":
             _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, resume=resume, html=html, quiet=quiet)
             return
-        rec = Recommender(settings=s)
         histories = HistoryFile(path)
+        if dry_run:
+            _dry_run(s, histories)
+            return
+        rec = Recommender(settings=s)
         shown.many = len(histories) > 1
         bar = shown.many and not quiet and (out is not None or json_out)  # tables would interleave
+        cost = CostTally()
         with rec, _report(html, rec) as report, Progress(console=Console(stderr=True), disable=not bar,
                                                          transient=True) as progress:  # fmt: skip
             task = progress.add_task("ranking", total=len(histories))
 
             def ranked(history: Any) -> Any:
                 ranking = top(rec.rank(history), top_k)
+                cost.add(ranking.usage)
                 if report is not None:
                     report.add(history, ranking)
                 return ranking
@@ -163,6 +173,8 @@ def rank(
             typer.echo(
                 f"{summary.ranked} ranked, {summary.skipped} already in {out}, {summary.failed} failed", err=True
             )
+        if shown.many and not quiet and rec.backend is not None:
+            typer.echo(cost.line(), err=True)
         if summary.errors:
             raise typer.Exit(min(getattr(e, "exit_code", 1) for _, e in summary.errors))
         if shown.fatal:
@@ -196,6 +208,15 @@ def _on_ray(
         err(f"{why}: {sum(fatal.values())} ranking(s) fell back to retrieval order (--backend none ranks by "
             "retrieval alone)")  # fmt: skip
         raise typer.Exit(6)
+
+
+def _dry_run(s: Any, histories: Any) -> None:
+    from ..cost import CHARS_PER_TOKEN, predict
+
+    tally = predict(s, (h for _, h in histories))
+    typer.echo(f"dry run (nothing was sent; prompt tokens estimated at {CHARS_PER_TOKEN:g} characters each, "
+               "completions at their cap):")  # fmt: skip
+    typer.echo(tally.line())
 
 
 def top(ranking: Any, k: int | None) -> Any:

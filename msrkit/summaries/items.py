@@ -138,20 +138,21 @@ class ItemSummarizer:
             return out
         return self._keyword_alone(item, out.item, meter)
 
-    def _known(self, item: Item) -> Item | None:
-        """``item`` as already summarized (by its own fields or in the store), or ``None``."""
+    def _known(self, item: Item, meter: Meter) -> Item | None:
+        """``item`` as already summarized (by its own fields or in the store: a cache hit), or ``None``."""
         if item.keywords is not None and (item.image_description or not item.image or not self.describe_images):
             return item
         stored = self.store.get(item, tag=self.tag(item)) if self.store is not None else None
         if stored is None:
             return None
+        meter.reused()
         update = {"keywords": item.keywords if item.keywords is not None else stored.keywords}
         description = item.image_description or stored.image_description
         return item.model_copy(update={**update, "image_description": description})
 
     def _described_or_done(self, item: Item, meter: Meter, base_dir: Path | None) -> Item | _Described:
         """The finished item (known, failed, no text to summarize), or the described one still wanting keywords."""
-        known = self._known(item)
+        known = self._known(item, meter)
         if known is not None:
             return known
         try:
