@@ -38,7 +38,7 @@ def answer(request: ChatRequest) -> str:
     text = request.messages[-1].text_content
     if request.tag.startswith("item_keywords_batch"):
         found = re.findall(r"^\[(\d+)\] (Thing\d+)", text, flags=re.M)
-        return json.dumps({n: [title.lower(), "gear"] for n, title in found})
+        return json.dumps({n: {"title": title, "keywords": [title.lower(), "gear"]} for n, title in found})
     if request.tag.startswith("item_keywords"):
         title = re.search(r"Thing\d+", text)
         return f"{title.group(0).lower() if title else 'x'}, gear"
@@ -142,9 +142,12 @@ def test_the_schema_goes_only_to_a_backend_that_takes_one() -> None:
     for fake in (plain, typed):
         ItemSummarizer(fake, batch=4).summarize(items(3), meter=Meter())
     assert plain.requests[0].json_schema is None
-    assert typed.requests[0].json_schema == batch_schema(3, max_keywords=8)
-    assert typed.requests[0].json_schema["required"] == ["1", "2", "3"]
-    assert typed.requests[0].max_tokens == 3 * 40
+    schema = typed.requests[0].json_schema
+    assert schema == batch_schema(["Thing0", "Thing1", "Thing2"], max_keywords=8)
+    assert schema["required"] == ["1", "2", "3"] and schema["properties"]["2"]["properties"]["title"] == {
+        "const": "Thing1"
+    }
+    assert typed.requests[0].max_tokens == 3 * 48
 
 
 def test_images_are_described_one_per_call_then_keywords_batched(tmp_path: Path) -> None:
