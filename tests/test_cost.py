@@ -199,3 +199,13 @@ def test_cli_dry_run_of_a_batch_without_a_model_costs_nothing(tmp_path: Path) ->
     done = msrkit("rank", str(path), "--backend", "none", "--no-cache", "--dry-run", "--out", str(tmp_path / "r"))
     assert done.returncode == 0, done.stderr
     assert "cost: 2 user(s), 0 LLM calls" in done.stdout and not (tmp_path / "r").exists()
+
+
+def test_a_batch_out_of_time_leaves_its_items_as_they_are() -> None:
+    from msrkit.deadline import Deadline, active
+
+    fake = FakeBackend(default=answer)
+    seen: list[str] = []
+    with active(Deadline(0.0)):
+        done = ItemSummarizer(fake, batch=8).summarize(items(3), on_item=lambda i: seen.append(i.item_id))
+    assert fake.calls == 0 and [i.keywords for i in done] == [None] * 3 and seen == ["i0", "i1", "i2"]

@@ -109,9 +109,7 @@ class ItemSummarizer:
     def _one(self, item: Item, meter: Meter, base_dir: Path | None, on_item: Callable[[Item], None] | None) -> Item:
         done = item if current().left() < MIN_CALL_SECONDS else self.summarize_item(item, meter=meter,
                                                                                     base_dir=base_dir)  # fmt: skip
-        if on_item is not None:
-            on_item(done)
-        return done
+        return _emitted(done, on_item)
 
     def _stage(
         self, item: Item, meter: Meter, base_dir: Path | None, on_item: Callable[[Item], None] | None
@@ -120,9 +118,7 @@ class ItemSummarizer:
         out = self._described_or_done(item, meter, base_dir) if current().left() >= MIN_CALL_SECONDS else item
         if isinstance(out, _Described):
             return item, out.item, True
-        if on_item is not None:
-            on_item(out)
-        return item, out, False
+        return item, _emitted(out, on_item), False
 
     def tag(self, item: Item) -> str:
         """The prompts that summarize ``item`` (with an image description where one is made)."""
@@ -176,20 +172,20 @@ class ItemSummarizer:
         self, pairs: list[tuple[Item, Item]], meter: Meter, on_item: Callable[[Item], None] | None
     ) -> list[Item]:
         """Keywords for ``(item, described)`` pairs in one call; those the answer left out, one call each."""
+        if current().left() < MIN_CALL_SECONDS:  # out of time: left as they are, like a single item
+            return [_emitted(described, on_item) for _, described in pairs]
         schema = self.backend.capabilities.json_schema
         request = batch_request(self.prompts["item_keywords_batch"], [d for _, d in pairs],
                                 max_keywords=self.max_keywords, json_schema=schema)  # fmt: skip
         try:
             found = parse_batch(meter.call(self.backend, request).text, len(pairs), limit=self.max_keywords)
         except BackendError as exc:
-            return [self._failed(exc, described, meter) for _, described in pairs]
+            return [_emitted(self._failed(exc, described, meter), on_item) for _, described in pairs]
         out = []
         for n, (item, described) in enumerate(pairs, 1):
             words = found.get(n)
             done = self._keep(item, described.model_copy(update={"keywords": words})) if words else None
-            out.append(done or self._keyword_alone(item, described, meter))
-            if on_item is not None:
-                on_item(out[-1])
+            out.append(_emitted(done or self._keyword_alone(item, described, meter), on_item))
         return out
 
     def _keep(self, item: Item, done: Item) -> Item:
@@ -240,6 +236,12 @@ class _Described:
 
     def __init__(self, item: Item) -> None:
         self.item = item
+
+
+def _emitted(item: Item, on_item: Callable[[Item], None] | None) -> Item:
+    if on_item is not None:
+        on_item(item)
+    return item
 
 
 def _has_text(item: Item) -> bool:
