@@ -13,7 +13,7 @@ between users with every line kept valid. The file is a
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +21,10 @@ from typing import Any
 from .data import History, Ranking
 from .errors import BackendError, InputError
 from .escape import json_data
-from .runs import Journal, record_keys
+from .io import iter_histories
+from .runs import Journal, record_keys, repeated_ids, stream_key
 
-__all__ = ["BatchSummary", "rank_batch", "batch_keys"]
+__all__ = ["BatchSummary", "rank_batch", "batch_keys", "HistoryFile"]
 
 log = logging.getLogger("msrkit")
 
@@ -33,13 +34,17 @@ PER_USER_ERRORS = (InputError, BackendError)
 
 @dataclass
 class BatchSummary:
-    """What a batch did: each history's key (in input order) and the counts."""
+    """What a batch did: the counts, and the errors of the users that failed."""
 
-    keys: list[str] = field(default_factory=list)
     ranked: int = 0
     skipped: int = 0
     failed: int = 0
     errors: list[tuple[str, BaseException]] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        """Every user of the input: ranked, failed or already done."""
+        return self.ranked + self.skipped + self.failed
 
 
 def batch_keys(histories: Sequence[History]) -> list[str]:
@@ -47,9 +52,35 @@ def batch_keys(histories: Sequence[History]) -> list[str]:
     return record_keys([h.user_id for h in histories])
 
 
+class HistoryFile:
+    """The histories of a file as ``(key, history)`` pairs, streamed: the keys of :func:`batch_keys`, in flat memory.
+
+    Opening reads the file once for the user ids (only a 64-bit hash of each
+    is held, to find repeated ids; :func:`msrkit.runs.repeated_ids`) and counts
+    them; iterating reads it again, one history at a time.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.count = 0
+        self.repeated = repeated_ids(self._ids())
+
+    def _ids(self) -> Iterator[str | None]:
+        for history in iter_histories(self.path):
+            self.count += 1
+            yield history.user_id
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[tuple[str, History]]:
+        for i, history in enumerate(iter_histories(self.path)):
+            yield stream_key(i, history.user_id, self.repeated), history
+
+
 def rank_batch(
     rank: Callable[[History], Ranking],
-    histories: Sequence[History],
+    histories: Sequence[History] | Iterable[tuple[str, History]],
     *,
     out: str | Path | None = None,
     resume: bool = True,
@@ -57,18 +88,34 @@ def rank_batch(
 ) -> BatchSummary:
     """Rank every history; with ``out``, append one JSON line per user as it finishes.
 
+    ``histories`` is a sequence of histories (keyed by :func:`batch_keys`) or
+    an iterable of ``(key, history)`` pairs such as a :class:`HistoryFile`,
+    consumed one at a time: each ranking is written and dropped before the
+    next history is read, so memory does not grow with the batch.
     ``on_result(key, ranking_or_error)`` is called after the user's line is written.
     """
-    summary = BatchSummary(keys=batch_keys(histories))
+    pairs = _pairs(histories)
+    summary = BatchSummary()
     with Journal(out, resume=resume) as journal:
-        todo = journal.todo(summary.keys, histories)
-        summary.skipped = len(histories) - len(todo)
-        for key, history in todo:
+        done = set(journal.done)
+        journal.done.clear()  # only the keys are needed to resume
+        for key, history in pairs:
+            if key in done:
+                summary.skipped += 1
+                continue
             outcome, record = _rank_one(rank, key, history, summary)
             journal.write(record)
             if on_result is not None:
                 on_result(key, outcome)
+    if summary.skipped:
+        log.info("resumed %s: %d done before, %d ranked now", out, summary.skipped, summary.ranked + summary.failed)
     return summary
+
+
+def _pairs(histories: Sequence[History] | Iterable[tuple[str, History]]) -> Iterable[tuple[str, History]]:
+    if isinstance(histories, Sequence):
+        return zip(batch_keys(histories), histories, strict=True)
+    return histories
 
 
 def _rank_one(

@@ -148,10 +148,6 @@ class Settings(BaseModel):
     #: (its base must be the backend's model); Ollama and OpenAI-compatible servers serve it themselves
     adapter: Path | None = None
 
-    @property
-    def effective_fusion_weight(self) -> float:
-        """``fusion_weight``, or :data:`DEFAULT_FUSION_WEIGHT` when unset."""
-        return self.fusion_weight if self.fusion_weight is not None else DEFAULT_FUSION_WEIGHT
     # -- the MCP server (msrkit mcp): who may call it, and what one call may cost
     #: the bearer token HTTP clients must send (needed to serve beyond loopback; shown masked)
     mcp_token: SecretStr | None = None
@@ -165,6 +161,18 @@ class Settings(BaseModel):
     mcp_session_queue: int = Field(default=4, ge=1)
     #: tool calls running at once, all sessions together (each on a worker thread)
     mcp_workers: int = Field(default=8, ge=1)
+    # -- cost (issue 21): calls per request, see docs/cost.md
+    #: items whose keywords one call makes (1: one call per item); the answer is read per item,
+    #: items it left out are summarized alone
+    summary_batch: int = Field(default=8, ge=1)
+    #: "recurrent": MLLM-MSR's preference summary, one call per block of history (cached per prefix);
+    #: "single": MMSRARec's one call, the recent items' keywords read by the ranking prompt itself
+    preference_mode: Literal["recurrent", "single"] = "recurrent"
+
+    @property
+    def effective_fusion_weight(self) -> float:
+        """``fusion_weight``, or :data:`DEFAULT_FUSION_WEIGHT` when unset."""
+        return self.fusion_weight if self.fusion_weight is not None else DEFAULT_FUSION_WEIGHT
 
     @property
     def effective_stride(self) -> int:

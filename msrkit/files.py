@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,21 +52,11 @@ def read_regular(path: str | Path, *, max_bytes: int | None = None) -> bytes:
         os.close(fd)
 
 
-@contextmanager
-def open_regular(path: str | Path) -> Iterator[BinaryIO]:
-    """The regular file at ``path``, open for reading in binary (blocking) mode: :class:`NotReadable` otherwise.
-
-    For readers that stream (Parquet, line by line): what they read is the file that was checked.
-    """
+def open_regular(path: str | Path) -> BinaryIO:
+    """The regular file at ``path`` open for reading bytes (to stream it): :class:`NotReadable` for anything else."""
     fd = _open_checked(path)
-    try:
-        os.set_blocking(fd, True)
-        fh = os.fdopen(fd, "rb")
-    except OSError as exc:
-        os.close(fd)
-        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
-    with fh:
-        yield fh
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
 
 
 def lines(fh: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
@@ -84,7 +73,7 @@ def lines(fh: BinaryIO, *, max_bytes: int = MAX_LINE_BYTES) -> Iterator[bytes]:
 
 
 def _open_checked(path: str | Path) -> int:
-    """A descriptor of the regular file at ``path``, opened without blocking and checked on the descriptor."""
+    """A descriptor of ``path`` once checked to be a regular file (closed again when it is not)."""
     try:
         fd = os.open(path, _FLAGS)
     except FileNotFoundError:
@@ -102,12 +91,11 @@ def _open_checked(path: str | Path) -> int:
                 raise NotReadable(why)
         if not stat.S_ISREG(mode):
             raise NotReadable("is not a regular file")
-    except NotReadable:
+    except BaseException as exc:
         os.close(fd)
+        if isinstance(exc, OSError):
+            raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
         raise
-    except OSError as exc:
-        os.close(fd)
-        raise NotReadable(f"cannot be read: {exc.strerror or exc}") from None
     return fd
 
 

@@ -29,6 +29,7 @@ from .files import MAX_LINE_BYTES, NotReadable, lines, open_regular, read_regula
 __all__ = [
     "Interaction",
     "interaction_from",
+    "iter_histories",
     "load_histories",
     "load_catalog",
     "load_interactions",
@@ -36,6 +37,7 @@ __all__ = [
     "resolve",
     "read_records",
     "iter_records",
+    "stream_records",
     "record_source",
     "open_data",
     "text_lines",
@@ -87,12 +89,7 @@ def read_records(path: str | Path) -> Iterator[tuple[str, Any]]:
         for n, line in enumerate(text.split("\n"), 1):  # not splitlines(): U+2028 may sit inside a string
             if not line.strip():
                 continue
-            try:
-                yield f"line {n}", json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=f"{p}:{n}") from None
-            except RecursionError:
-                raise InputError("JSON nested too deeply to read", source=f"{p}:{n}") from None
+            yield f"line {n}", _json_line(line, source=f"{p}:{n}")
         return
     try:
         data = json.loads(text)
@@ -204,15 +201,52 @@ def parse_history(data: Any, *, source: str = "<history>", where: str = "") -> H
 
 def load_histories(path: str | Path) -> list[History]:
     """One or many histories from ``history.json``, a JSON list, a ``.jsonl`` or a ``.parquet`` histories table."""
+    return list(iter_histories(path))
+
+
+def iter_histories(path: str | Path) -> Iterator[History]:
+    """The histories of :func:`load_histories` one at a time; a ``.jsonl`` is read a line at a time.
+
+    So a batch over a JSONL file holds one history in memory, whatever the
+    number of users (a JSON list is parsed whole, as JSON must be).
+    """
     p = Path(path)
-    out = []
-    for where, obj in iter_records(p):
+    base = p.resolve().parent
+    empty = True
+    for where, obj in stream_records(p):
         src, inner = record_source(p, where)
         h = parse_history(obj, source=src, where=inner)
-        out.append(h.with_base_dir(p.resolve().parent, source=src + (f" {where}" if where.startswith("[") else "")))
-    if not out:
+        empty = False
+        yield h.with_base_dir(base, source=src + (f" {where}" if where.startswith("[") else ""))
+    if empty:
         raise InputError("holds no history", source=str(p))
-    return out
+
+
+def stream_records(path: str | Path) -> Iterator[tuple[str, Any]]:
+    """:func:`iter_records`, but a ``.jsonl`` file is read a line at a time instead of whole."""
+    p = Path(path)
+    if p.suffix.lower() != ".jsonl":
+        yield from iter_records(p)
+        return
+    try:
+        fh = open_regular(p)
+    except NotReadable as exc:
+        raise InputError("no such file" if exc.why == "does not exist" else exc.why, source=str(p)) from None
+    with fh:
+        for n, raw in enumerate(fh, 1):  # bytes split at b"\n" only: U+2028 may sit inside a string
+            if raw.strip():
+                yield f"line {n}", _json_line(raw, source=f"{p}:{n}")
+
+
+def _json_line(raw: bytes | str, *, source: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte {exc.start}): save the file as UTF-8", source=source) from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source) from None
+    except RecursionError:
+        raise InputError("JSON nested too deeply to read", source=source) from None
 
 
 def load_catalog(path: str | Path) -> dict[str, Item]:

@@ -46,6 +46,11 @@ class Meter:
     async def acall(self, backend: Backend, request: ChatRequest) -> ChatResponse:
         return self.record(await achat(backend, request))
 
+    def reused(self) -> None:
+        """Count a result reused without a call that the response cache did not answer (a stored item summary)."""
+        with self._lock:
+            self.usage.cache_hits += 1
+
     def warn(self, message: str) -> None:
         """Keep a warning once (repeats are dropped; secrets masked) and log it."""
         message = redact(message, None)

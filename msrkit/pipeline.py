@@ -116,23 +116,38 @@ def _summaries(
     s = parts.settings
     if not s.item_summaries or _out_of_time(meter, "item summaries"):
         return list(items), candidates
-    from .summaries import ItemSummarizer, blocks
+    from .summaries import ItemSummarizer
 
     summarizer = ItemSummarizer.from_settings(s, backend, prompts=parts.prompts, vision_backend=parts.vision_backend,
                                               store=parts.store)  # fmt: skip
-    base = history.base_dir
-    # only the items the preference summary will read: older ones would cost calls for nothing
-    spans = blocks(len(items), block_size=s.block_size, max_items=s.max_history)
-    start = spans[0][0] if spans else len(items)
-    recent = summarizer.summarize(items[start:], meter=meter, base_dir=base)
-    return [*items[:start], *recent], summarizer.summarize(candidates, meter=meter, base_dir=base)
+    # only the items the preference text will read: older ones would cost calls for nothing
+    start = _first_read(s, len(items))
+    recent = items[start:]
+    # one summarize over both, so history and candidates share batches
+    done = summarizer.summarize([*recent, *candidates], meter=meter, base_dir=history.base_dir)
+    return [*items[:start], *done[: len(recent)]], done[len(recent) :]
+
+
+def _first_read(s: Settings, n: int) -> int:
+    """The first of ``n`` history items the preference text reads."""
+    if s.preference_mode == "single" or not s.preference_summary:
+        return max(0, n - min(RECENT_ITEMS, s.max_history))
+    from .summaries import blocks
+
+    spans = blocks(n, block_size=s.block_size, max_items=s.max_history)
+    return spans[0][0] if spans else n
 
 
 def preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Meter) -> str:
-    """The preference summary of ``items`` (oldest first), or their titles when that stage is off."""
+    """The preference summary of ``items`` (oldest first), or the recent items themselves.
+
+    The recent items (with their keywords where summarized) stand in for the summary
+    when that stage is off, and in ``preference_mode="single"``, where the ranking
+    prompt reads them in the same call (MMSRARec's one call per recommendation).
+    """
     s = parts.settings
-    if not s.preference_summary:
-        return recent_items_text(items)
+    if not s.preference_summary or s.preference_mode == "single":
+        return recent_items_text(items[-min(RECENT_ITEMS, s.max_history) :])
     if _out_of_time(meter, "the preference summary"):
         return ""
     from .summaries import PreferenceSummarizer
@@ -156,9 +171,13 @@ def _out_of_time(meter: Meter, stage: str) -> bool:
     return True
 
 
+#: History items the preference text shows when it is the items themselves (no recurrent summary).
+RECENT_ITEMS = 10
+
+
 def recent_items_text(items: Sequence[Item]) -> str:
     """The preference text when the summary stage is off: the last ten items, as the prompts render them."""
-    return "; ".join(render_item(i, max_chars=80) for i in items[-10:])
+    return "; ".join(render_item(i, max_chars=80) for i in items[-RECENT_ITEMS:])
 
 
 def _context(parts: Parts, hood: Neighbourhood | None) -> list[str]:
@@ -263,7 +282,8 @@ def _diagnostics(
     llm, retrieval = scorers
     stages = {"llm": llm is not None, "item_summaries": s.item_summaries,
               "preference_summary": s.preference_summary, "collaborative": s.collaborative}  # fmt: skip
-    out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.effective_fusion_weight, "stages": stages}
+    out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.effective_fusion_weight,
+                           "stages": stages}  # fmt: skip
     out["method"] = verdict.method
     ranks: dict[str, dict[str, int]] = {c.item_id: {} for c in candidates}
     raw: dict[str, dict[str, float]] = {c.item_id: {} for c in candidates}

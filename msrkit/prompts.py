@@ -42,6 +42,7 @@ __all__ = ["PromptTemplate", "PromptSet", "TASKS", "default_prompts_dir", "quote
 TASKS: dict[str, tuple[str, ...]] = {
     "image_description": (),
     "item_keywords": ("item", "max_keywords"),
+    "item_keywords_batch": ("items", "count", "max_keywords"),
     "preference_first": ("items",),
     "preference_next": ("previous", "items"),
     "listwise_rank": ("preference", "collaborative", "candidates", "count"),

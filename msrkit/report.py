@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import html
 import logging
+import shutil
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,12 +29,12 @@ from typing import TYPE_CHECKING, Any
 from .data import History, HistoryEntry, Item, Ranking
 from .errors import MsrkitError
 from .ranking.scale import format_score, score_caption, shows_score
-from .runs import write_text_atomic
+from .runs import replacing, write_text_atomic
 
 if TYPE_CHECKING:
     from .images import ImagePolicy
 
-__all__ = ["render_html", "write_html", "render_eval_html", "write_eval_html"]
+__all__ = ["HtmlReport", "render_html", "write_html", "render_eval_html", "write_eval_html"]
 
 log = logging.getLogger("msrkit")
 
@@ -77,6 +79,10 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+#: Encoded pictures kept for reuse within one page.
+_THUMBS_KEPT = 512
+
+
 class _Thumbnails:
     """Each image reference read and encoded once per page; failures kept as their reason."""
 
@@ -91,6 +97,8 @@ class _Thumbnails:
             return '<div class="thumb none">no image</div>'
         key = (item.image, str(base_dir or ""))
         if key not in self._seen:
+            if len(self._seen) >= _THUMBS_KEPT:  # a long report must not hold every picture it showed
+                self._seen.clear()
             self._seen[key] = self._load(item.image, base_dir)
         got = self._seen[key]
         if isinstance(got, Exception):
@@ -197,13 +205,24 @@ def _user_html(history: History, ranking: Ranking, catalog: Mapping[str, Item] |
 
 
 def _page(title: str, body: str, *, max_side: int) -> str:
+    return _head(title, max_side=max_side) + body + _TAIL
+
+
+def _head(title: str, *, max_side: int) -> str:
     css = _CSS % {"side": max_side, "thin": max(40, max_side // 2)}
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{css}</style></head>\n"
-        f"<body>\n<h1>{_e(title)}</h1>\n{body}\n</body></html>\n"
+        f"<body>\n<h1>{_e(title)}</h1>\n"
     )
+
+
+_TAIL = "\n</body></html>\n"
+
+
+def _count_html(n: int) -> str:
+    return f'<p class="meta">{n} user{"s" if n != 1 else ""}</p>'
 
 
 def render_html(
@@ -218,13 +237,12 @@ def render_html(
     """The report page as text (see :func:`write_html`)."""
     thumbs = _Thumbnails(max_side=max_side, timeout=image_timeout, policy=image_policy)
     users = [_user_html(h, r, catalog, thumbs) for h, r in results]
-    count = f'<p class="meta">{len(users)} user{"s" if len(users) != 1 else ""}</p>'
-    return _page(title, count + "\n" + "\n".join(users), max_side=max_side)
+    return _page(title, _count_html(len(users)) + "\n" + "\n".join(users), max_side=max_side)
 
 
 def write_html(
     path: str | Path,
-    results: Sequence[tuple[History, Ranking]],
+    results: Iterable[tuple[History, Ranking]],
     *,
     max_side: int = 160,
     title: str = "msrkit report",
@@ -237,16 +255,67 @@ def write_html(
     ``catalog`` supplies pictures for items the history names only by id
     (generated candidates, bare ids); ``image_policy`` says where images may be
     read from (default: :class:`~msrkit.images.ImagePolicy`, no private hosts).
-    The file is replaced atomically.
+    The file is replaced atomically. ``results`` may be a stream: each user's
+    section is written as it comes (see :class:`HtmlReport`).
 
     >>> rec = Recommender("none")                                            # doctest: +SKIP
     >>> h = load_history("history.json")                                     # doctest: +SKIP
     >>> write_html("report.html", [(h, rec.rank(h))])                        # doctest: +SKIP
     PosixPath('report.html')
     """
-    page = render_html(results, max_side=max_side, title=title, catalog=catalog, image_timeout=image_timeout,
-                       image_policy=image_policy)  # fmt: skip
-    return write_text_atomic(path, page)
+    with HtmlReport(path, max_side=max_side, title=title, catalog=catalog, image_timeout=image_timeout,
+                    image_policy=image_policy) as report:  # fmt: skip
+        for history, ranking in results:
+            report.add(history, ranking)
+    return report.path
+
+
+class HtmlReport:
+    """The page of :func:`render_html` written one user at a time, in memory that does not grow with the users.
+
+    Each :meth:`add` writes that user's section to a temporary file beside
+    ``path``; :meth:`close` (the end of a ``with`` block) writes the page (head,
+    the count of users, the sections) to ``path`` in one step. A block left by
+    an error writes nothing.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_side: int = 160,
+        title: str = "msrkit report",
+        catalog: Mapping[str, Item] | None = None,
+        image_timeout: float = 5.0,
+        image_policy: ImagePolicy | None = None,
+    ) -> None:
+        self.path, self.title, self.max_side, self.catalog = Path(path), title, max_side, catalog
+        self.thumbs = _Thumbnails(max_side=max_side, timeout=image_timeout, policy=image_policy)
+        self.users = 0
+        self._body = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by close())
+
+    def add(self, history: History, ranking: Ranking) -> None:
+        """Write one user's section (history, summary, ranked candidates, context, warnings, cost)."""
+        self._body.write(("\n" if self.users else "") + _user_html(history, ranking, self.catalog, self.thumbs))
+        self.users += 1
+
+    def close(self) -> Path:
+        """Write the page to :attr:`path` atomically; returns it."""
+        with self._body, replacing(self.path) as fh:
+            fh.write(_head(self.title, max_side=self.max_side) + _count_html(self.users) + "\n")
+            self._body.seek(0)
+            shutil.copyfileobj(self._body, fh)
+            fh.write(_TAIL)
+        return self.path
+
+    def __enter__(self) -> HtmlReport:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._body.close()
 
 
 # -- evaluation ------------------------------------------------------------------------

@@ -20,11 +20,13 @@ one step (a temporary file in the same folder, fsync, ``os.replace``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import secrets
 import threading
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -39,6 +41,9 @@ __all__ = [
     "Journal",
     "read_journal",
     "record_keys",
+    "replacing",
+    "repeated_ids",
+    "stream_key",
     "write_jsonl_atomic",
     "write_text_atomic",
 ]
@@ -70,13 +75,40 @@ def record_keys(ids: Sequence[str | None]) -> list[str]:
     ['a', '#1', '##1', '#3:b', '#4:b']
     """
     counts = Counter(ids)
-    out = []
-    for i, uid in enumerate(ids):
-        if uid and counts[uid] == 1:
-            out.append(MARK + uid if uid.startswith(MARK) else uid)
-        else:
-            out.append(f"{MARK}{i}:{uid}" if uid else f"{MARK}{i}")
-    return out
+    return [_key(i, uid, repeated=counts[uid] > 1) for i, uid in enumerate(ids)]
+
+
+def _key(i: int, uid: str | None, *, repeated: bool) -> str:
+    if uid and not repeated:
+        return MARK + uid if uid.startswith(MARK) else uid
+    return f"{MARK}{i}:{uid}" if uid else f"{MARK}{i}"
+
+
+def repeated_ids(ids: Iterable[str | None]) -> frozenset[int]:
+    """The hashes (:func:`id_hash`) of the ids that occur more than once, holding 8 bytes per id, not the ids.
+
+    With :func:`stream_key` this gives :func:`record_keys` of a stream read
+    twice, in memory that does not grow with the ids' length (two distinct ids
+    sharing a 64-bit hash would both get position keys: still unique, just
+    not the ids themselves).
+    """
+    import numpy as np
+
+    hashes = array("q", (id_hash(uid) for uid in ids if uid))
+    arr = np.frombuffer(hashes, dtype=np.int64).copy()
+    arr.sort()
+    return frozenset(arr[1:][arr[1:] == arr[:-1]].tolist())
+
+
+def stream_key(i: int, uid: str | None, repeated: frozenset[int]) -> str:
+    """The :func:`record_keys` key of position ``i``, given :func:`repeated_ids` of all the ids."""
+    return _key(i, uid, repeated=bool(uid) and id_hash(uid) in repeated)
+
+
+def id_hash(uid: str | None) -> int:
+    """A signed 64-bit hash of an id, the same in every process (unlike ``hash``)."""
+    digest = hashlib.blake2b((uid or "").encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -100,7 +132,7 @@ def _line(record: Record) -> str:
 
 
 @contextmanager
-def _replacing(path: Path) -> Iterator[IO[str]]:
+def replacing(path: Path) -> Iterator[IO[str]]:
     """A text file that becomes ``path`` in one step when the block ends without an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
@@ -120,7 +152,7 @@ def _replacing(path: Path) -> Iterator[IO[str]]:
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Replace ``path`` with ``text`` in one step: a reader sees the old file or the new one, never a part."""
     target = Path(path)
-    with _replacing(target) as fh:
+    with replacing(target) as fh:
         fh.write(text)
     return target
 
@@ -132,7 +164,7 @@ def write_jsonl_atomic(path: str | Path, records: Iterable[Record]) -> int:
     already holding one JSON line. If writing fails, ``path`` is left as it was.
     """
     count = 0
-    with _replacing(Path(path)) as fh:
+    with replacing(Path(path)) as fh:
         for record in records:
             fh.write(_line(record) + "\n")
             count += 1

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clirun import msrkit
 
-from msrkit.batch import batch_keys, rank_batch
+from msrkit.batch import HistoryFile, batch_keys, rank_batch
 from msrkit.data import History, RankedItem, Ranking
 from msrkit.errors import BackendTransientError, InputError
+from msrkit.io import load_histories
 
 
 def users(n: int) -> list[History]:
@@ -104,3 +107,62 @@ def test_resume_false_starts_an_empty_file(tmp_path: Path) -> None:
     summary = rank_batch(ok, users(2), out=out, resume=False)
     assert (summary.ranked, summary.skipped) == (2, 0)
     assert [r["key"] for r in lines(out)] == ["u0", "u1"]
+
+
+# -- streaming (issue 21): flat memory whatever the number of users ------------------------------------------
+
+
+def write_users(path: Path, ids: list[str | None], *, candidates: int = 1) -> Path:
+    cands = [{"item_id": f"c{j}", "title": f"item {j}"} for j in range(candidates)]
+    path.write_text("".join(json.dumps({"user_id": u, "history": [], "candidates": cands}) + "\n" for u in ids))
+    return path
+
+
+def test_a_history_file_keys_users_as_the_in_memory_batch_did(tmp_path: Path) -> None:
+    ids = ["a", None, "b", "b", "#1", "c", None, "a2"]
+    path = write_users(tmp_path / "u.jsonl", ids)
+    stream = HistoryFile(path)
+    assert len(stream) == len(ids)
+    assert [k for k, _ in stream] == batch_keys(load_histories(path)) == ["a", "#1", "#2:b", "#3:b", "##1", "c",
+                                                                            "#6", "a2"]  # fmt: skip
+
+
+def test_each_result_is_written_before_the_next_history_is_read(tmp_path: Path) -> None:
+    out = tmp_path / "r.jsonl"
+    read: list[str] = []
+
+    def pairs() -> Iterator[tuple[str, History]]:
+        for h in users(6):
+            read.append(str(h.user_id))
+            yield str(h.user_id), h
+
+    def rank(h: History) -> Ranking:
+        # while user i is ranked, i users are in the file and no later history has been read
+        assert len(lines(out)) == len(read) - 1 and read[-1] == h.user_id
+        return ok(h)
+
+    summary = rank_batch(rank, pairs(), out=out)
+    assert (summary.ranked, summary.total) == (6, 6) and [r["key"] for r in lines(out)] == read
+
+
+def test_resuming_a_stream_skips_the_users_done(tmp_path: Path) -> None:
+    path, out = write_users(tmp_path / "u.jsonl", [f"u{i}" for i in range(5)]), tmp_path / "r.jsonl"
+    rank_batch(ok, users(3), out=out)
+    calls: list[str] = []
+    summary = rank_batch(lambda h: calls.append(str(h.user_id)) or ok(h), HistoryFile(path), out=out)
+    assert calls == ["u3", "u4"] and (summary.skipped, summary.ranked, summary.total) == (3, 2, 5)
+
+
+def test_cli_top_k_limits_out_and_json_alike(tmp_path: Path) -> None:
+    path = write_users(tmp_path / "u.jsonl", ["a", "b", "c"], candidates=20)
+    out = tmp_path / "r.jsonl"
+    done = msrkit("rank", str(path), "--backend", "none", "--no-cache", "--top-k", "10", "--json", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    printed = [json.loads(x) for x in done.stdout.splitlines()]
+    written = lines(out)
+    assert [len(r["ranking"]) for r in written] == [len(r["ranking"]) for r in printed] == [10, 10, 10]
+    assert [[c["item_id"] for c in r["ranking"]] for r in written] == [
+        [c["item_id"] for c in r["ranking"]] for r in printed
+    ]
+    full = msrkit("rank", str(path), "--backend", "none", "--no-cache", "--json")
+    assert [len(json.loads(x)["ranking"]) for x in full.stdout.splitlines()] == [20, 20, 20]

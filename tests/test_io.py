@@ -9,7 +9,7 @@ import pytest
 
 from msrkit.data import History, Item
 from msrkit.errors import InputError
-from msrkit.io import load_catalog, load_histories, load_interactions, resolve
+from msrkit.io import iter_histories, load_catalog, load_histories, load_interactions, resolve
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "history.json"
 
@@ -138,3 +138,16 @@ def test_a_fifo_or_a_device_as_a_data_file_is_an_error_not_a_hang(tmp_path: Path
     (tmp_path / "i.csv").mkdir()
     with pytest.raises(InputError, match="folder"):
         load_interactions(tmp_path / "i.csv")
+
+
+def test_histories_stream_a_line_at_a_time(tmp_path: Path) -> None:
+    # issue 21: a batch reads one history at a time; a bad line fails where it is, after the good ones
+    good = {"user_id": "u\u2028x", "history": ["a"], "candidates": ["a"]}
+    path = tmp_path / "h.jsonl"
+    path.write_text(json.dumps(good, ensure_ascii=False) + "\n\n" + json.dumps({**good, "user_id": "v"}) + "\n{oops\n",
+                    encoding="utf-8")  # fmt: skip
+    stream = iter_histories(path)
+    assert [next(stream).user_id, next(stream).user_id] == ["u\u2028x", "v"]
+    with pytest.raises(InputError, match="invalid JSON") as info:
+        next(stream)
+    assert f"{path}:4" in str(info.value)

@@ -22,8 +22,9 @@ from PIL import Image
 
 from msrkit.data import History, Ranking
 from msrkit.images import ImagePolicy
+from msrkit.io import load_histories
 from msrkit.recommender import Recommender
-from msrkit.report import render_eval_html, write_eval_html, write_html
+from msrkit.report import render_eval_html, render_html, write_eval_html, write_html
 
 skimage_data = pytest.importorskip("skimage.data")
 PHOTOS = Path(skimage_data.__file__).parent
@@ -283,3 +284,12 @@ def test_page_has_no_external_references(tmp_path: Path) -> None:
     history = _history(tmp_path)
     page = write_html(tmp_path / "r.html", [(history, _rank(history))]).read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)=["'](?!data:)""", page)
+
+
+def test_a_streamed_report_is_the_page_of_the_whole_list(tmp_path: Path) -> None:
+    # issue 21: --html writes each user as it comes (a generator), so it must not differ from the list's page
+    history = load_histories(EXAMPLE)[0]
+    ranking = _rank(history)
+    pairs = [(history, ranking), (history, ranking.model_copy(update={"user_id": "b"}))]
+    page = write_html(tmp_path / "r.html", (p for p in pairs)).read_text(encoding="utf-8")
+    assert page == render_html(pairs) and page.count('<section class="user"') == 2

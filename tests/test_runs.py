@@ -15,9 +15,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msrkit.batch import rank_batch
+from msrkit.batch import batch_keys, rank_batch
 from msrkit.data import History, Item, RankedItem, Ranking
-from msrkit.runs import Journal, read_journal, record_keys, write_jsonl_atomic, write_text_atomic
+from msrkit.runs import (
+    Journal,
+    read_journal,
+    record_keys,
+    repeated_ids,
+    stream_key,
+    write_jsonl_atomic,
+    write_text_atomic,
+)
 
 # ids that look like the keys the scheme makes for missing or repeated ids, mixed with ordinary ones
 TRICKY = ["#1", "#0", "#", "##1", "#1:a", "#12", "a", "b", "", " ", "1", ":", "#0:", "\x85", "u\u2028"]
@@ -177,8 +185,17 @@ def test_a_finished_batch_reruns_as_a_no_op_for_any_ids(ids: list[str | None]) -
         first = rank_batch(rank, histories, out=out)
         again = rank_batch(rank, histories, out=out)
         assert (first.ranked, again.ranked, again.skipped) == (len(ids), 0, len(ids))
-        assert [r["key"] for r in lines(out)] == first.keys == again.keys
+        assert [r["key"] for r in lines(out)] == batch_keys(histories)
         assert [r["user_id"] for r in lines(out)] == [h.user_id for h in histories]
+
+
+@settings(max_examples=80, deadline=None)
+@given(IDS)
+def test_streamed_keys_are_the_record_keys_for_any_ids(ids: list[str | None]) -> None:
+    # a batch read twice (ids, then histories) must key users exactly as the in-memory batch did,
+    # or resuming a file written by either would redo or lose users
+    repeated = repeated_ids(iter(ids))
+    assert [stream_key(i, uid, repeated) for i, uid in enumerate(ids)] == record_keys(ids)
 
 
 # --------------------------------------------------------------------------- atomic writes

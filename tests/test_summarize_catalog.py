@@ -48,7 +48,8 @@ class FastRetry(RetryingBackend):
 
 
 def settings(url: str, tmp: Path, **kw: Any) -> Settings:
-    return Settings(backend="openai/x", base_url=url, cache_dir=tmp / "cache", concurrency=1, **kw)
+    # one call per item (summary_batch=1): these tests retry, fail and resume single items
+    return Settings(backend="openai/x", base_url=url, cache_dir=tmp / "cache", concurrency=1, summary_batch=1, **kw)
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -127,7 +128,8 @@ def test_ctrl_c_keeps_every_written_line(server: FaultServer, tmp_path: Path) ->
 def test_cli_takes_backend_url_and_retries_from_msrkit_toml(server: FaultServer, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "items.jsonl", ITEMS)
     (tmp_path / "msrkit.toml").write_text(
-        f'backend = "openai/x"\nbase_url = "{server.url}"\nretries = 2\nconcurrency = 1\ncache_dir = "cache"\n'
+        f'backend = "openai/x"\nsummary_batch = 1\nbase_url = "{server.url}"\nretries = 2\nconcurrency = 1\n'
+        'cache_dir = "cache"\n'
     )
     server.enqueue(status(503), status(503))
     done = msrkit("summarize", "items.jsonl", "--out", "enriched.jsonl", "--json", cwd=tmp_path)
@@ -143,7 +145,8 @@ def test_cli_takes_backend_url_and_retries_from_msrkit_toml(server: FaultServer,
 def test_cli_retries_as_the_toml_says_and_a_rerun_resumes(server: FaultServer, tmp_path: Path) -> None:
     write_jsonl(tmp_path / "items.jsonl", ITEMS)
     (tmp_path / "msrkit.toml").write_text(
-        f'backend = "openai/x"\nbase_url = "{server.url}"\nretries = 1\nconcurrency = 1\ncache_dir = "cache"\n'
+        f'backend = "openai/x"\nsummary_batch = 1\nbase_url = "{server.url}"\nretries = 1\nconcurrency = 1\n'
+        'cache_dir = "cache"\n'
     )
     server.enqueue(status(503), status(503))  # one retry (the file's, not the default four): the first item fails
     first = msrkit("summarize", "items.jsonl", "--out", "enriched.jsonl", cwd=tmp_path)
@@ -162,7 +165,9 @@ def test_index_build_reads_the_keywords_summarize_stored(server: FaultServer, tm
 
     write_jsonl(tmp_path / "items.jsonl", ITEMS)
     write_jsonl(tmp_path / "interactions.jsonl", INTERACTIONS)
-    (tmp_path / "msrkit.toml").write_text(f'backend = "openai/x"\nbase_url = "{server.url}"\ncache_dir = "cache"\n')
+    (tmp_path / "msrkit.toml").write_text(
+        f'backend = "openai/x"\nsummary_batch = 1\nbase_url = "{server.url}"\ncache_dir = "cache"\n'
+    )
     done = msrkit("summarize", "items.jsonl", "-q", cwd=tmp_path)  # no --out: only the catalog store holds them
     assert done.returncode == 0, done.stderr
     built = msrkit("index", "build", "--interactions", "interactions.jsonl", "--catalog", "items.jsonl",

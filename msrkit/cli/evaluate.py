@@ -181,6 +181,10 @@ def eval_keywords(
     limit: Annotated[int | None, typer.Option(min=2, help="Only the first N items.")] = None,
     budget: Annotated[int, typer.Option(min=1, help="Keyword count that still counts as fully brief.")] = 5,
     distractors: Annotated[int, typer.Option(min=1, help="Other items to pick from in reconstruction.")] = 4,
+    summary_batch: Annotated[
+        list[int] | None,
+        typer.Option("--summary-batch", min=1, help="Items per keyword call; repeat to compare (default 1)."),
+    ] = None,
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     json_out: JsonOpt = False,
@@ -202,10 +206,11 @@ def eval_keywords(
 
         items = list(load_catalog(path).values())[:limit]
         with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=True) as progress:
-            task = progress.add_task("summarizing", total=len(items) * max(1, len(prompts or [])))
+            batches = list(summary_batch or [1])
+            task = progress.add_task("summarizing", total=len(items) * max(1, len(prompts or [])) * len(batches))
             scores = compare_keyword_prompts(
                 settings(flags, config=config, no_cache=no_cache), items, prompt_dirs=list(prompts or []),
-                budget=budget, distractors=distractors, on_item=lambda _: progress.advance(task),
+                budget=budget, distractors=distractors, on_item=lambda _: progress.advance(task), batches=batches,
             )  # fmt: skip
         if json_out:
             typer.echo(json.dumps(scores, indent=2))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,6 +101,10 @@ def rank(
         typer.Option("--out", help="Append one JSON line per user here (resumable); --engine ray: a folder of shards."),
     ] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip users already ranked there.")] = True,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="Print the LLM calls and tokens the batch would cost now; call nothing."),
+    ] = False,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write one self-contained HTML report (with images) here.")
     ] = None,
@@ -127,7 +133,7 @@ def rank(
         n_candidates=n_candidates, deadline=deadline, concurrency=concurrency, engine=engine, ray_address=ray_address,
         actors=actors, adapter=adapter,
     )  # fmt: skip
-    shown = _Shown(top_k=top_k, json_out=json_out, quiet=quiet, to_file=out is not None)
+    shown = _Shown(json_out=json_out, quiet=quiet, to_file=out is not None)
     if shown.tables:
         hide_result_warnings()  # each table prints its ranking's warnings
 
@@ -135,43 +141,52 @@ def rank(
         from rich.console import Console
         from rich.progress import Progress
 
-        from ..batch import rank_batch
-        from ..io import load_histories
+        from ..batch import HistoryFile, rank_batch
+        from ..cost import CostTally
         from ..recommender import Recommender
 
         s = settings(flags, config=config, no_cache=no_cache)
         if s.engine == "ray":
             _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, resume=resume, html=html, quiet=quiet)
             return
+        histories = HistoryFile(path)
+        if dry_run:
+            _dry_run(s, histories)
+            return
         rec = Recommender(settings=s)
-        histories = load_histories(path)
         shown.many = len(histories) > 1
         bar = shown.many and not quiet and (out is not None or json_out)  # tables would interleave
-        with rec, Progress(console=Console(stderr=True), disable=not bar, transient=True) as progress:
+        cost = CostTally()
+        with rec, _report(html, rec) as report, Progress(console=Console(stderr=True), disable=not bar,
+                                                         transient=True) as progress:  # fmt: skip
             task = progress.add_task("ranking", total=len(histories))
+
+            def ranked(history: Any) -> Any:
+                ranking = top(rec.rank(history), top_k)
+                cost.add(ranking.usage)
+                if report is not None:
+                    report.add(history, ranking)
+                return ranking
 
             def advance(key: str, outcome: Any) -> None:
                 shown(key, outcome)
                 progress.advance(task)
 
-            summary = rank_batch(rec.rank, histories, out=out, resume=resume, on_result=advance)
-        if html is not None:
-            from ..report import write_html
-
-            pairs = [(h, shown.done[k]) for k, h in zip(summary.keys, histories, strict=True) if k in shown.done]
-            written = write_html(html, pairs, catalog=rec.catalog, image_policy=rec.image_policy)
-            if not quiet:
-                typer.echo(f"report: {written} ({len(pairs)} user(s))", err=True)
+            summary = rank_batch(ranked, histories, out=out, resume=resume, on_result=advance)
+        if report is not None and not quiet:
+            typer.echo(f"report: {report.path} ({report.users} user(s))", err=True)
         if out is not None and not quiet:
             typer.echo(
                 f"{summary.ranked} ranked, {summary.skipped} already in {out}, {summary.failed} failed", err=True
             )
+        if shown.many and not quiet and rec.backend is not None:
+            typer.echo(cost.line(), err=True)
         if summary.errors:
             raise typer.Exit(min(getattr(e, "exit_code", 1) for _, e in summary.errors))
         if shown.fatal:
             why = "; ".join(FATAL_FAILURES[f] for f in sorted(set(shown.fatal.values())))
             err(
-                f"{why}: {len(shown.fatal)} of {len(histories)} ranking(s) fell back to retrieval order "
+                f"{why}: {len(shown.fatal)} of {summary.total} ranking(s) fell back to retrieval order "
                 "(see the warning above; --backend none ranks by retrieval alone)"
             )
             raise typer.Exit(6)
@@ -201,13 +216,37 @@ def _on_ray(
         raise typer.Exit(6)
 
 
-class _Shown:
-    """Prints each outcome as it comes and remembers what the command's exit code depends on."""
+def _dry_run(s: Any, histories: Any) -> None:
+    from ..cost import CHARS_PER_TOKEN, predict
 
-    def __init__(self, *, top_k: int | None, json_out: bool, quiet: bool, to_file: bool) -> None:
-        self.top_k, self.json_out, self.quiet, self.to_file = top_k, json_out, quiet, to_file
+    tally = predict(s, (h for _, h in histories))
+    typer.echo(f"dry run (nothing was sent; prompt tokens estimated at {CHARS_PER_TOKEN:g} characters each, "
+               "completions at their cap):")  # fmt: skip
+    typer.echo(tally.line())
+
+
+def top(ranking: Any, k: int | None) -> Any:
+    """The ranking cut to its first ``k`` items (``None``: all), for every output alike."""
+    return ranking if k is None else ranking.model_copy(update={"ranking": ranking.ranking[:k]})
+
+
+@contextmanager
+def _report(html: Path | None, rec: Any) -> Iterator[Any]:
+    if html is None:
+        yield None
+        return
+    from ..report import HtmlReport
+
+    with HtmlReport(html, catalog=rec.catalog, image_policy=rec.image_policy) as report:
+        yield report
+
+
+class _Shown:
+    """Prints each outcome as it comes and remembers what the command's exit code depends on (not the rankings)."""
+
+    def __init__(self, *, json_out: bool, quiet: bool, to_file: bool) -> None:
+        self.json_out, self.quiet, self.to_file = json_out, quiet, to_file
         self.many = False
-        self.done: dict[str, Any] = {}
         self.fatal: dict[str, str] = {}
 
     def __call__(self, key: str, outcome: Any) -> None:
@@ -217,9 +256,6 @@ class _Shown:
         ranking = outcome
         if ranking.degraded_by in FATAL_FAILURES:
             self.fatal[key] = ranking.degraded_by
-        self.done[key] = ranking
-        if self.top_k is not None:
-            ranking = ranking.model_copy(update={"ranking": ranking.ranking[: self.top_k]})
         if self.json_out:
             typer.echo(to_json(ranking))
         elif self.tables:

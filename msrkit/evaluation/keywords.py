@@ -246,11 +246,14 @@ def evaluate_keyword_prompts(
     distractors: int = 4,
     seed: int = 0,
     on_item: Any = None,
+    batches: Sequence[int] = (1,),
 ) -> dict[str, dict[str, float]]:
     """Summarize ``items`` with each prompt set's ``item_keywords`` template and score the keywords.
 
     Given keywords are dropped first, so each variant's prompt is what is
-    measured. Per variant: mean keyword count, brevity, similarity, coverage,
+    measured. Each prompt set runs at each of ``batches`` items per call
+    (a variant is then named ``"<prompts> batch=<n>"``; 1 alone keeps the
+    name). Per variant: mean keyword count, brevity, similarity, coverage,
     grounding, reconstruction accuracy (``distractors`` other items of the
     same list), and LLM calls. Summaries go through ``backend`` (a cached
     backend makes a rerun free).
@@ -260,9 +263,9 @@ def evaluate_keyword_prompts(
     bare = [i.model_copy(update={"keywords": None}) for i in items]
     idf = build_idf(source_text(i) for i in bare)
     out: dict[str, dict[str, float]] = {}
-    for name, prompts in prompt_sets.items():
+    for name, prompts, batch in _variants(prompt_sets, batches):
         meter = Meter()
-        summarized = ItemSummarizer(backend, prompts=prompts, describe_images=False).summarize(
+        summarized = ItemSummarizer(backend, prompts=prompts, describe_images=False, batch=batch).summarize(
             bare, meter=meter, on_item=on_item
         )
         scores = [keyword_quality(i, budget=budget, idf=idf, reference=source_text(i)) for i in summarized]
@@ -284,6 +287,12 @@ def evaluate_keyword_prompts(
     return out
 
 
+def _variants(prompt_sets: Mapping[str, Any], batches: Sequence[int]) -> list[tuple[str, Any, int]]:
+    named = list(batches) != [1]
+    return [(f"{name} batch={b}" if named else name, prompts, b) for name, prompts in prompt_sets.items()
+            for b in batches]  # fmt: skip
+
+
 def compare_keyword_prompts(
     settings: Settings,
     items: Sequence[Item],
@@ -293,6 +302,7 @@ def compare_keyword_prompts(
     distractors: int = 4,
     seed: int = 0,
     on_item: Any = None,
+    batches: Sequence[int] = (1,),
 ) -> dict[str, dict[str, float]]:
     """:func:`evaluate_keyword_prompts` with the settings' backend stack (retries, cache) and prompt folders."""
     from ..backends.cache import ResponseCache
@@ -309,6 +319,6 @@ def compare_keyword_prompts(
     variants = {str(d): PromptSet.load(d) for d in prompt_dirs} or {"shipped": PromptSet.load(settings.prompts)}
     try:
         return evaluate_keyword_prompts(items, backend, variants, budget=budget, distractors=distractors, seed=seed,
-                                        on_item=on_item)  # fmt: skip
+                                        on_item=on_item, batches=batches)  # fmt: skip
     finally:
         backend.close()

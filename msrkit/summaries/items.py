@@ -9,10 +9,10 @@ summarized once, whichever user it appears for.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from ..backends.base import Backend
 from ..config import Settings
@@ -22,30 +22,14 @@ from ..errors import BackendError, InputError
 from ..images import ImagePolicy
 from ..meter import Meter
 from ..prompts import PromptSet, render_item
+from .batched import batch_request, parse_batch
+from .keywords import parse_keywords
 from .store import CatalogStore
 
+T = TypeVar("T")
+U = TypeVar("U")
+
 __all__ = ["ItemSummarizer", "parse_keywords", "unseen_images"]
-
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
-
-
-def parse_keywords(text: str, *, limit: int) -> list[str]:
-    """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated."""
-    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
-    text = re.sub(r"^\s*keywords?\s*:", "", text.strip(), flags=re.I)
-    out: list[str] = []
-    seen: set[str] = set()
-    for raw in re.split(r"[,;\n]", text):
-        word = _BULLET.sub("", raw).strip(" .\"'`*#").strip()
-        if not word or len(word) > 40 or len(word.split()) > 4:
-            continue
-        low = word.lower()
-        if low not in seen:
-            seen.add(low)
-            out.append(low)
-        if len(out) >= limit:
-            break
-    return out
 
 
 def unseen_images(
@@ -90,6 +74,7 @@ class ItemSummarizer:
         strict: bool = False,
         store: CatalogStore | None = None,
         image_policy: ImagePolicy | None = None,
+        batch: int = 1,
     ) -> None:
         self.backend = backend
         self.image_policy = image_policy
@@ -100,6 +85,7 @@ class ItemSummarizer:
         self.max_side = max_side
         self.describe_images = describe_images
         self.strict = strict
+        self.batch = batch
 
     @classmethod
     def from_settings(
@@ -117,7 +103,8 @@ class ItemSummarizer:
         ``image_timeout``) all come from ``settings``, so no path can drop one of them.
         """
         return cls(backend, prompts=prompts, vision_backend=vision_backend, max_side=settings.max_side,
-                   strict=settings.strict, store=store, image_policy=ImagePolicy.from_settings(settings))  # fmt: skip
+                   strict=settings.strict, store=store, image_policy=ImagePolicy.from_settings(settings),
+                   batch=settings.summary_batch)  # fmt: skip
 
     def summarize(
         self,
@@ -131,29 +118,44 @@ class ItemSummarizer:
     ) -> list[Item]:
         """Items with ``keywords`` (and ``image_description`` where they have an image) filled in.
 
-        ``concurrency`` > 1 runs that many items at once (for remote backends; an
-        in-process model serializes its calls anyway). Order is kept. Each item
-        gets at most ``deadline`` seconds (and none past the current request's
-        deadline): an item out of time is left as it is.
+        With ``batch`` > 1, one call makes the keywords of up to ``batch`` items
+        (images are still described one per call first); an item the answer
+        left out is summarized alone. ``concurrency`` > 1 runs that many calls
+        at once (for remote backends; an in-process model serializes its calls
+        anyway). Order is kept. Each item gets at most ``deadline`` seconds (a
+        batch call ``deadline`` times its items; none past the current
+        request's deadline): an item out of time is left as it is.
         """
         meter = meter or Meter()
-        outer = current()  # worker threads do not inherit the caller's context: hand the deadline over
+        todo = list(items)
+        if self.batch <= 1:
+            return _map(lambda item: self._one(item, meter, base_dir, on_item), todo, concurrency, deadline)
+        staged = _map(lambda item: self._stage(item, meter, base_dir, on_item), todo, concurrency, deadline)
+        pending = [n for n, (_, _, wanted) in enumerate(staged) if wanted]
+        chunks = [pending[i : i + self.batch] for i in range(0, len(pending), self.batch)]
+        done = [described for _, described, _ in staged]
 
-        def one(item: Item) -> Item:
-            with active(outer.child(deadline)) as limit:
-                done = item if limit.left() < MIN_CALL_SECONDS else self.summarize_item(item, meter=meter,
-                                                                                         base_dir=base_dir)  # fmt: skip
-            if on_item is not None:
-                on_item(done)
-            return done
+        def run(chunk: list[int]) -> list[Item]:
+            return self._keywords_of([staged[n][:2] for n in chunk], meter, on_item)
 
-        if concurrency <= 1:
-            return [one(item) for item in items]
-        pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="msrkit-summarize")
-        try:
-            return list(pool.map(one, items))
-        finally:  # on Ctrl-C (or an error) the items not started are dropped, those running finish
-            pool.shutdown(wait=True, cancel_futures=True)
+        for chunk, made in zip(chunks, _map(run, chunks, concurrency, deadline, per=self.batch), strict=True):
+            for n, item in zip(chunk, made, strict=True):
+                done[n] = item
+        return done
+
+    def _one(self, item: Item, meter: Meter, base_dir: Path | None, on_item: Callable[[Item], None] | None) -> Item:
+        done = item if current().left() < MIN_CALL_SECONDS else self.summarize_item(item, meter=meter,
+                                                                                    base_dir=base_dir)  # fmt: skip
+        return _emitted(done, on_item)
+
+    def _stage(
+        self, item: Item, meter: Meter, base_dir: Path | None, on_item: Callable[[Item], None] | None
+    ) -> tuple[Item, Item, bool]:
+        """``(item, described, keywords wanted)``: stored or finished items are done here (``on_item`` called)."""
+        out = self._described_or_done(item, meter, base_dir) if current().left() >= MIN_CALL_SECONDS else item
+        if isinstance(out, _Described):
+            return item, out.item, True
+        return item, _emitted(out, on_item), False
 
     def tag(self, item: Item) -> str:
         """The prompts that summarize ``item`` (with an image description where one is made)."""
@@ -164,34 +166,76 @@ class ItemSummarizer:
 
     def summarize_item(self, item: Item, *, meter: Meter, base_dir: Path | None = None) -> Item:
         """``item`` with its keywords (and image description) from the store, or made now and stored."""
+        out = self._described_or_done(item, meter, base_dir)
+        if not isinstance(out, _Described):
+            return out
+        return self._keyword_alone(item, out.item, meter)
+
+    def _known(self, item: Item, meter: Meter) -> Item | None:
+        """``item`` as already summarized (by its own fields or in the store: a cache hit), or ``None``."""
         if item.keywords is not None and (item.image_description or not item.image or not self.describe_images):
             return item
-        tag = self.tag(item)
-        stored = self.store.get(item, tag=tag) if self.store is not None else None
-        if stored is not None:
-            update = {"keywords": item.keywords if item.keywords is not None else stored.keywords}
-            return item.model_copy(
-                update={**update, "image_description": item.image_description or stored.image_description}
-            )
-        done = self._summarize(item, meter=meter, base_dir=base_dir)
-        if self.store is not None and done.keywords is not None and done is not item:
-            self.store.put(done, tag=tag, model=f"{self.backend.name}/{self.backend.model}")
-        return done
+        stored = self.store.get(item, tag=self.tag(item)) if self.store is not None else None
+        if stored is None:
+            return None
+        meter.reused()
+        update = {"keywords": item.keywords if item.keywords is not None else stored.keywords}
+        description = item.image_description or stored.image_description
+        return item.model_copy(update={**update, "image_description": description})
 
-    def _summarize(self, item: Item, *, meter: Meter, base_dir: Path | None) -> Item:
-        update: dict[str, object] = {}
+    def _described_or_done(self, item: Item, meter: Meter, base_dir: Path | None) -> Item | _Described:
+        """The finished item (known, failed, no text to summarize), or the described one still wanting keywords."""
+        known = self._known(item, meter)
+        if known is not None:
+            return known
         try:
             description = item.image_description or self._describe(item, meter=meter, base_dir=base_dir)
-            if description:
-                update["image_description"] = description
-            if item.keywords is None:
-                update["keywords"] = self._keywords(item.model_copy(update=update), meter=meter)
         except BackendError as exc:
-            if self.strict:
-                raise
-            meter.warn(f"item summaries incomplete: {exc}")
-            return item.model_copy(update=update) if update else item
-        return item.model_copy(update=update)
+            return self._failed(exc, item, meter)
+        described = item.model_copy(update={"image_description": description}) if description else item
+        if described.keywords is not None or not _has_text(described):
+            update: dict[str, object] = {} if described.keywords is not None else {"keywords": []}
+            return self._keep(item, described.model_copy(update=update))
+        return _Described(described)
+
+    def _keyword_alone(self, item: Item, described: Item, meter: Meter) -> Item:
+        try:
+            keywords = self._keywords(described, meter=meter)
+        except BackendError as exc:
+            return self._failed(exc, described, meter)
+        return self._keep(item, described.model_copy(update={"keywords": keywords}))
+
+    def _keywords_of(
+        self, pairs: list[tuple[Item, Item]], meter: Meter, on_item: Callable[[Item], None] | None
+    ) -> list[Item]:
+        """Keywords for ``(item, described)`` pairs in one call; those the answer left out, one call each."""
+        if current().left() < MIN_CALL_SECONDS:  # out of time: left as they are, like a single item
+            return [_emitted(described, on_item) for _, described in pairs]
+        schema = self.backend.capabilities.json_schema
+        request = batch_request(self.prompts["item_keywords_batch"], [d for _, d in pairs],
+                                max_keywords=self.max_keywords, json_schema=schema)  # fmt: skip
+        try:
+            found = parse_batch(meter.call(self.backend, request).text, len(pairs), limit=self.max_keywords)
+        except BackendError as exc:
+            return [_emitted(self._failed(exc, described, meter), on_item) for _, described in pairs]
+        out = []
+        for n, (item, described) in enumerate(pairs, 1):
+            words = found.get(n)
+            done = self._keep(item, described.model_copy(update={"keywords": words})) if words else None
+            out.append(_emitted(done or self._keyword_alone(item, described, meter), on_item))
+        return out
+
+    def _keep(self, item: Item, done: Item) -> Item:
+        """Store ``done`` (made from ``item``) when it has keywords and is new."""
+        if self.store is not None and done.keywords is not None and done is not item:
+            self.store.put(done, tag=self.tag(item), model=f"{self.backend.name}/{self.backend.model}")
+        return done
+
+    def _failed(self, exc: BackendError, item: Item, meter: Meter) -> Item:
+        if self.strict:
+            raise exc
+        meter.warn(f"item summaries incomplete: {exc}")
+        return item
 
     def _describe(self, item: Item, *, meter: Meter, base_dir: Path | None) -> str | None:
         if not (item.image and self.describe_images):
@@ -215,8 +259,47 @@ class ItemSummarizer:
         return " ".join(text.split())[:600] or None
 
     def _keywords(self, item: Item, *, meter: Meter) -> list[str]:
-        if not (item.title or item.description or item.image_description):
-            return []
         rendered = render_item(item.model_copy(update={"keywords": None}), max_chars=600)
         request = self.prompts["item_keywords"].request(item=rendered, max_keywords=self.max_keywords)
         return parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
+
+
+class _Described:
+    """An item described (where it has an image) that still wants its keywords."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item: Item) -> None:
+        self.item = item
+
+
+def _emitted(item: Item, on_item: Callable[[Item], None] | None) -> Item:
+    if on_item is not None:
+        on_item(item)
+    return item
+
+
+def _has_text(item: Item) -> bool:
+    return bool(item.title or item.description or item.image_description)
+
+
+def _map(fn: Callable[[T], U], xs: list[T], concurrency: int, deadline: float | None, *, per: int = 1) -> list[U]:
+    """``[fn(x) for x in xs]`` on up to ``concurrency`` threads, each under the caller's deadline and its own.
+
+    Worker threads do not inherit the caller's context, so the deadline is handed over;
+    each call gets ``deadline * per`` seconds. On Ctrl-C (or an error) calls not started are dropped.
+    """
+    outer = current()
+    own = deadline * per if deadline is not None else None
+
+    def one(x: T) -> U:
+        with active(outer.child(own)):
+            return fn(x)
+
+    if concurrency <= 1 or len(xs) <= 1:
+        return [one(x) for x in xs]
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="msrkit-summarize")
+    try:
+        return list(pool.map(one, xs))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
