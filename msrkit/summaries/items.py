@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..backends.base import Backend
+from ..backends.cache import forget
 from ..data import Item
 from ..deadline import MIN_CALL_SECONDS, active, current
 from ..errors import BackendError, InputError
 from ..meter import Meter
+from ..modeltext import one_line, strip_think
 from ..prompts import PromptSet, render_item
 from .store import CatalogStore
 
@@ -29,15 +31,19 @@ if TYPE_CHECKING:
 __all__ = ["ItemSummarizer", "parse_keywords"]
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+_LABEL = re.compile(r"^\s*keywords?\s*:", re.I)
+_SEPARATOR = re.compile(r"[,;\n]")
 
 
 def parse_keywords(text: str, *, limit: int) -> list[str]:
-    """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated."""
-    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
-    text = re.sub(r"^\s*keywords?\s*:", "", text.strip(), flags=re.I)
+    """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated.
+
+    Total: any text gives a list, ``[]`` when nothing in it is a keyword (see :mod:`msrkit.modeltext`).
+    """
+    text = _LABEL.sub("", strip_think(text).strip())
     out: list[str] = []
     seen: set[str] = set()
-    for raw in re.split(r"[,;\n]", text):
+    for raw in _SEPARATOR.split(text):
         word = _BULLET.sub("", raw).strip(" .\"'`*#").strip()
         if not word or len(word) > 40 or len(word.split()) > 4:
             continue
@@ -178,12 +184,17 @@ class ItemSummarizer:
             meter.warn(f"item {item.item_id}: image skipped: {exc}")
             return None
         request = self.prompts["image_description"].request(images=[image])
-        text = meter.call(backend, request).text.strip()
-        return " ".join(text.split())[:600] or None
+        described = one_line(meter.call(backend, request).text, max_chars=600)
+        if not described:
+            forget(backend, request)
+        return described or None
 
     def _keywords(self, item: Item, *, meter: Meter) -> list[str]:
         if not (item.title or item.description or item.image_description):
             return []
         rendered = render_item(item.model_copy(update={"keywords": None}), max_chars=600)
         request = self.prompts["item_keywords"].request(item=rendered, max_keywords=self.max_keywords)
-        return parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
+        keywords = parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
+        if not keywords:
+            forget(self.backend, request)  # an answer with no keyword in it is not cached as the item's keywords
+        return keywords
