@@ -293,9 +293,7 @@ class Agent:
         ))  # fmt: skip
         return observation
 
-    def _outcome(
-        self, ctx: AgentContext, call: ToolCall, budget: Budget
-    ) -> tuple[str, str, list[str], dict[str, Any]]:
+    def _outcome(self, ctx: AgentContext, call: ToolCall, budget: Budget) -> tuple[str, str, list[str], dict[str, Any]]:
         tool = self.tools.get(call.name)
         if call.error or tool is None:
             budget.invalid += 1

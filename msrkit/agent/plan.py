@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import ChatRequest, make_tool_call
+from ..backends.base import ChatRequest, ToolCall, make_tool_call
 from ..backends.cache import forget
 from ..modeltext import loads_json, strip_think
 from .bounds import Budget, out_of_time
@@ -23,7 +23,7 @@ from .trace import Step, Trace
 if TYPE_CHECKING:
     from .loop import Agent
 
-__all__ = ["plan_schema", "run_plan"]
+__all__ = ["plan_schema", "read_plan", "run_plan"]
 
 
 def plan_schema(tool_names: list[str], max_steps: int) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def plan_schema(tool_names: list[str], max_steps: int) -> dict[str, Any]:
     return {"title": "Plan", "type": "object", "properties": {"steps": steps}, "required": ["steps"]}
 
 
-def _steps(text: str, known: list[str], limit: int) -> list[Any]:
+def read_plan(text: str, known: list[str], *, limit: int) -> list[ToolCall]:
     """The plan's calls (at most ``limit``): JSON under the schema, else calls written as text; never raises."""
     whole = loads_json(strip_think(text))
     if whole is None:
@@ -57,7 +57,7 @@ def run_plan(agent: Agent, ctx: AgentContext, trace: Trace, request: str) -> str
                        max_tokens=s.agent_max_tokens, tag=agent.parts.prompts["agent_plan"].tag,
                        json_schema=plan_schema(names, s.agent_max_tool_calls))  # fmt: skip
     response, _ = agent._ask(ctx, trace, chat, 0)
-    calls = [c for c in _steps(response.text, names, s.agent_max_tool_calls) if c.name != "finish"]
+    calls = [c for c in read_plan(response.text, names, limit=s.agent_max_tool_calls) if c.name != "finish"]
     trace.steps[-1].calls = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments), "error": c.error}
                              for c in calls]  # fmt: skip
     trace.steps[-1].status = "" if calls else "no_call"

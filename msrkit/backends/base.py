@@ -153,7 +153,8 @@ def make_tool_call(call_id: Any, name: Any, arguments: Any, *, index: int) -> To
     name = str(name or "")
     if not call_id:
         body = raw if raw is not None else canonical_json(args)
-        call_id = f"call_{index}_" + hashlib.sha256(f"{name}\x00{body}".encode()).hexdigest()[:12]
+        digest = hashlib.sha256(f"{name}\x00{body}".encode("utf-8", "surrogatepass")).hexdigest()
+        call_id = f"call_{index}_" + digest[:12]
     return ToolCall(str(call_id), name, args, raw, error)
 
 

@@ -7,8 +7,9 @@ safe to keep: its text cut at ``max_answer_chars`` (with a warning), its
 log-probabilities at one row per requested token, its tool calls at
 :data:`MAX_TOOL_CALLS`, and every registered secret's value masked
 (:func:`~msrkit.errors.register_secret`) in the text *and* in each tool call's
-name, arguments and raw text, so neither the cache, an agent's trace nor a
-:class:`~msrkit.data.Ranking` can grow by what a server sends or hold a key it echoes.
+name, arguments and raw text (lone surrogates, which no UTF-8 file holds, replaced
+too), so neither the cache, an agent's trace nor a :class:`~msrkit.data.Ranking`
+can grow by what a server sends, hold a key it echoes, or fail to be written.
 
 Order of wrappers (built by :mod:`.stack`)::
 
@@ -21,6 +22,7 @@ which it does not retry; inside the cache, only capped answers are stored.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -41,22 +43,30 @@ MAX_TOKEN_CHARS = 64
 MAX_TOOL_CALLS = 256
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _safe(text: str) -> str:
+    """``text`` with registered secrets masked and lone surrogates (which no UTF-8 file can hold) replaced."""
+    return _LONE_SURROGATE.sub("\ufffd", mask_secrets(text))
+
+
 def _masked(value: Any) -> Any:
     """``value`` (decoded JSON, nesting bounded by :func:`~.base.read_arguments`), secrets masked in every string."""
     if isinstance(value, str):
-        return mask_secrets(value)
+        return _safe(value)
     if isinstance(value, dict):
-        return {mask_secrets(str(k)): _masked(v) for k, v in value.items()}
+        return {_safe(str(k)): _masked(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_masked(v) for v in value]
     return value
 
 
 def mask_call(call: ToolCall) -> ToolCall:
-    """``call`` with every registered secret masked in its id, name, arguments, raw text and error."""
-    return ToolCall(mask_secrets(call.id), mask_secrets(call.name), _masked(dict(call.arguments)),
-                    mask_secrets(call.raw) if call.raw is not None else None,
-                    mask_secrets(call.error) if call.error is not None else None)  # fmt: skip
+    """``call`` with every registered secret masked (and lone surrogates replaced) in all its text."""
+    return ToolCall(_safe(call.id), _safe(call.name), _masked(dict(call.arguments)),
+                    _safe(call.raw) if call.raw is not None else None,
+                    _safe(call.error) if call.error is not None else None)  # fmt: skip
 
 
 def _cap_logprobs(rows: list[dict[str, float]] | None, max_rows: int) -> list[dict[str, float]] | None:
@@ -68,7 +78,7 @@ def _cap_logprobs(rows: list[dict[str, float]] | None, max_rows: int) -> list[di
 
 def cap_answer(response: ChatResponse, request: ChatRequest, *, max_chars: int, who: str) -> ChatResponse:
     """``response`` with its text, log-probabilities and labels bounded and registered secrets masked."""
-    text = mask_secrets(response.text)
+    text = _safe(response.text)
     warnings = list(response.warnings)
     if len(text) > max_chars:
         warnings.append(f"{who}: an answer of {len(text)} characters was cut to {max_chars} (max_answer_chars)")
