@@ -37,12 +37,12 @@ def _sockets() -> int:
 
 
 def test_the_agent_turn_ends_within_its_deadline_on_the_real_llama_cpp_server(openai_tools_server: str) -> None:
-    started = time.monotonic()
     with Recommender(f"openai/{OPENAI_ALIAS}", base_url=openai_tools_server, catalog=catalog(),
                      interactions=interactions(), deadline=4.0, agent_max_turns=20, agent_max_invalid=20,
                      **QUIET) as rec:  # fmt: skip
+        started = time.monotonic()  # the turn (building the index before it is not the request's time)
         result = rec.chat(history(candidates=False), "space")
-    took = time.monotonic() - started
+        took = time.monotonic() - started
     assert took <= 4.0 + 5.0, took
     assert_valid(result.ranking, history(candidates=False), catalog())
 

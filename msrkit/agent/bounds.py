@@ -12,12 +12,14 @@ nor the trace grows by what the model asks for.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..backends.base import ToolCall
 from ..deadline import MIN_CALL_SECONDS, current
+from .trace import Step, Trace
 
-__all__ = ["MAX_OBSERVATION_CHARS", "MAX_TRACED_CALLS", "Budget", "cap_observation", "out_of_time", "refusal", "room"]
+__all__ = ["MAX_OBSERVATION_CHARS", "MAX_TRACED_CALLS", "Budget", "cap_observation", "out_of_time", "run_calls"]
 
 #: an observation sent back to the model is cut here (tools answer with counts and a few titles)
 MAX_OBSERVATION_CHARS = 4_000
@@ -38,15 +40,35 @@ class Budget:
     memo: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-def room(budget: Budget, *, max_calls: int) -> tuple[int, str]:
-    """How many more calls this request may run, and why no more (for the refusal)."""
-    return max(0, max_calls - budget.calls), f"the tool-call budget is {max_calls} calls per request"
+def run_calls(
+    calls: list[ToolCall], budget: Budget, trace: Trace, turn: int, *, max_calls: int,
+    execute: Callable[[ToolCall], str],
+) -> tuple[list[ToolCall], list[str]]:  # fmt: skip
+    """Run (``execute``) the calls of one answer that the budget left and the deadline allow; refuse the rest.
 
-
-def refusal(refused: list[ToolCall], why: str) -> str:
-    """The observation for the calls of one answer that were refused (sent once, for the first of them)."""
-    return (f"Refused, not run: this call and the {len(refused) - 1} after it in your answer ({why}). "
-            "Call finish with the candidates found so far.")  # fmt: skip
+    Returns the calls the conversation records (those run, and the first refused one) and their observations:
+    the refused calls get one observation and one trace step between them, whatever their number.
+    """
+    why = f"the tool-call budget is {max_calls} calls per request"
+    done: list[ToolCall] = []
+    results: list[str] = []
+    for call in calls[: max(0, max_calls - budget.calls)]:
+        if (late := out_of_time()) is not None:
+            why = late
+            break
+        done.append(call)
+        results.append(execute(call))
+    refused = calls[len(done) :]
+    if refused:
+        budget.refused += len(refused)
+        budget.stop = budget.stop or f"{len(refused)} tool call(s) refused ({why})"
+        text = (f"Refused, not run: this call and the {len(refused) - 1} after it in your answer ({why}). "
+                "Call finish with the candidates found so far.")  # fmt: skip
+        trace.add(Step("tool", turn, tool=refused[0].name, status="refused", observation=text,
+                       reason=f"{len(refused)} call(s) of one answer refused, not run: {why}"))  # fmt: skip
+        done.append(refused[0])
+        results.append(text)
+    return done, results
 
 
 def out_of_time() -> str | None:

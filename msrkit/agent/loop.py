@@ -19,6 +19,7 @@ pipeline (:func:`msrkit.pipeline.run`) and says so; either way the result is a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -30,7 +31,7 @@ from ..data import History, Ranking
 from ..deadline import active, current
 from ..errors import BackendError
 from ..meter import Meter
-from .bounds import MAX_TRACED_CALLS, Budget, cap_observation, out_of_time, refusal, room
+from .bounds import MAX_TRACED_CALLS, Budget, cap_observation, out_of_time, run_calls
 from .bus import CandidateBus, describe
 from .plan import run_plan
 from .result import fallback_ranking, ranking_from
@@ -180,7 +181,8 @@ class Agent:
                 messages += [Message.text("assistant", response.text or "(no answer)"), Message.text("user", nudge)]
             else:
                 calls = [replace(c, id=f"call_{turn}_{n}") for n, c in enumerate(calls)]  # stable ids: cacheable turns
-                calls, results = self._run_calls(ctx, calls, budget, trace, turn)
+                run = functools.partial(self._execute, ctx, budget=budget, trace=trace, turn=turn)
+                calls, results = run_calls(calls, budget, trace, turn, max_calls=s.agent_max_tool_calls, execute=run)
                 messages += self._record(calls, response.text, results, native=native)
             if ctx.finished is not None:
                 return None
@@ -188,33 +190,6 @@ class Agent:
             if stop is not None:
                 return stop
         return f"turn budget exhausted ({s.agent_max_turns} model turns without finish)"
-
-    def _run_calls(
-        self, ctx: AgentContext, calls: list[ToolCall], budget: Budget, trace: Trace, turn: int
-    ) -> tuple[list[ToolCall], list[str]]:
-        """Run the calls of one answer that the budget and the deadline allow; refuse the rest with one observation.
-
-        Returns the calls the conversation records (those run, and the first refused one) and their observations.
-        """
-        left, why = room(budget, max_calls=self.settings.agent_max_tool_calls)
-        done: list[ToolCall] = []
-        results: list[str] = []
-        for call in calls[:left]:
-            if (late := out_of_time()) is not None:
-                why = late
-                break
-            done.append(call)
-            results.append(self._execute(ctx, call, budget, trace, turn))
-        refused = calls[len(done) :]
-        if refused:
-            budget.refused += len(refused)
-            budget.stop = budget.stop or f"{len(refused)} tool call(s) refused ({why})"
-            text = refusal(refused, why)
-            trace.add(Step("tool", turn, tool=refused[0].name, status="refused", observation=text,
-                           reason=f"{len(refused)} call(s) of one answer refused, not run: {why}"))  # fmt: skip
-            done.append(refused[0])
-            results.append(text)
-        return done, results
 
     def _specs(self, ctx: AgentContext) -> tuple[ToolSpec, ...]:
         """This turn's tool specs: ``finish`` names only candidates the conversation allows: those on the bus,
