@@ -44,6 +44,7 @@ __all__ = [
     "insufficient_quota",
     "no_choices",
     "tool_calls",
+    "open_sockets",
     "SlowImageServer",
     "StaticServer",
 ]
@@ -403,3 +404,16 @@ class StaticServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def open_sockets() -> int:
+    """How many sockets this process holds open (Linux: through ``/proc/self/fd``)."""
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue
+    return count

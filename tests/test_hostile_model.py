@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from typing import Any
 import pytest
 from agent_world import assert_valid, catalog, history, interactions
 from clirun import msrkit
-from faultserver import FaultServer, Reply, hang, tool_calls
+from faultserver import FaultServer, Reply, hang, open_sockets, tool_calls
 
 from msrkit.recommender import Recommender
 
@@ -159,21 +158,11 @@ def test_a_key_echoed_in_tool_call_arguments_reaches_neither_the_cache_nor_the_t
     assert "space [redacted]" in trace  # the call was traced, with the key masked
 
 
-def _sockets() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
-            continue
-    return count
-
-
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts sockets through /proc")
 def test_close_closes_the_async_clients_of_arank(server: FaultServer) -> None:
     given = history()
     rec = _rec(server)
-    before = _sockets()
+    before = open_sockets()
 
     async def burst(rec: Recommender) -> list[Any]:
         return list(await asyncio.gather(*(rec.arank(given) for _ in range(4))))
@@ -182,7 +171,7 @@ def test_close_closes_the_async_clients_of_arank(server: FaultServer) -> None:
         warnings.simplefilter("always")
         rankings = asyncio.run(burst(rec))
         rec.close()
-        left = _sockets() - before
+        left = open_sockets() - before
         del rec, rankings
         gc.collect()
     assert left <= 0, f"{left} socket(s) still open after close()"
@@ -194,10 +183,10 @@ def test_aclose_from_async_code_closes_the_running_loops_client(server: FaultSer
 
     async def use() -> int:
         async with _rec(server) as rec:
-            before = _sockets()
+            before = open_sockets()
             await rec.arank(given)
-            opened = _sockets() - before
-        return opened - (_sockets() - before)
+            opened = open_sockets() - before
+        return opened - (open_sockets() - before)
 
     closed = asyncio.run(use())
     assert closed >= 1  # the connection arank opened was closed by aclose, inside the loop

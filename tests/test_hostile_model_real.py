@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import os
 import time
 import warnings
 from pathlib import Path
@@ -19,21 +18,12 @@ from typing import Any
 import pytest
 from agent_world import assert_valid, catalog, history, interactions
 from conftest import OPENAI_ALIAS
+from faultserver import open_sockets
 
 from msrkit.recommender import Recommender
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 QUIET = {"item_summaries": False, "preference_summary": False, "explain": False, "cache": False}
-
-
-def _sockets() -> int:
-    count = 0
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-        except OSError:
-            continue
-    return count
 
 
 def test_the_agent_turn_ends_within_its_deadline_on_the_real_llama_cpp_server(openai_tools_server: str) -> None:
@@ -53,13 +43,13 @@ def _close_after_arank(rec: Recommender) -> tuple[int, list[str]]:
     async def burst() -> list[Any]:  # one after the other: the loopback Ollama server's engine runs one at a time
         return [await rec.arank(given) for _ in range(2)]
 
-    before = _sockets()
+    before = open_sockets()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rankings = asyncio.run(burst())
         assert all(sorted(r.item_ids()) == sorted(given["candidates"]) for r in rankings)
         rec.close()
-        left = _sockets() - before
+        left = open_sockets() - before
         gc.collect()
     return left, [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
 
