@@ -261,11 +261,30 @@ class Recommender:
         if self.store is not None:
             self.store.close()
 
+    async def aclose(self) -> None:
+        """:meth:`close` for async code: the running event loop's clients are closed on it, at once.
+
+        (:meth:`close` called inside a running loop leaves that loop's clients to be closed when it shuts down.)
+        """
+        for backend in (self.backend, self.vision_backend):
+            layer: Any = backend
+            while layer is not None and not hasattr(layer, "aclose"):
+                layer = getattr(layer, "inner", None)
+            if layer is not None:
+                await layer.aclose()
+        await asyncio.to_thread(self.close)
+
     def __enter__(self) -> Recommender:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    async def __aenter__(self) -> Recommender:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
 
 
 class _LoopBridge(Wrapper):

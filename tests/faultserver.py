@@ -43,6 +43,8 @@ __all__ = [
     "trickle",
     "insufficient_quota",
     "no_choices",
+    "tool_calls",
+    "open_sockets",
     "SlowImageServer",
     "StaticServer",
 ]
@@ -111,6 +113,17 @@ def insufficient_quota(**kw: Any) -> Reply:
 def no_choices(**kw: Any) -> Reply:
     """A 200 whose body is JSON but has no ``choices`` (not a chat completion)."""
     return Reply(200, None, json.dumps({"id": "x", "object": "chat.completion", "choices": []}).encode(), **kw)
+
+
+def tool_calls(*calls: tuple[str, str], **kw: Any) -> Reply:
+    """An assistant message of tool calls ``(name, arguments as JSON text)``, in the OpenAI wire form."""
+    wire = [{"id": f"c{n}", "type": "function", "function": {"name": name, "arguments": args}}
+            for n, (name, args) in enumerate(calls)]  # fmt: skip
+    message = {"role": "assistant", "content": None, "tool_calls": wire}
+    body = {"id": "chatcmpl-fault", "object": "chat.completion", "created": 0, "model": "x",
+            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls", "logprobs": None}],
+            "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}}  # fmt: skip
+    return Reply(200, None, json.dumps(body).encode(), **kw)
 
 
 def trickle(interval: float = 1.0, content: str = "[1]", **kw: Any) -> Reply:
@@ -391,3 +404,16 @@ class StaticServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def open_sockets() -> int:
+    """How many sockets this process holds open (Linux: through ``/proc/self/fd``)."""
+    import os
+
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except OSError:
+            continue
+    return count

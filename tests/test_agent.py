@@ -50,7 +50,7 @@ def _tools(result: Any) -> list[tuple[str, str]]:
 
 
 def test_happy_path_search_then_finish_ranks_the_choice_first(fake: FakeBackend) -> None:
-    fake.enqueue(call("search_catalog", {"query": "space mars colony"}), call("finish", {"item_ids": ["11", "13"],
+    fake.enqueue(call("search_catalog", {"query": "mars colony asteroid"}), call("finish", {"item_ids": ["11", "13"],
                  "explanation": "more space adventures"}))  # fmt: skip
     result = _run(fake, history(candidates=False))
     assert result.ranking.item_ids()[:2] == ["11", "13"]
@@ -155,7 +155,7 @@ def test_empty_bus_finish_with_invented_ids_then_fallback(fake: FakeBackend) -> 
     fake.enqueue(call("finish", {"item_ids": ["999", "abc"]}), call("rank_candidates", {}), "I think you like films.")
     result = _run(fake, history(candidates=False), agent_max_invalid=3)
     assert _tools(result) == [("finish", "invalid"), ("rank_candidates", "invalid")]
-    assert "none of ['999', 'abc'] is a known item id" in fake.requests[1].messages[-1].text_content
+    assert "none of ['999', 'abc'] is a candidate on the bus" in fake.requests[1].messages[-1].text_content
     assert "the candidate list is empty" in fake.requests[2].messages[-1].text_content
     assert result.trace.fallback == "3 invalid tool calls (limit 3)"
     assert "999" not in result.ranking.item_ids()

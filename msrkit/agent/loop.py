@@ -19,17 +19,21 @@ pipeline (:func:`msrkit.pipeline.run`) and says so; either way the result is a
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, ChatRequest, ChatResponse, Message, ToolCall, ToolSpec, canonical_json
-from ..backends.cache import request_key
+from ..backends.cache import forget, request_key
 from ..data import History, Ranking
+from ..deadline import active, current
 from ..errors import BackendError
 from ..meter import Meter
+from .bounds import MAX_TRACED_CALLS, Budget, cap_observation, out_of_time, run_calls
 from .bus import CandidateBus, describe
+from .plan import run_plan
 from .result import fallback_ranking, ranking_from
 from .schema import check_arguments, example_arguments
 from .state import TurnState, apply_feedback
@@ -67,16 +71,6 @@ class AgentResult:
         return text + (f". Also: {others}." if others else ".")
 
 
-@dataclass
-class _Budget:
-    calls: int = 0
-    expensive: int = 0
-    invalid: int = 0
-    repeats: int = 0
-    stop: str | None = None
-    memo: dict[tuple[str, str], str] = field(default_factory=dict)
-
-
 class Agent:
     """Recommend with a model that calls msrkit's tools (see the module docstring).
 
@@ -92,7 +86,15 @@ class Agent:
         self.tools = dict(tools or TOOLS)
 
     def run(self, history: History, message: str | None = None, state: TurnState | None = None) -> AgentResult:
-        """One turn: ``message`` (``None``: a plain recommendation) for ``history``, in conversation ``state``."""
+        """One turn: ``message`` (``None``: a plain recommendation) for ``history``, in conversation ``state``.
+
+        The whole turn (model calls, tools, a fallback) runs within ``settings.deadline`` seconds
+        (and within the request's own deadline, when one is active).
+        """
+        with active(current().child(self.settings.deadline)):
+            return self._turn(history, message, state)
+
+    def _turn(self, history: History, message: str | None, state: TurnState | None) -> AgentResult:
         state = state.model_copy(deep=True) if state is not None else TurnState()
         meter, trace = Meter(), Trace()
         if message:
@@ -134,8 +136,6 @@ class Agent:
             return "no model to call (backend none)"
         try:
             if self.settings.agent_plan_first:
-                from .plan import run_plan
-
                 return run_plan(self, ctx, trace, request)
             return self._loop(ctx, trace, request)
         except BackendError as exc:
@@ -166,8 +166,10 @@ class Agent:
         s = self.settings
         native = self.backend.capabilities.tools
         messages = self.opening(ctx, request, native=native)
-        budget = _Budget()
+        budget = Budget()
         for turn in range(s.agent_max_turns):
+            if (late := out_of_time()) is not None:
+                return f"no time left for another model turn ({late})"
             last = turn == s.agent_max_turns - 1
             choice = "finish" if last and "finish" in self.tools else s.agent_tool_choice
             chat = ChatRequest(tuple(messages), max_tokens=s.agent_max_tokens, tag=self.parts.prompts["agent"].tag,
@@ -179,7 +181,8 @@ class Agent:
                 messages += [Message.text("assistant", response.text or "(no answer)"), Message.text("user", nudge)]
             else:
                 calls = [replace(c, id=f"call_{turn}_{n}") for n, c in enumerate(calls)]  # stable ids: cacheable turns
-                results = [self._execute(ctx, call, budget, trace, turn) for call in calls]
+                run = functools.partial(self._execute, ctx, budget=budget, trace=trace, turn=turn)
+                calls, results = run_calls(calls, budget, trace, turn, max_calls=s.agent_max_tool_calls, execute=run)
                 messages += self._record(calls, response.text, results, native=native)
             if ctx.finished is not None:
                 return None
@@ -194,7 +197,7 @@ class Agent:
         ids = ctx.bus.ids() or ([c.item_id for c in ctx.history.candidate_items()] if ctx.bus.allowed else [])
         return tool_specs(self.tools, candidates=[i for i in ids if ctx.state.allows(i, ctx.catalog)])
 
-    def _stop(self, budget: _Budget) -> str | None:
+    def _stop(self, budget: Budget) -> str | None:
         limit = self.settings.agent_max_invalid
         if budget.invalid >= limit:
             return f"{budget.invalid} invalid tool calls (limit {limit})"
@@ -219,11 +222,15 @@ class Agent:
             calls = calls_from_text(response.text, self.tools)
             if calls:
                 repairs.append(f"{len(calls)} call(s) read from the answer's text")
+        if not calls:
+            forget(self.backend, chat)  # an answer without a call is not kept as this turn's answer
+        if len(calls) > MAX_TRACED_CALLS:
+            repairs.append(f"{len(calls)} calls in one answer: the first {MAX_TRACED_CALLS} are traced")
         trace.add(Step(
             "model", turn, model=f"{self.backend.name}/{self.backend.model}",
             request_hash=request_key(self.backend.identity(), chat), cache_hit=response.cached,
             raw=response.text[:2000], calls=[{"id": c.id, "name": c.name, "arguments": dict(c.arguments),
-                                               "raw": c.raw, "error": c.error} for c in calls],
+                                               "raw": c.raw, "error": c.error} for c in calls[:MAX_TRACED_CALLS]],
             repairs=repairs, status="" if calls else "no_call", seconds=round(time.perf_counter() - started, 4),
             prompt_tokens=response.prompt_tokens, completion_tokens=response.completion_tokens,
         ))  # fmt: skip
@@ -245,11 +252,12 @@ class Agent:
         shown = "; ".join(_call_example(self.tools[n]) for n in names)
         return f"Valid tools: {', '.join(self.tools)}. Valid calls look like: {shown}"
 
-    def _execute(self, ctx: AgentContext, call: ToolCall, budget: _Budget, trace: Trace, turn: int) -> str:
-        """Check and run one call; the observation sent back (every outcome is traced)."""
+    def _execute(self, ctx: AgentContext, call: ToolCall, budget: Budget, trace: Trace, turn: int) -> str:
+        """Check and run one call; the observation sent back (capped; every outcome is traced)."""
         before = len(ctx.bus)
         started = time.perf_counter()
         status, observation, repairs, args = self._outcome(ctx, call, budget)
+        observation = cap_observation(observation)
         budget.calls += 1
         if budget.calls >= self.settings.agent_max_tool_calls and ctx.finished is None:
             budget.stop = f"tool-call budget exhausted ({budget.calls} calls without finish)"
@@ -260,9 +268,7 @@ class Agent:
         ))  # fmt: skip
         return observation
 
-    def _outcome(
-        self, ctx: AgentContext, call: ToolCall, budget: _Budget
-    ) -> tuple[str, str, list[str], dict[str, Any]]:
+    def _outcome(self, ctx: AgentContext, call: ToolCall, budget: Budget) -> tuple[str, str, list[str], dict[str, Any]]:
         tool = self.tools.get(call.name)
         if call.error or tool is None:
             budget.invalid += 1

@@ -10,11 +10,12 @@ candidates gathered are the answer, in their final (ranked) order.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from ..backends.base import ChatRequest, make_tool_call
-from ..ranking.parse import strip_think
+from ..backends.base import ChatRequest, ToolCall, make_tool_call
+from ..backends.cache import forget
+from ..modeltext import loads_json, strip_think
+from .bounds import Budget, out_of_time
 from .textcalls import calls_from_text
 from .tools import AgentContext, Finish
 from .trace import Step, Trace
@@ -22,7 +23,7 @@ from .trace import Step, Trace
 if TYPE_CHECKING:
     from .loop import Agent
 
-__all__ = ["plan_schema", "run_plan"]
+__all__ = ["plan_schema", "read_plan", "run_plan"]
 
 
 def plan_schema(tool_names: list[str], max_steps: int) -> dict[str, Any]:
@@ -33,25 +34,22 @@ def plan_schema(tool_names: list[str], max_steps: int) -> dict[str, Any]:
     return {"title": "Plan", "type": "object", "properties": {"steps": steps}, "required": ["steps"]}
 
 
-def _steps(text: str, known: list[str]) -> list[Any]:
-    try:
-        value = json.loads(strip_think(text).strip())
-    except ValueError:
-        return list(calls_from_text(text, known))
-    steps = value.get("steps") if isinstance(value, dict) else value
+def read_plan(text: str, known: list[str], *, limit: int) -> list[ToolCall]:
+    """The plan's calls (at most ``limit``): JSON under the schema, else calls written as text; never raises."""
+    whole = loads_json(strip_think(text))
+    if whole is None:
+        return list(calls_from_text(text, known))[:limit]
+    steps = whole[0].get("steps") if isinstance(whole[0], dict) else whole[0]
     if not isinstance(steps, list):
         return []
     return [
         make_tool_call(None, s.get("tool") or s.get("name"), s.get("arguments", {}), index=n)
-        for n, s in enumerate(steps)
-        if isinstance(s, dict)
+        for n, s in enumerate([s for s in steps if isinstance(s, dict)][:limit])
     ]
 
 
 def run_plan(agent: Agent, ctx: AgentContext, trace: Trace, request: str) -> str | None:
     """Ask for a plan, run it; ``None`` when it produced candidates, else why the run falls back."""
-    from .loop import _Budget
-
     assert agent.backend is not None
     s = agent.settings
     names = [n for n in agent.tools if n != "finish"]
@@ -59,14 +57,17 @@ def run_plan(agent: Agent, ctx: AgentContext, trace: Trace, request: str) -> str
                        max_tokens=s.agent_max_tokens, tag=agent.parts.prompts["agent_plan"].tag,
                        json_schema=plan_schema(names, s.agent_max_tool_calls))  # fmt: skip
     response, _ = agent._ask(ctx, trace, chat, 0)
-    calls = [c for c in _steps(response.text, names) if c.name != "finish"][: s.agent_max_tool_calls]
+    calls = [c for c in read_plan(response.text, names, limit=s.agent_max_tool_calls) if c.name != "finish"]
     trace.steps[-1].calls = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments), "error": c.error}
                              for c in calls]  # fmt: skip
     trace.steps[-1].status = "" if calls else "no_call"
     if not calls:
+        forget(agent.backend, chat)  # an unreadable plan is not kept as the answer to this request
         return "the plan could not be read (no valid steps)"
-    budget = _Budget()
+    budget = Budget()
     for n, call in enumerate(calls):
+        if (late := out_of_time()) is not None:
+            return f"the plan stopped after {n} of {len(calls)} step(s): {late}"
         agent._execute(ctx, call, budget, trace, n + 1)
     if not len(ctx.bus):
         return f"the plan's {len(calls)} step(s) found no candidates"

@@ -74,6 +74,14 @@ class AgentContext:
         """Whether an id names a candidate this run may return (never an invented one)."""
         return item_id in self.bus.allowed if self.bus.allowed is not None else item_id in self.catalog
 
+    def finishable(self, item_id: str) -> bool:
+        """Whether ``finish`` may name ``item_id``: a candidate on the bus that the conversation allows
+        (a fixed list whose bus was emptied: any given candidate). Items of the history are on the bus only
+        when the caller gave them as candidates, i.e. asked for repeats."""
+        on_bus = item_id in self.bus or (not len(self.bus) and self.bus.allowed is not None
+                                        and item_id in self.bus.allowed)  # fmt: skip
+        return on_bus and self.state.allows(item_id, self.catalog)
+
     def put(self, ids: list[str], source: str) -> str:
         """Add ids (unseen, allowed by the conversation) to the bus; the observation line.
 
@@ -220,11 +228,16 @@ def inspect_items(ctx: AgentContext, args: dict[str, Any]) -> str:
 
 
 def finish(ctx: AgentContext, args: dict[str, Any]) -> str:
-    ids = [i for i in _known_ids(ctx, args["item_ids"], what="finish") if ctx.state.allows(i, ctx.catalog)]
+    """Only candidates on the bus may be named (never an item of the history, nor any other catalog item)."""
+    named = list(dict.fromkeys(args["item_ids"]))
+    ids = [i for i in named if ctx.finishable(i)]
     if not ids:
-        raise ToolInputError("every id given was rejected earlier in this conversation: choose others")
+        sample = ", ".join(ctx.bus.ids()[:3]) or "none yet: add candidates first (search_catalog, similar_users)"
+        raise ToolInputError(f"none of {named[:5]} is a candidate on the bus; candidates: {sample}")
     ctx.finished = Finish(ids, str(args.get("explanation") or ""))
-    return f"Finished with {len(ids)} item(s)."
+    ignored = [i for i in named if i not in set(ids)]
+    note = f" Ignored {len(ignored)} id(s) that are not candidates: {ignored[:5]}." if ignored else ""
+    return f"Finished with {len(ids)} item(s).{note}"
 
 
 _TOOLS = [

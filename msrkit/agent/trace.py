@@ -3,7 +3,8 @@
 A model step records the model, the request's cache key (its hash), whether
 the cache answered, the raw answer, the calls parsed and the repairs made, the
 latency and the tokens. A tool step records the call, what became of it
-(``ok``, ``invalid``, ``repeat``, ``budget``, ``error``), the bus size before
+(``ok``, ``invalid``, ``repeat``, ``budget``, ``error``; ``refused``: the calls of one answer over the
+budget or past the deadline, not run, in one step), the bus size before
 and after and the observation sent back. A run that falls back says why.
 """
 
@@ -66,11 +67,13 @@ class Trace:
 
     def summary(self) -> dict[str, Any]:
         """Counts for a ranking's diagnostics and for evaluation."""
-        tools = self.count("tool")
+        refused = self.count("tool", "refused")  # one step per answer whose calls over the budget were refused
+        tools = self.count("tool") - refused
         no_call = self.count("model", "no_call")
         return {
             "model_turns": self.count("model") - self.count("model", "plan_done"),
             "tool_calls": tools,
+            "refused_answers": refused,
             "invalid_calls": self.count("tool", "invalid") + no_call,
             "no_call_turns": no_call,
             "repeats": self.count("tool", "repeat"),
@@ -85,7 +88,8 @@ class Trace:
     def write_jsonl(self, path: str | Path, *, append: bool = True) -> Path:
         """Append (or write) one JSON line per step."""
         out = Path(path)
-        with out.open("a" if append else "w", encoding="utf-8") as fh:
+        # a lone surrogate (from a backend not behind the guard) is written as its JSON escape, never a crash
+        with out.open("a" if append else "w", encoding="utf-8", errors="backslashreplace") as fh:
             for record in self.records():
                 fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         return out

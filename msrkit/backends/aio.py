@@ -13,17 +13,24 @@ cleanly. So the HTTP backends make every call on their async client under
   the request (:meth:`~msrkit.deadline.Deadline.cancel`) cancels the call.
 
 An httpx async client belongs to the event loop it was made on, so
-:class:`PerLoop` keeps one client per loop.
+:class:`PerLoop` keeps one client per loop, and closes each *on its own loop*:
+at once where that loop runs on another thread (or is idle), and, where it is
+the caller's running loop, when that loop shuts down (``asyncio.run`` closes
+the async generators of a loop before closing it, and each client has one whose
+``finally`` closes it). So no client outlives its loop and no "Event loop is
+closed" traceback comes at garbage collection; async code may also
+``await backend.aclose()``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from ..deadline import current
@@ -37,12 +44,41 @@ T = TypeVar("T")
 log = logging.getLogger("msrkit")
 
 
+async def _close_client(client: Any) -> None:
+    """Close an async client (``close()``, as the openai and ollama clients name it, else ``aclose()``)."""
+    close = getattr(client, "close", None) or getattr(client, "aclose", None)
+    if close is not None:
+        await close()
+
+
+def _closer(client: Any) -> AsyncGenerator[None, None]:
+    """An async generator, started now on the running loop, whose ``finally`` closes ``client``.
+
+    Starting it registers it with the loop (its first-iteration hook), so the loop's
+    ``shutdown_asyncgens`` (run by ``asyncio.run`` before it closes the loop) closes the client.
+    """
+
+    async def closing() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await _close_client(client)
+
+    gen = closing()
+    with contextlib.suppress(StopIteration):
+        gen.__anext__().send(None)  # runs to the yield at once (nothing is awaited before it)
+    return gen
+
+
 class PerLoop(Generic[T]):
-    """One object per running event loop, made by ``factory`` on first use in that loop."""
+    """One async client per running event loop, made by ``factory`` on first use there, closed on that loop."""
 
     def __init__(self, factory: Callable[[], T]) -> None:
         self._factory = factory
         self._made: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     def get(self) -> T:
@@ -50,21 +86,49 @@ class PerLoop(Generic[T]):
         with self._lock:
             made = self._made.get(loop)
             if made is None:
+                for gone in [old for old in self._closers if old.is_closed()]:  # closed with their loop
+                    self._made.pop(gone, None)
+                    self._closers.pop(gone, None)
                 made = self._made[loop] = self._factory()
+                self._closers[loop] = _closer(made)
             return made
 
-    def pop_current(self) -> T | None:
-        """Forget the running loop's object and return it (``None`` when none was made)."""
+    async def aclose_current(self) -> None:
+        """Close the running loop's client (if one was made) and forget it."""
         loop = asyncio.get_running_loop()
         with self._lock:
-            return self._made.pop(loop, None)
+            self._made.pop(loop, None)
+            gen = self._closers.pop(loop, None)
+        if gen is not None:
+            await gen.aclose()
 
-    def pop_all(self) -> list[T]:
-        """Forget every object (for closing them)."""
+    def close_all(self) -> None:
+        """Close every client on its own loop where that can be done now; the caller's running loop closes its
+        own at shutdown (or ``await aclose_current()`` from it); a client of a closed loop was closed with it."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
         with self._lock:
-            made = list(self._made.values())
-            self._made.clear()
-            return made
+            pending = [(loop, gen) for loop, gen in self._closers.items() if loop is not running]
+            for loop, _ in pending:
+                self._made.pop(loop, None)
+                self._closers.pop(loop, None)
+        for loop, gen in pending:
+            _close_on(loop, gen)
+
+
+def _close_on(loop: asyncio.AbstractEventLoop, gen: AsyncGenerator[None, None]) -> None:
+    """Run ``gen.aclose()`` (which closes its client) on ``loop``, from another thread or on the idle loop."""
+    try:
+        if loop.is_closed():
+            return
+        if loop.is_running():
+            asyncio.run_coroutine_threadsafe(gen.aclose(), loop).result(timeout=5)
+        else:
+            loop.run_until_complete(gen.aclose())
+    except Exception as exc:  # noqa: BLE001 - closing must not fail the caller
+        log.debug("closing an async client failed: %s", exc)
 
 
 def run_on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], *, backend: str = "", model: str = "") -> T:
@@ -154,17 +218,12 @@ class OnLoopThread:
         """One call, made on the async client on this backend's loop thread (so its total time is bounded)."""
         return self._loop.run(self.achat(request), backend=self.name, model=self.model)
 
-    async def _close_client(self) -> None:
-        client = self._clients.pop_current()
-        if client is not None:
-            await client.close()
-
     def close(self) -> None:
-        """Close the client of the loop thread and stop it (a client of another loop is dropped with that loop)."""
-        self._loop.close(self._close_client())
-        self._clients.pop_all()
+        """Close the client of the loop thread and stop it, then every other loop's client (see :class:`PerLoop`)."""
+        self._loop.close(self._clients.aclose_current())
+        self._clients.close_all()
 
     async def aclose(self) -> None:
         """Close this event loop's client, then everything :meth:`close` closes."""
-        await self._close_client()
+        await self._clients.aclose_current()
         self.close()

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from ..modeltext import MAX_JSON_DEPTH, nesting_ok
+
 __all__ = [
     "TextPart",
     "ImagePart",
@@ -42,6 +44,11 @@ __all__ = [
 ]
 
 Role = Literal["system", "user", "assistant", "tool"]
+
+#: a tool call's arguments longer than this are refused unread (msrkit's tools take a few short fields)
+MAX_ARGUMENT_CHARS = 8_000
+#: of refused arguments, this much is kept in ``ToolCall.raw`` (for the trace)
+MAX_RAW_KEPT = 200
 
 
 @dataclass(frozen=True)
@@ -105,21 +112,39 @@ def canonical_json(value: Any) -> str:
 
 
 def read_arguments(arguments: Any) -> tuple[dict[str, Any], str | None, str | None]:
-    """A call's arguments as sent (an object, a JSON string, nothing): ``(arguments, raw, error)``."""
+    """A call's arguments as sent (an object, a JSON string, nothing): ``(arguments, raw, error)``.
+
+    Bounded before any decoding: text over :data:`MAX_ARGUMENT_CHARS` characters or nested deeper than
+    :data:`~msrkit.modeltext.MAX_JSON_DEPTH` is an invalid call (its ``raw`` kept short), never parsed.
+    """
     if arguments is None or arguments == "":
         return {}, None, None
     if isinstance(arguments, Mapping):
+        try:
+            raw = canonical_json(dict(arguments))
+        except (ValueError, TypeError, RecursionError):
+            return {}, None, "arguments cannot be read as JSON"
+        if len(raw) > MAX_ARGUMENT_CHARS or not nesting_ok(raw):
+            return {}, raw[:MAX_RAW_KEPT], _too_big(raw)
         return dict(arguments), None, None
     raw = str(arguments)
+    if len(raw) > MAX_ARGUMENT_CHARS or not nesting_ok(raw):
+        return {}, raw[:MAX_RAW_KEPT], _too_big(raw)
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         return {}, raw, f"arguments are not valid JSON ({exc.msg} at character {exc.pos})"
-    except (ValueError, RecursionError) as exc:  # e.g. nesting too deep, a number too long
+    except (ValueError, RecursionError) as exc:  # e.g. a number too long
         return {}, raw, f"arguments are not valid JSON ({type(exc).__name__})"
     if not isinstance(value, dict):
         return {}, raw, f"arguments must be a JSON object, not {type(value).__name__}"
     return value, raw, None
+
+
+def _too_big(raw: str) -> str:
+    if len(raw) > MAX_ARGUMENT_CHARS:
+        return f"arguments of {len(raw)} characters are over the limit of {MAX_ARGUMENT_CHARS}"
+    return f"arguments nest deeper than {MAX_JSON_DEPTH} levels"
 
 
 def make_tool_call(call_id: Any, name: Any, arguments: Any, *, index: int) -> ToolCall:
@@ -128,7 +153,8 @@ def make_tool_call(call_id: Any, name: Any, arguments: Any, *, index: int) -> To
     name = str(name or "")
     if not call_id:
         body = raw if raw is not None else canonical_json(args)
-        call_id = f"call_{index}_" + hashlib.sha256(f"{name}\x00{body}".encode()).hexdigest()[:12]
+        digest = hashlib.sha256(f"{name}\x00{body}".encode("utf-8", "surrogatepass")).hexdigest()
+        call_id = f"call_{index}_" + digest[:12]
     return ToolCall(str(call_id), name, args, raw, error)
 
 

@@ -35,7 +35,7 @@ from ..errors import ConfigError
 from .base import Backend, ChatRequest, ChatResponse, ImagePart, Message, TextPart, ToolCall
 from .wrapper import Wrapper
 
-__all__ = ["ResponseCache", "CachedBackend", "default_cache_dir", "request_key"]
+__all__ = ["ResponseCache", "CachedBackend", "default_cache_dir", "forget", "request_key"]
 
 log = logging.getLogger("msrkit")
 
@@ -181,6 +181,12 @@ class ResponseCache:
             return None
         return value if isinstance(value, dict) else None
 
+    def delete(self, key: str) -> None:
+        """Remove the entry ``key`` (nothing when there is none, or no working cache)."""
+        cache = self._open()
+        if cache is not None:
+            self._delete(cache, key)
+
     def _delete(self, cache: Any, key: str) -> None:
         try:
             cache.delete(key)
@@ -270,6 +276,13 @@ class CachedBackend(Wrapper):
         if key and response.finish_reason != "error":
             self.cache.set(key, {**asdict(response), "cached": False})
 
+    def forget(self, request: ChatRequest) -> bool:
+        """Drop the stored answer to ``request`` (its stage could not use it); whether it could be cached."""
+        key = self._key(request)
+        if key:
+            self.cache.delete(key)
+        return key is not None
+
     def chat(self, request: ChatRequest) -> ChatResponse:
         key = self._key(request)
         hit = self._hit(key)
@@ -293,3 +306,18 @@ class CachedBackend(Wrapper):
     def close(self) -> None:
         self.inner.close()
         self.cache.close()
+
+
+def forget(backend: Backend | None, request: ChatRequest) -> bool:
+    """Drop the cached answer to ``request`` from the :class:`CachedBackend` among ``backend``'s wrappers.
+
+    A stage calls it when it could not use an answer (no ranking, no keywords, no tool call in it):
+    the raw answer is what the cache keeps and every stage parses it again on a hit, but an unusable
+    one must not be served as good on every rerun, so the next run asks the model again.
+    """
+    layer: Any = backend
+    while layer is not None:
+        if isinstance(layer, CachedBackend):
+            return layer.forget(request)
+        layer = getattr(layer, "inner", None)
+    return False

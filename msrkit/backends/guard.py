@@ -4,9 +4,12 @@ Before the call: the request's deadline (:mod:`msrkit.deadline`) must leave
 time for it, and the circuit breaker (:mod:`.breaker`) must let it out. After
 it: the breaker learns whether the endpoint answered, and the answer is made
 safe to keep: its text cut at ``max_answer_chars`` (with a warning), its
-log-probabilities at one row per requested token, and every registered
-secret's value masked (:func:`~msrkit.errors.register_secret`), so neither the
-cache nor a :class:`~msrkit.data.Ranking` can grow by what a server sends.
+log-probabilities at one row per requested token, its tool calls at
+:data:`MAX_TOOL_CALLS`, and every registered secret's value masked
+(:func:`~msrkit.errors.register_secret`) in the text *and* in each tool call's
+name, arguments and raw text (lone surrogates, which no UTF-8 file holds, replaced
+too), so neither the cache, an agent's trace nor a :class:`~msrkit.data.Ranking`
+can grow by what a server sends, hold a key it echoes, or fail to be written.
 
 Order of wrappers (built by :mod:`.stack`)::
 
@@ -19,21 +22,51 @@ which it does not retry; inside the cache, only capped answers are stored.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
+from typing import Any
 
 from ..deadline import current
 from ..errors import BackendError, mask_secrets
-from .base import Backend, ChatRequest, ChatResponse, achat
+from .base import Backend, ChatRequest, ChatResponse, ToolCall, achat
 from .breaker import CircuitBreaker, counts_against
 from .wrapper import Wrapper
 
-__all__ = ["GuardedBackend", "MAX_ANSWER_CHARS", "cap_answer"]
+__all__ = ["GuardedBackend", "MAX_ANSWER_CHARS", "MAX_TOOL_CALLS", "cap_answer", "mask_call"]
 
 #: the default cap on a model's answer (Settings.max_answer_chars): ~4,000 tokens, far above what any prompt asks
 MAX_ANSWER_CHARS = 16_000
 #: alternatives kept per token, and characters per token text, in log-probabilities
 MAX_ALTERNATIVES = 32
 MAX_TOKEN_CHARS = 64
+#: tool calls kept of one answer (an agent's budget is a dozen; the rest are dropped with a warning)
+MAX_TOOL_CALLS = 256
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _safe(text: str) -> str:
+    """``text`` with registered secrets masked and lone surrogates (which no UTF-8 file can hold) replaced."""
+    return _LONE_SURROGATE.sub("\ufffd", mask_secrets(text))
+
+
+def _masked(value: Any) -> Any:
+    """``value`` (decoded JSON, nesting bounded by :func:`~.base.read_arguments`), secrets masked in every string."""
+    if isinstance(value, str):
+        return _safe(value)
+    if isinstance(value, dict):
+        return {_safe(str(k)): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return value
+
+
+def mask_call(call: ToolCall) -> ToolCall:
+    """``call`` with every registered secret masked (and lone surrogates replaced) in all its text."""
+    return ToolCall(_safe(call.id), _safe(call.name), _masked(dict(call.arguments)),
+                    _safe(call.raw) if call.raw is not None else None,
+                    _safe(call.error) if call.error is not None else None)  # fmt: skip
 
 
 def _cap_logprobs(rows: list[dict[str, float]] | None, max_rows: int) -> list[dict[str, float]] | None:
@@ -45,14 +78,18 @@ def _cap_logprobs(rows: list[dict[str, float]] | None, max_rows: int) -> list[di
 
 def cap_answer(response: ChatResponse, request: ChatRequest, *, max_chars: int, who: str) -> ChatResponse:
     """``response`` with its text, log-probabilities and labels bounded and registered secrets masked."""
-    text = mask_secrets(response.text)
+    text = _safe(response.text)
     warnings = list(response.warnings)
     if len(text) > max_chars:
         warnings.append(f"{who}: an answer of {len(text)} characters was cut to {max_chars} (max_answer_chars)")
         text = text[:max_chars]
+    calls = response.tool_calls
+    if len(calls) > MAX_TOOL_CALLS:
+        warnings.append(f"{who}: an answer with {len(calls)} tool calls was cut to {MAX_TOOL_CALLS}")
     return replace(
         response,
         text=text,
+        tool_calls=[mask_call(c) for c in calls[:MAX_TOOL_CALLS]],
         top_logprobs=_cap_logprobs(response.top_logprobs, request.max_tokens),
         model=response.model[:200],
         finish_reason=response.finish_reason[:40] if response.finish_reason else response.finish_reason,

@@ -22,6 +22,7 @@ from .common import (
     CacheDirOpt,
     CatalogOpt,
     ConfigOpt,
+    DeadlineOpt,
     IndexOpt,
     InteractionsOpt,
     NoCacheOpt,
@@ -103,6 +104,7 @@ def agent_cmd(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     max_turns: MaxTurnsOpt = None,
+    deadline: DeadlineOpt = None,
     plan_first: PlanFirstOpt = None,
     trace: TraceOpt = None,
     state: Annotated[
@@ -120,7 +122,8 @@ def agent_cmd(
     def run() -> None:
         with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
                           adapter=adapter, catalog=catalog, interactions=interactions, index=index,
-                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
+                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first,
+                          deadline=deadline) as rec:  # fmt: skip
             result = rec.chat(path, message, _load_state(state))
         if state is not None:
             state.write_text(to_json(result.state, indent=2), encoding="utf-8")
@@ -148,6 +151,7 @@ def chat_cmd(
     cache_dir: CacheDirOpt = None,
     no_cache: NoCacheOpt = False,
     max_turns: MaxTurnsOpt = None,
+    deadline: DeadlineOpt = None,
     plan_first: PlanFirstOpt = None,
     trace: TraceOpt = None,
     top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = 5,
@@ -161,7 +165,8 @@ def chat_cmd(
     def run() -> None:
         with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
                           adapter=adapter, catalog=catalog, interactions=interactions, index=index,
-                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first) as rec:  # fmt: skip
+                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first,
+                          deadline=deadline) as rec:  # fmt: skip
             history = rec.load(path)
             state = None
             message: str | None = None

@@ -36,9 +36,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..backends.base import Backend, ChatRequest, Message
+from ..backends.cache import forget
 from ..data import Item, Usage
 from ..errors import BackendError
 from ..meter import Meter
+from ..modeltext import strip_think
 from ..prompts import quote, render_item
 from ..text import STOPWORDS as _STOPWORDS
 from ..text import WORD as _WORD
@@ -154,7 +156,7 @@ _USER = (
     "Which item do the keywords describe? Answer only with its number, like [2]."
 )
 RECONSTRUCTION_TAG = "keyword_reconstruction@v1#" + hashlib.sha256(f"{_SYSTEM}\x00{_USER}".encode()).hexdigest()[:12]
-_NUMBER = re.compile(r"\d+")
+_NUMBER = re.compile(r"(?<!\d)\d{1,9}(?!\d)")
 
 
 @dataclass
@@ -179,8 +181,7 @@ def reconstruction_request(keywords: Sequence[str], options: Sequence[Item]) -> 
 
 def parse_choice(text: str, count: int) -> int | None:
     """The first number in ``text`` that names an option (1..count), or ``None``."""
-    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S)
-    for match in _NUMBER.finditer(text):
+    for match in _NUMBER.finditer(strip_think(text)):
         value = int(match.group())
         if 1 <= value <= count:
             return value
@@ -211,13 +212,16 @@ def reconstruction_accuracy(
         if not words:
             continue
         options = _options(item, pool, distractors, random.Random(f"{seed}:{item.item_id}"))
+        request = reconstruction_request(words, options)
         try:
-            answer = meter.call(backend, reconstruction_request(words, options)).text
+            answer = meter.call(backend, request).text
         except BackendError as exc:
             meter.warn(f"reconstruction of {item.item_id} failed: {exc}")
             result.errors += 1
             continue
         choice = parse_choice(answer, len(options))
+        if choice is None:
+            forget(backend, request)
         ok = choice is not None and options[choice - 1].item_id == item.item_id
         result.trials += 1
         result.correct += ok

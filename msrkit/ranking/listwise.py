@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..backends.base import Backend
+from ..backends.cache import forget
 from ..data import Item, failure_of
 from ..errors import BackendError, ConfigError, OutputParseError
 from ..meter import Meter
@@ -151,6 +152,7 @@ class ListwiseReranker:
         forms = job.stats["forms"]
         forms[parsed.form] = forms.get(parsed.form, 0) + 1
         if fixed.used == 0:
+            forget(self.backend, request)  # never served again as if it were an answer
             job.stats["failed_windows"] += 1
             if self.strict:
                 raise OutputParseError(

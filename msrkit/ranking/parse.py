@@ -11,32 +11,24 @@ numbers ignored, missing candidates appended in the order they came in.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..modeltext import clip, decode_json, strip_think
 from ..prompts import quote
 
 __all__ = ["Parsed", "Repaired", "parse_order", "repair", "strip_think", "MAX_REASON_CHARS"]
 
 MAX_REASON_CHARS = 200
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
+#: a line longer than this is never a reason line (and is not matched against its pattern)
+MAX_REASON_LINE = 1_000
 _BRACKETED = re.compile(r"\[\s*(\d{1,6})\s*\]")
 _NUMBER = re.compile(r"(?<![\w.])(\d{1,6})(?![\w])")
-_REASON_LINE = re.compile(r"^\s*\[?\s*(\d{1,4})\s*\]?\s*[:.)\-\u2013]?\s+(.*[A-Za-z]{3,}.*)$")
-
-
-def strip_think(text: str) -> str:
-    """Drop reasoning blocks: ``<think>...</think>``, and an unclosed ``<think>`` to the end."""
-    text = _THINK.sub(" ", text or "")
-    if "</think>" in text.lower():  # a block whose opening tag was cut off (some servers drop it)
-        text = re.split(r"</think>", text, flags=re.I)[-1]
-    lowered = text.lower()
-    if "<think>" in lowered:
-        text = text[: lowered.index("<think>")]
-    return text
+# each run of spaces has one place to go, so a failing line costs one pass (no backtracking blow-up)
+_REASON_LINE = re.compile(r"^\s*(?:\[\s*)?(\d{1,4})(?:\s*\])?(?:\s*[:.)\-\u2013])?\s+(.*)$")
+_WORDY = re.compile(r"[A-Za-z]{3}")
 
 
 @dataclass
@@ -69,8 +61,9 @@ def _split_reasons(text: str) -> tuple[str, dict[int, str]]:
     kept: list[str] = lines[: first + 1]
     reasons: dict[int, str] = {}
     for line in lines[first + 1 :]:
-        m = _REASON_LINE.match(line)
-        reason = _clean_reason(m.group(2)) if m and ">" not in m.group(2) else ""
+        m = _REASON_LINE.match(line) if len(line) <= MAX_REASON_LINE else None
+        said = m.group(2) if m and _WORDY.search(m.group(2)) and ">" not in m.group(2) else ""
+        reason = _clean_reason(said) if said else ""
         if m and reason:
             reasons.setdefault(int(m.group(1)), reason)
         else:
@@ -82,11 +75,11 @@ def _json_numbers(text: str) -> tuple[list[int], dict[int, str]] | None:
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
     if start < 0:
         return None
-    try:
-        value, end = json.JSONDecoder().raw_decode(text[start:])
-    except ValueError:
+    found = decode_json(text, start)
+    if found is None:
         return None
-    if isinstance(value, list) and re.search(r"\d", text[start + end :]):
+    value, end = found
+    if isinstance(value, list) and re.search(r"\d", text[end:]):
         return None  # "[3] > [1]": brackets, not a JSON list
     given: Any = None
     if isinstance(value, dict):
@@ -120,7 +113,7 @@ def parse_order(text: str, *, ids: Sequence[str] = ()) -> Parsed:
     >>> parse_order('{"ranking": [2, 1]}').numbers
     [2, 1]
     """
-    text = strip_think(text)
+    text = strip_think(clip(text))
     json_first = "{" in text or "```" in text  # an object or a fenced block: JSON is meant
     found = _json_numbers(text) if json_first else None
     if found is not None:

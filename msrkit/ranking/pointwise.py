@@ -10,15 +10,16 @@ import math
 from collections.abc import Sequence
 
 from ..backends.base import Backend
+from ..backends.cache import forget
 from ..data import Item
 from ..errors import ConfigError
 from ..meter import Meter
+from ..modeltext import strip_think
 from ..prompts import PromptSet
-from .parse import strip_think
 from .prompting import yes_no_request
 from .result import Scored
 
-__all__ = ["PointwiseScorer", "p_yes"]
+__all__ = ["PointwiseScorer", "p_yes", "yes_no_from_text"]
 
 
 def p_yes(top_logprobs: Sequence[dict[str, float]] | None, text: str = "") -> float | None:
@@ -27,14 +28,31 @@ def p_yes(top_logprobs: Sequence[dict[str, float]] | None, text: str = "") -> fl
     Tokens are compared stripped and lower-cased (``" Yes"``, ``"yes"``). When
     neither appears, or there are no log-probabilities, ``None``.
     """
-    if not top_logprobs:
+    if not top_logprobs or not isinstance(top_logprobs[0], dict):
         return None
     first = top_logprobs[0]
-    yes = sum(math.exp(lp) for tok, lp in first.items() if tok.strip().lower() == "yes")
-    no = sum(math.exp(lp) for tok, lp in first.items() if tok.strip().lower() == "no")
-    if yes + no == 0:
+    yes = sum(_probability(lp) for tok, lp in first.items() if _word(tok) == "yes")
+    no = sum(_probability(lp) for tok, lp in first.items() if _word(tok) == "no")
+    if not yes + no > 0:
         return None
     return yes / (yes + no)
+
+
+def _word(token: object) -> str:
+    return token.strip().lower() if isinstance(token, str) else ""
+
+
+def _probability(logprob: object) -> float:
+    """``exp(logprob)`` for a log-probability (at most 0); 0 for anything that is not a finite number."""
+    if isinstance(logprob, bool) or not isinstance(logprob, (int, float)) or not math.isfinite(logprob):
+        return 0.0
+    return math.exp(min(float(logprob), 0.0))
+
+
+def yes_no_from_text(text: str) -> float | None:
+    """p(yes) read from an answer's words: 1 for "yes...", 0 for "no...", ``None`` for anything else."""
+    word = strip_think(text).strip().lower()
+    return 1.0 if word.startswith("yes") else 0.0 if word.startswith("no") else None
 
 
 class PointwiseScorer:
@@ -61,8 +79,10 @@ class PointwiseScorer:
             response = meter.call(self.backend, request)
             p = p_yes(response.top_logprobs, response.text)
             if p is None:
-                word = strip_think(response.text).strip().lower()
-                p = 1.0 if word.startswith("yes") else 0.0 if word.startswith("no") else 0.5
+                p = yes_no_from_text(response.text)
                 meter.warn("some yes/no answers had no 'yes'/'no' among the top tokens: scored from the text")
+            if p is None:
+                forget(self.backend, request)  # neither yes nor no: not kept as an answer
+                p = 0.5
             scores.append(p)
         return Scored.from_scores(scores, "pointwise", diagnostics={"scorer": "pointwise"})

@@ -20,12 +20,12 @@ from typing import Any
 
 from ..backends.base import ChatRequest
 from ..data import Item
+from ..modeltext import clip, strip_think
 from ..prompts import PromptTemplate, quote, render_item
 from .keywords import parse_keywords
 
 __all__ = ["batch_request", "batch_schema", "parse_batch"]
 
-_THINK = re.compile(r"<think>.*?</think>", re.S | re.I)
 _NUMBER = r'"\s*\[?(\d+)\]?\s*"\s*:\s*'
 _OBJECT_ENTRY = re.compile(_NUMBER + r'\{[^{}]*?"keywords"\s*:\s*\[([^\]]*)\]')
 _LIST_ENTRY = re.compile(_NUMBER + r"\[([^\]]*)\]")
@@ -68,7 +68,7 @@ def parse_batch(text: str, count: int, *, limit: int) -> dict[int, list[str]]:
     >>> parse_batch("1: comedy, family\\n2. horror", 2, limit=8)
     {1: ['comedy', 'family'], 2: ['horror']}
     """
-    text = _THINK.sub(" ", text)
+    text = strip_think(clip(text))
     found: dict[int, str] = {}
     for m in _OBJECT_ENTRY.finditer(text):
         found.setdefault(int(m.group(1)), ", ".join(_STRING.findall(m.group(2))))

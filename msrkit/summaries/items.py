@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..backends.base import Backend
+from ..backends.cache import forget
 from ..config import Settings
 from ..data import Item
 from ..deadline import MIN_CALL_SECONDS, active, current
 from ..errors import BackendError, InputError
 from ..images import ImagePolicy
 from ..meter import Meter
+from ..modeltext import one_line
 from ..prompts import PromptSet, render_item
 from .batched import batch_request, parse_batch
 from .keywords import parse_keywords
@@ -255,13 +257,18 @@ class ItemSummarizer:
             meter.warn(f"item {item.item_id}: image skipped: {exc}")
             return None
         request = self.prompts["image_description"].request(images=[image])
-        text = meter.call(backend, request).text.strip()
-        return " ".join(text.split())[:600] or None
+        described = one_line(meter.call(backend, request).text, max_chars=600)
+        if not described:
+            forget(backend, request)
+        return described or None
 
     def _keywords(self, item: Item, *, meter: Meter) -> list[str]:
         rendered = render_item(item.model_copy(update={"keywords": None}), max_chars=600)
         request = self.prompts["item_keywords"].request(item=rendered, max_keywords=self.max_keywords)
-        return parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
+        keywords = parse_keywords(meter.call(self.backend, request).text, limit=self.max_keywords)
+        if not keywords:
+            forget(self.backend, request)  # an answer with no keyword in it is not cached as the item's keywords
+        return keywords
 
 
 class _Described:

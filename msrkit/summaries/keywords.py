@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import re
 
+from ..modeltext import strip_think
+
 __all__ = ["parse_keywords"]
 
 _BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s*")
+_LABEL = re.compile(r"^\s*keywords?\s*:", re.I)
+_SEPARATOR = re.compile(r"[,;\n]")
 
 
 def parse_keywords(text: str, *, limit: int) -> list[str]:
-    """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated."""
-    text = re.sub(r"<think>.*?</think>", " ", text, flags=re.S | re.I)
-    text = re.sub(r"^\s*keywords?\s*:", "", text.strip(), flags=re.I)
+    """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated.
+
+    Total: any text gives a list, ``[]`` when nothing in it is a keyword (see :mod:`msrkit.modeltext`).
+    """
+    text = _LABEL.sub("", strip_think(text).strip())
     out: list[str] = []
     seen: set[str] = set()
-    for raw in re.split(r"[,;\n]", text):
+    for raw in _SEPARATOR.split(text):
         word = _BULLET.sub("", raw).strip(" .\"'`*#").strip()
         if not word or len(word) > 40 or len(word.split()) > 4:
             continue

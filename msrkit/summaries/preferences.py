@@ -15,11 +15,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..backends.base import Backend
+from ..backends.cache import forget
 from ..data import Item
 from ..meter import Meter
+from ..modeltext import one_line
 from ..prompts import PromptSet, render_item
 
-__all__ = ["PreferenceSummarizer", "blocks"]
+__all__ = ["MAX_SUMMARY_CHARS", "PreferenceSummarizer", "blocks", "parse_summary"]
+
+#: a preference summary is kept to this many characters (the prompts ask for a few sentences)
+MAX_SUMMARY_CHARS = 2_000
+
+
+def parse_summary(text: str) -> str:
+    """A summary from a model's answer: one line, ``<think>`` dropped, capped; ``""`` when it holds nothing."""
+    return one_line(text, max_chars=MAX_SUMMARY_CHARS)
 
 
 def blocks(n: int, *, block_size: int, max_items: int | None = None) -> list[tuple[int, int]]:
@@ -64,6 +74,8 @@ class PreferenceSummarizer:
                 request = self.prompts["preference_first"].request(items=lines)
             else:
                 request = self.prompts["preference_next"].request(previous=summary, items=lines)
-            answer = meter.call(self.backend, request).text
-            summary = " ".join(answer.split()) or summary
+            answer = parse_summary(meter.call(self.backend, request).text)
+            if not answer:
+                forget(self.backend, request)  # an empty answer keeps the previous summary, and is not cached
+            summary = answer or summary
         return summary
