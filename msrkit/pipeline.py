@@ -250,8 +250,9 @@ def _diagnostics(
     hood: Neighbourhood | None,
 ) -> dict[str, Any]:
     llm, retrieval = scorers
-    stages = {"llm": llm is not None, "item_summaries": s.item_summaries,
-              "preference_summary": s.preference_summary, "collaborative": s.collaborative}  # fmt: skip
+    ran = llm is not None  # the summaries and the collaborative context only run for an LLM stage
+    stages = {"llm": ran, "item_summaries": ran and s.item_summaries, "preference_summary": ran and s.preference_summary,
+              "collaborative": ran and s.collaborative, "retrieval": retrieval is not None}  # fmt: skip
     out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.fusion_weight, "stages": stages}
     out["method"] = verdict.method
     ranks: dict[str, dict[str, int]] = {c.item_id: {} for c in candidates}
@@ -262,5 +263,6 @@ def _diagnostics(
     out["ranks"] = ranks
     if hood is not None:
         out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
+        out["neighbours"] = len(hood.similar_users)  # the users searched, whose counts the reasons give
         out["support"] = {k: dict(vars(v)) for k, v in hood.support.items()}  # dataclasses.asdict: 10x slower
     return out

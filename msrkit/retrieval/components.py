@@ -36,6 +36,7 @@ __all__ = [
     "neighbour_proposals",
     "popularity_scores",
     "query_items",
+    "shares",
     "text_scores",
     "top_n",
     "transition_scores",
@@ -143,17 +144,23 @@ def popularity_scores(popularity: np.ndarray) -> np.ndarray:
     return p / top if top > 0 else p
 
 
-def blend(parts: dict[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
-    """The weighted sum of the max-normalised components ``transitions``, ``users``, ``text``, ``popularity``."""
-    out: np.ndarray | None = None
+def shares(parts: dict[str, np.ndarray], weights: BlendWeights) -> dict[str, np.ndarray]:
+    """Each component's weighted, max-normalised share of every item's score (zero components left out)."""
+    out = {}
     for name, part in parts.items():
         w = float(getattr(weights, name))
         top = float(part.max()) if len(part) else 0.0
-        if out is None:
-            out = np.zeros(len(part))
         if w and top > 0:
-            out += (w / top) * part
-    assert out is not None
+            out[name] = (w / top) * part
+    return out
+
+
+def blend(parts: dict[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
+    """The weighted sum of the max-normalised components (:func:`shares`)."""
+    n = len(next(iter(parts.values()))) if parts else 0
+    out = np.zeros(n)
+    for share in shares(parts, weights).values():
+        out += share
     return out
 
 

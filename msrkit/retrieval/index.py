@@ -73,6 +73,7 @@ class CollaborativeIndex:
         self.tuning: TuneResult | None = None
         self._weights = DEFAULT_BLEND
         self._pop_scores = np.zeros(0)
+        self._occurrences: tuple[np.ndarray, np.ndarray] | None = None
 
     # ----------------------------------------------------------------- building
 
@@ -149,6 +150,16 @@ class CollaborativeIndex:
 
         self.pop_order = np.lexsort((np.arange(len(self.popularity)), -self.popularity))
         self._pop_scores = popularity_scores(self.popularity)
+        self._occurrences = None
+
+    def occurrences(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's positions in ``seq_items`` as CSR ``(ptr, positions)`` (built on first use, then kept)."""
+        if self._occurrences is None:
+            order = np.argsort(self.seq_items, kind="stable")
+            ptr = np.zeros(len(self.item_ids) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.seq_items, minlength=len(self.item_ids)), out=ptr[1:])
+            self._occurrences = (ptr, order)
+        return self._occurrences
 
     def popularity_scores(self) -> np.ndarray:
         """``P``: ``ln(1 + pop)`` scaled to a maximum of 1 (computed once)."""
