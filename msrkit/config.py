@@ -135,6 +135,13 @@ class Settings(BaseModel):
     engine: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     actors: int = Field(default=1, ge=1)
+    # -- retrieval: self-selection and repeats (issue 22)
+    #: an index built here (not loaded) picks its blend from the data with a quick validation
+    #: search (msrkit.retrieval.select); ``tune_index`` (the full search) takes precedence
+    index_select: bool = True
+    #: ``exclude``: a user's past items never come back as candidates; ``allow``: they may,
+    #: scored by the same components
+    repeats: Literal["exclude", "allow"] = "exclude"
 
     @property
     def effective_stride(self) -> int:

@@ -86,7 +86,8 @@ def _neighbourhood(parts: Parts, history: History) -> Neighbourhood | None:
     given = [c.item_id for c in history.candidate_items()] if history.candidates is not None else None
     return query(
         parts.index, [e.item_id for e in history.items()], candidate_ids=given, n=s.n_candidates,
-        exclude_user=history.user_id, context_k=s.collaborative_k if s.collaborative else 0,
+        exclude_seen=s.repeats == "exclude", exclude_user=history.user_id,
+        context_k=s.collaborative_k if s.collaborative else 0,
     )  # fmt: skip
 
 

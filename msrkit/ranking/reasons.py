@@ -31,6 +31,8 @@ OFTEN = 3
 #: how a reason begins when no evidence connects the candidate to the history
 NO_SIGNAL = "No history signal connects it"
 
+#: which sentences speak for which component (T and L read the same transitions)
+KIND = {"text": "text", "transitions": "follows", "long": "follows", "users": "similar"}
 _Seen = tuple[str, frozenset[str], frozenset[str]]  # name, terms, title words
 
 
@@ -113,14 +115,14 @@ def _evidence(item: Item, evidence: Support | None, history: Sequence[_Seen], na
     """The sentences of each component that placed ``item``, the largest share first; item text always."""
     if evidence is None:
         return [p for p in (_title(item, history), _terms(item, history)) if p]
-    by_component = {
+    by_kind = {
         "text": [_title(item, history), _terms(item, history)],
-        "transitions": _follows(evidence, names),
-        "users": _similar(evidence),
+        "follows": _follows(evidence, names),
+        "similar": _similar(evidence),
     }
-    order = [c for c in evidence.placed_by if c in by_component]
-    order += [c for c in by_component if c not in order]
-    return [p for c in order for p in by_component[c] if p]
+    order = list(dict.fromkeys(KIND[c] for c in evidence.placed_by if c in KIND))
+    order += [k for k in by_kind if k not in order]
+    return [p for k in order for p in by_kind[k] if p]
 
 
 def explain(

@@ -130,7 +130,7 @@ def query(
         order=order,
         similar_users=[(idx.user_ids[d], float(s)) for d, s in zip(*(a.tolist() for a in users), strict=True)],
         next_items=_next_items(idx, found, users[0], seen_idx, context_k, per_user),
-        support=evidence(idx, found, seen_idx[::-1][: w.t_recent], [c for c, _ in cands], shares=parts,
+        support=evidence(idx, found, seen_idx[::-1][: max(w.t_recent, w.l_recent if w.long > 0 else 0)], [c for c, _ in cands], shares=parts,
                          neighbours=len(users[0]), exclude_user=exclude_user) if support else {},  # fmt: skip
     )
 
@@ -152,7 +152,8 @@ def search(
 def components(
     idx: CollaborativeIndex, seen_idx: np.ndarray, found: Proposals | None, *, only: str | None = None
 ) -> dict[str, np.ndarray]:
-    """The raw components T, S, X, P over all indexed items (see :mod:`.components`); ``only``: just that one."""
+    """The raw components T, S, X, L (where weighted), P over all indexed items (see :mod:`.components`);
+    ``only``: just that one."""
     w = idx.weights
     recent = seen_idx[::-1]
     out: dict[str, np.ndarray] = {}
@@ -164,6 +165,8 @@ def components(
         )
     if only in (None, "text"):
         out["text"] = text_scores(idx.items_bm25, idx.text_ptr, idx.text_ids, recent[: w.x_recent], decay=w.x_decay)
+    if only in (None, "long") and (w.long > 0 or only == "long"):
+        out["long"] = transition_scores(idx.long_matrix(), recent[: w.l_recent], decay=w.l_decay, alpha=0.0)
     if only in (None, "popularity"):
         out["popularity"] = idx.popularity_scores()
     return out

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Transitions", "build_transitions", "expand"]
+__all__ = ["CHUNK_PAIRS", "Transitions", "build_transitions", "chunks", "expand", "top_per_row"]
 
 CHUNK_PAIRS = 4_000_000
 
@@ -69,11 +69,11 @@ def build_transitions(
     nxt: list[np.ndarray] = []
     w: list[np.ndarray] = []
     row_len = np.zeros(n_items, dtype=np.int64)
-    for lo, hi in _chunks(counts, max(1, chunk_pairs // window)):
+    for lo, hi in chunks(counts, max(1, chunk_pairs // window)):
         src, dst, weight = _chunk_pairs(seq_ptr, seq_items, lo, hi, n_items, window, gap_weight)
         rowsum[lo:hi] = np.bincount(src - lo, weights=weight, minlength=hi - lo)
         if max_row is not None:
-            keep = _top_per_row(src, dst, weight, max_row)
+            keep = top_per_row(src, dst, weight, max_row)
             src, dst, weight = src[keep], dst[keep], weight[keep]
         row_len[lo:hi] = np.bincount(src - lo, minlength=hi - lo)
         nxt.append(dst.astype(np.int32))
@@ -87,7 +87,7 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
-def _chunks(counts: np.ndarray, per_chunk: int) -> list[tuple[int, int]]:
+def chunks(counts: np.ndarray, per_chunk: int) -> list[tuple[int, int]]:
     """Item ranges ``[lo, hi)`` holding about ``per_chunk`` occurrences each (at least one item)."""
     out: list[tuple[int, int]] = []
     cum = np.cumsum(counts)
@@ -123,7 +123,7 @@ def _chunk_pairs(
     return pair // n_items + lo, pair % n_items, weight
 
 
-def _top_per_row(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, max_row: int) -> np.ndarray:
+def top_per_row(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, max_row: int) -> np.ndarray:
     """Positions of each row's ``max_row`` largest entries (ties: lower item), in the given (sorted) order."""
     starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0, dtype=np.int64)
     lengths = np.diff(np.r_[starts, len(src)])
