@@ -252,8 +252,9 @@ def _diagnostics(
 ) -> dict[str, Any]:
     llm, retrieval = scorers
     ran = llm is not None  # the summaries and the collaborative context only run for an LLM stage
-    stages = {"llm": ran, "item_summaries": ran and s.item_summaries, "preference_summary": ran and s.preference_summary,
-              "collaborative": ran and s.collaborative, "retrieval": retrieval is not None}  # fmt: skip
+    stages = {"llm": ran, "item_summaries": ran and s.item_summaries,
+              "preference_summary": ran and s.preference_summary, "collaborative": ran and s.collaborative,
+              "retrieval": retrieval is not None}  # fmt: skip
     out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.fusion_weight, "stages": stages}
     out["method"] = verdict.method
     ranks: dict[str, dict[str, int]] = {c.item_id: {} for c in candidates}

@@ -129,7 +129,9 @@ class Twin:
                 self.pop[i] += 1
         self.t, self.rowsum = brute_transitions(seqs, w.t_window, w.t_gap_power, w.t_max_row, code)
 
-    def transitions(self, history: list[str], recent: int | None = None, decay: float | None = None) -> dict[str, float]:
+    def transitions(
+        self, history: list[str], recent: int | None = None, decay: float | None = None
+    ) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
         recent, decay = recent or self.w.t_recent, self.w.t_decay if decay is None else decay
         for r, a in enumerate(history[::-1][:recent]):

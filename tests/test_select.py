@@ -90,7 +90,9 @@ def test_repeats_allowed_find_the_targets_a_user_had_before() -> None:
     idx = CollaborativeIndex.build(repeat_world())
     vidx, targets = validation_index(idx)
     repeats = sum(
-        1 for u, t in enumerate(targets.tolist()) if t in set(vidx.seq_items[vidx.seq_ptr[u] : vidx.seq_ptr[u + 1]].tolist())
+        1
+        for u, t in enumerate(targets.tolist())
+        if t in set(vidx.seq_items[vidx.seq_ptr[u] : vidx.seq_ptr[u + 1]].tolist())
     )
     assert repeats > 100  # the world is repeat-heavy: many targets are items the user had
     exclude, allow = validation_ndcg(idx, DEFAULT_BLEND), validation_ndcg(idx, DEFAULT_BLEND, exclude_seen=False)

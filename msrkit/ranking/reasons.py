@@ -51,7 +51,7 @@ def _best(candidate: frozenset[str], history: Sequence[_Seen], field: int) -> li
     """The (at most two) history items sharing the most of ``candidate`` in ``field``, the most recent first on ties."""
     matches = []
     for age, seen in enumerate(history):
-        shared = sorted(candidate & seen[field])
+        shared = sorted(candidate & (seen[1] if field == 1 else seen[2]))
         if shared:
             matches.append((-len(shared), age, seen[0], shared))
     return [(name, shared) for _, _, name, shared in sorted(matches)[:2]]

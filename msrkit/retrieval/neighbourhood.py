@@ -28,7 +28,8 @@ from .components import (
     transition_scores,
     user_scores,
 )
-from .evidence import Support, support as evidence
+from .evidence import Support
+from .evidence import support as evidence
 from .transitions import expand
 
 if TYPE_CHECKING:
@@ -130,8 +131,9 @@ def query(
         order=order,
         similar_users=[(idx.user_ids[d], float(s)) for d, s in zip(*(a.tolist() for a in users), strict=True)],
         next_items=_next_items(idx, found, users[0], seen_idx, context_k, per_user),
-        support=evidence(idx, found, seen_idx[::-1][: max(w.t_recent, w.l_recent if w.long > 0 else 0)], [c for c, _ in cands], shares=parts,
-                         neighbours=len(users[0]), exclude_user=exclude_user) if support else {},  # fmt: skip
+        support=evidence(idx, found, seen_idx[::-1][: max(w.t_recent, w.l_recent if w.long > 0 else 0)],
+                         [c for c, _ in cands], shares=parts, neighbours=len(users[0]),
+                         exclude_user=exclude_user) if support else {},  # fmt: skip
     )
 
 

@@ -14,7 +14,10 @@ Two steps, both on the index's own interactions:
    and 10 more users gaining than losing), so on data like the development sets the defaults
    stay, and on data unlike them the blend moves.
 
-With fewer than :data:`MIN_USERS` validation users nothing is searched: the defaults stay, and
+On more than :data:`MAX_USERS` users the search runs on an index of that many users drawn at
+random (seeded): what the blend does on a large sample is what it does on all, and the cost stays
+bounded (1M users: see ``bench/bench_retrieval.py --select``). With fewer than :data:`MIN_USERS`
+validation users nothing is searched: the defaults stay, and
 the result says why. ``msrkit index info`` prints what was chosen and why
 (:meth:`.tune.TuneResult.table`).
 """
@@ -26,18 +29,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .construct import derive_from_sequences
 from .tune import TuneResult, TuneStep, tune_index
 from .weights import BlendWeights
 
 if TYPE_CHECKING:
     from .index import CollaborativeIndex
 
-__all__ = ["LONG_HISTORY", "MIN_USERS", "REPEAT_HEAVY", "SAMPLE", "data_stats", "quick_grid", "select_blend"]
+__all__ = ["LONG_HISTORY", "MAX_USERS", "MIN_USERS", "REPEAT_HEAVY", "SAMPLE", "data_stats", "quick_grid",
+           "select_blend"]  # fmt: skip
 
 #: validation users sampled for the quick search (seeded)
 SAMPLE = 1500
 #: fewer validation users than this and the defaults stay (too few to tell configurations apart)
 MIN_USERS = 200
+#: users beyond which the search runs on a random sample of users' whole sequences
+MAX_USERS = 50_000
 #: mean history length from which L (:mod:`.cooccurrence`) is searched
 LONG_HISTORY = 20.0
 #: repeat rate from which the repeat-heavy knobs are searched
@@ -77,6 +84,17 @@ def quick_grid(stats: dict[str, float]) -> tuple[dict[str, tuple[Any, ...]], lis
     return grid, why
 
 
+def _sample_users(idx: CollaborativeIndex, n: int, *, seed: int) -> CollaborativeIndex:
+    """An index over ``n`` random users' whole sequences (the same items, catalog text and weights)."""
+    keep = np.zeros(len(idx.user_ids), dtype=bool)
+    keep[np.random.default_rng(seed).choice(len(idx.user_ids), n, replace=False)] = True
+    lengths = np.diff(idx.seq_ptr)
+    rows = np.repeat(keep, lengths)
+    users = [u for u, k in zip(idx.user_ids, keep.tolist(), strict=True) if k]
+    ptr = np.concatenate([[0], np.cumsum(lengths[keep])]).astype(np.int64)
+    return derive_from_sequences(idx, ptr, idx.seq_items[rows], idx.seq_ts[rows], user_ids=users)
+
+
 def select_blend(
     idx: CollaborativeIndex, *, start: BlendWeights | None = None, exclude_seen: bool = True, seed: int = 0
 ) -> TuneResult:
@@ -91,7 +109,11 @@ def select_blend(
         seconds = time.perf_counter() - t0
         return TuneResult(start, start, (TuneStep("start", None, 0.0, 0.0),), users, 0, seconds, "auto",
                           tuple(why), stats)  # fmt: skip
-    found = tune_index(idx, start=start, sample=SAMPLE, seed=seed, passes=1, grid=grid, exclude_seen=exclude_seen)
+    on = idx
+    if len(idx.user_ids) > MAX_USERS:
+        on = _sample_users(idx, MAX_USERS, seed=seed)
+        why.append(f"searched on {MAX_USERS} users drawn at random (of {len(idx.user_ids)})")
+    found = tune_index(on, start=start, sample=SAMPLE, seed=seed, passes=1, grid=grid, exclude_seen=exclude_seen)
     seconds = time.perf_counter() - t0
     return TuneResult(found.weights, start, found.steps, found.users, found.evaluations, seconds, "auto",
                       tuple(why), stats)  # fmt: skip

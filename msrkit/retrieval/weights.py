@@ -55,7 +55,7 @@ class BlendWeights:
     x_recent: int = 5
     x_decay: float = 0.7
     long: float = 0.0
-    l_window: int = 20
+    l_window: int = 50
     l_max_row: int = 100
     l_recent: int = 200
     l_decay: float = 0.95
