@@ -19,9 +19,11 @@ interaction at most (for 1M users x 10 items, 90M pairs: see ``bench/bench_retri
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
-from .transitions import CHUNK_PAIRS, Transitions, chunks, top_per_row
+from .transitions import CHUNK_PAIRS, Transitions, chunks, pruned_csr
 
 __all__ = ["build_cooccurrence"]
 
@@ -35,22 +37,13 @@ def build_cooccurrence(
         raise ValueError(f"window must be >= 1, not {window}")
     pop = np.bincount(seq_items, minlength=n_items)[:n_items].astype(np.float64)
     norm = 1.0 / np.sqrt(np.maximum(pop, 1.0))
-    nxt: list[np.ndarray] = []
-    w: list[np.ndarray] = []
-    row_len = np.zeros(n_items, dtype=np.int64)
-    for lo, hi in chunks(pop.astype(np.int64), max(1, chunk_pairs // (2 * window))):
-        src, dst, count = _chunk_pairs(seq_ptr, seq_items, lo, hi, n_items, window)
-        weight = count * norm[src] * norm[dst]
-        keep = top_per_row(src, dst, weight, max_row)
-        src, dst, weight = src[keep], dst[keep], weight[keep]
-        row_len[lo:hi] = np.bincount(src - lo, minlength=hi - lo)
-        nxt.append(dst.astype(np.int32))
-        w.append(weight.astype(np.float32))
-    ptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(row_len, out=ptr[1:])
-    if not nxt:  # no items
-        return Transitions(ptr, np.zeros(0, np.int32), np.zeros(0, np.float32), pop)
-    return Transitions(ptr, np.concatenate(nxt), np.concatenate(w), pop)
+
+    def pairs() -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+        for lo, hi in chunks(pop.astype(np.int64), max(1, chunk_pairs // (2 * window))):
+            src, dst, count = _chunk_pairs(seq_ptr, seq_items, lo, hi, n_items, window)
+            yield lo, hi, src, dst, count * norm[src] * norm[dst]
+
+    return pruned_csr(pairs(), n_items, max_row, pop)
 
 
 def _chunk_pairs(
