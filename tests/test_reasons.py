@@ -100,6 +100,15 @@ def test_under_backend_none_no_llm_stage_is_reported_as_run() -> None:
                       "retrieval": True}  # fmt: skip
 
 
+def test_a_repeat_says_so_and_is_not_its_own_evidence() -> None:
+    idx, catalog = world(titles=True)
+    with Recommender("none", catalog=catalog, index=idx, cache=False, repeats="allow") as rec:
+        ranking = rec.rank({"user_id": "x", "history": ["5", "7", "5"], "candidates": ["5", "8"]})
+    reason = {r.item_id: r.reason for r in ranking.ranking}
+    assert reason["5"].startswith("You took it before (2 times).")
+    assert "with “Red Quest 5”" not in reason["5"]  # its own title is no evidence for itself
+
+
 def test_a_title_word_the_candidate_shares_is_named() -> None:
     idx, catalog = world(titles=True)
     catalog["90"] = Item(item_id="90", title="Zelda: Tears of the Kingdom")

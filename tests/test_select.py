@@ -99,3 +99,19 @@ def test_repeats_allowed_find_the_targets_a_user_had_before() -> None:
     assert allow > exclude * 1.2, (exclude, allow)
     chosen = select_blend(idx, start=replace(DEFAULT_BLEND), exclude_seen=False)
     assert validation_ndcg(idx, chosen.weights, exclude_seen=False) >= allow
+
+
+def test_the_repeats_setting_reaches_generated_candidates() -> None:
+    from msrkit.data import Item
+    from msrkit.recommender import Recommender
+
+    rows = repeat_world()
+    idx = CollaborativeIndex.build(rows)
+    catalog = {i: Item(item_id=i) for i in idx.item_ids}
+    history = [r.item_id for r in rows if r.user_id == "u3"]
+    past = {}
+    for mode in ("exclude", "allow"):
+        with Recommender("none", catalog=catalog, index=idx, cache=False, repeats=mode, n_candidates=10) as rec:
+            ranked = rec.rank({"user_id": "u3", "history": history}).ranking
+        past[mode] = [r.item_id for r in ranked if r.item_id in history]
+    assert not past["exclude"] and past["allow"]  # the user's home items come back, scored like the rest

@@ -13,6 +13,7 @@ quoted as if the id were a title. Ranks and scores stay in ``diagnostics``, neve
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -135,14 +136,19 @@ def explain(
 ) -> list[str]:
     """One reason per candidate (by index). ``ranked_by`` names what ordered the list when no evidence does."""
     names = {item.item_id: _name(item, item.item_id) for item in history}
+    taken = Counter(item.item_id for item in history)
     recent = [
-        (_name(item, item.item_id), frozenset(item_terms(item)), _title_words(item.title))
+        (item.item_id, (_name(item, item.item_id), frozenset(item_terms(item)), _title_words(item.title)))
         for item in reversed(history[-RECENT_ITEMS:])
     ]  # once for all candidates
-    recent = [seen for seen in recent if seen[1] or seen[2]]
+    recent = [(i, seen) for i, seen in recent if seen[1] or seen[2]]
     out = []
     for i, item in enumerate(candidates):
-        parts = _evidence(item, support.get(item.item_id), recent, names)
+        others = [seen for j, seen in recent if j != item.item_id] if item.item_id in taken else [s for _, s in recent]
+        parts = _evidence(item, support.get(item.item_id), others, names)
+        if item.item_id in taken:  # a repeat (repeats = "allow", or a given candidate the user had)
+            n = taken[item.item_id]
+            parts.insert(0, f"You took it before ({n} time{'s' if n != 1 else ''}).")
         if i in model:
             parts.append(f"The model: {model[i].rstrip('.')}.")
         out.append(" ".join(parts) or f"{NO_SIGNAL}; placed by {ranked_by}.")
