@@ -17,7 +17,7 @@ columns: no object per row); build seconds and peak RSS, ``extend`` by 1% more u
 
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py                      # everything
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py --datasets ml-100k --skip-scale
-    OMP_NUM_THREADS=1 python bench/bench_retrieval.py --skip-quality --users 1000000
+    OMP_NUM_THREADS=1 python bench/bench_retrieval.py --skip-quality --users 1000000 [--select] [--long-cost]
     python bench/bench_retrieval.py --write /tmp/inter.jsonl    # the same synthetic rows as a file, then
     python bench/bench_retrieval.py --skip-quality --from /tmp/inter.jsonl   # read it (chunked, columnar) + build
 
@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, Interactions, tune_index
+from msrkit.retrieval.select import select_blend
 
 ROOT = Path(__file__).resolve().parent.parent
 AMAZON = ROOT.parent / "shared" / "data" / "amazon-seq"
@@ -84,27 +85,34 @@ def iclrec(folder: Path) -> dict[str, tuple[float, float]]:
 
 
 def only(component: str, base: BlendWeights = DEFAULT_BLEND) -> BlendWeights:
-    zero = {"transitions": 0.0, "users": 0.0, "text": 0.0, "popularity": 0.0}
+    zero = {"transitions": 0.0, "users": 0.0, "text": 0.0, "popularity": 0.0, "long": 0.0}
     return replace(base, **{**zero, component: 1.0})
 
 
 PLAIN = replace(only("transitions"), t_window=1, t_gap_power=0.0, t_max_row=None, t_recent=1, t_alpha=0.0)
 
 
-def evaluate(idx: CollaborativeIndex, hists: Sequences, targets: dict[str, str]) -> tuple[float, float, float]:
-    """HR@10, NDCG@10 over all users, and ms per user of ``generate_candidates``."""
-    hr = nd = 0.0
+def evaluate(idx: CollaborativeIndex, hists: Sequences, targets: dict[str, str]) -> tuple[float, np.ndarray, float]:
+    """HR@10 over all users, each user's NDCG@10, and ms per user of ``generate_candidates``."""
+    nd = np.zeros(len(hists))
     t0 = time.perf_counter()
-    for user, hist in hists.items():
+    for n, (user, hist) in enumerate(hists.items()):
         top = [i for i, _ in idx.generate_candidates(hist, n=10, exclude_user=user)]
         if targets[user] in top:
-            hr += 1
-            nd += 1 / np.log2(top.index(targets[user]) + 2)
+            nd[n] = 1 / np.log2(top.index(targets[user]) + 2)
     ms = 1000 * (time.perf_counter() - t0) / len(hists)
-    return hr / len(hists), nd / len(hists), ms
+    return float(np.count_nonzero(nd) / len(hists)), nd, ms
 
 
-def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, published: tuple[float, float] | None) -> None:
+def interval(values: np.ndarray, draws: int = 1000, seed: int = 0) -> tuple[float, float]:
+    """The 95 % bootstrap interval of the mean over users."""
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(draws, len(values)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, published: tuple[float, float] | None,
+          *, full_tune: bool = True) -> None:  # fmt: skip
     hists = {u: s[:-1] for u, s in seqs.items() if len(s) >= 2}
     targets = {u: seqs[u][-1] for u in hists}
     rows = columns({u: s[:-1] for u, s in seqs.items()})
@@ -114,13 +122,14 @@ def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, publish
     n_items = len(idx.item_ids)
     print(f"\n### {name}: {len(hists)} users, {n_items} items, {len(rows) + len(hists)} interactions "
           f"(index built in {build_s:.1f} s)\n")  # fmt: skip
-    print("| method | HR@10 | NDCG@10 | ms/user |\n|---|---:|---:|---:|")
+    print("| method | HR@10 | NDCG@10 [95 % interval] | ms/user |\n|---|---:|---:|---:|")
 
-    def row(label: str, weights: BlendWeights) -> tuple[float, float]:
+    def row(label: str, weights: BlendWeights) -> np.ndarray:
         idx.set_weights(weights)
         hr, nd, ms = evaluate(idx, hists, targets)
-        print(f"| {label} | {hr:.4f} | {nd:.4f} | {ms:.2f} |", flush=True)
-        return hr, nd
+        lo, hi = interval(nd)
+        print(f"| {label} | {hr:.4f} | {nd.mean():.4f} [{lo:.4f}, {hi:.4f}] | {ms:.2f} |", flush=True)
+        return nd
 
     row("popularity", only("popularity"))
     row("plain transitions counter (last item -> next, counts)", PLAIN)
@@ -128,15 +137,31 @@ def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, publish
     row("S: BM25 user-kNN alone", only("users"))
     if len(idx.words):
         row("X: item-text BM25 alone", only("text"))
-    row("**default blend**", DEFAULT_BLEND)
+    row("L: long-history co-occurrence alone", only("long"))
+    before = row("**fixed default blend** (before: what every index used)", DEFAULT_BLEND)
     idx.set_weights(DEFAULT_BLEND)
-    tuned = tune_index(idx)
-    row("**tuned blend** (validation-tuned)", tuned.weights)
+    cpu = time.process_time()
+    chosen = select_blend(idx)
+    cpu = time.process_time() - cpu
+    after = row("**self-selected blend** (the new default: msrkit index build)", chosen.weights)
+    if full_tune:
+        idx.set_weights(DEFAULT_BLEND)
+        tuned = tune_index(idx)
+        row("**tuned blend** (--tune: the full search)", tuned.weights)
     if published:
         print(f"| ICLRec (trained transformer, published) | {published[0]:.4f} | {published[1]:.4f} | - |")
-    start, end = tuned.steps[0], tuned.steps[-1]
-    print(f"\ntuning: {tuned.evaluations} evaluations in {tuned.seconds:.0f} s on {tuned.users} validation users; "
-          f"validation NDCG@10 {start.ndcg:.4f} -> {end.ndcg:.4f}; changed: {tuned.changed or 'nothing'}")  # fmt: skip
+    lo, hi = interval(after - before)
+    print(f"\nself-selection: {chosen.evaluations} evaluations in {chosen.seconds:.1f} s wall, {cpu:.1f} s CPU (one "
+          f"thread) on {chosen.users} validation "
+          f"users; changed: {chosen.changed or 'nothing'}; paired NDCG@10 difference (new - before) "
+          f"{(after - before).mean():+.4f} [{lo:+.4f}, {hi:+.4f}]")  # fmt: skip
+    for line in chosen.why:
+        print(f"  {line}")
+    if full_tune:
+        start, end = tuned.steps[0], tuned.steps[-1]
+        print(f"tuning: {tuned.evaluations} evaluations in {tuned.seconds:.0f} s on {tuned.users} users; "
+              f"validation NDCG@10 {start.ndcg:.4f} -> {end.ndcg:.4f}; "
+              f"changed: {tuned.changed or 'nothing'}")  # fmt: skip
 
 
 def synthetic(n_users: int, per_user: int, n_items: int, zipf: float, seed: int) -> Interactions:
@@ -206,6 +231,18 @@ def scale(args: argparse.Namespace) -> None:
     print(f"\n### Scale: {args.users:,} users x {args.per_user} items, Zipf({args.zipf}) over {args.items:,} items\n")
     print(f"build: {build_s:.1f} s, peak RSS {rss:.0f} MiB (before the build, with the input columns: {rss0:.0f} MiB); "
           f"{idx.stats()}")  # fmt: skip
+    if args.select:
+        t = time.perf_counter()
+        chosen = select_blend(idx)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"self-selection (msrkit index build's default): {time.perf_counter() - t:.1f} s, peak RSS {rss:.0f} "
+              f"MiB; {chosen.evaluations} evaluations; changed: {chosen.changed or 'nothing'}")  # fmt: skip
+    if args.long_cost:
+        t = time.perf_counter()
+        long = idx.long_matrix()
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"L (long-history co-occurrence, l_window {idx.weights.l_window}, {len(long.nxt):,} entries): "
+              f"{time.perf_counter() - t:.1f} s, peak RSS {rss:.0f} MiB")  # fmt: skip
     picked = np.random.default_rng(args.seed + 1).choice(len(idx.user_ids), args.queries, replace=False).tolist()
     seqs = {idx.user_ids[u]: [idx.item_ids[i] for i in idx.seq_items[idx.seq_ptr[u] : idx.seq_ptr[u + 1]]]
             for u in picked}  # fmt: skip
@@ -234,6 +271,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-scale", action="store_true")
+    ap.add_argument("--select", action="store_true", help="scale part: time the self-selection after the build")
+    ap.add_argument("--long-cost", action="store_true", help="scale part: time building L after the build")
+    ap.add_argument("--skip-tune", action="store_true", help="leave out the full --tune search (minutes per data set)")
     ap.add_argument("--write", type=Path, help="write the synthetic rows to this .jsonl/.csv/.parquet and stop")
     ap.add_argument("--from", dest="source", type=Path, help="scale part: read the rows from this file")
     args = ap.parse_args()
@@ -247,11 +287,11 @@ def main() -> None:
         for name in args.datasets:
             if name == "ml-100k":
                 seqs, catalog = movielens()
-                table("MovieLens-100k", seqs, catalog, None)
+                table("MovieLens-100k", seqs, catalog, None, full_tune=not args.skip_tune)
             elif not have_amazon:
                 print(f"\n### {name}: skipped (no Amazon data at {args.amazon})")
             else:
-                table(name, amazon(name, args.amazon), None, published.get(name))
+                table(name, amazon(name, args.amazon), None, published.get(name), full_tune=not args.skip_tune)
     if not args.skip_scale:
         scale(args)
 

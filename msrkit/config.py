@@ -169,6 +169,14 @@ class Settings(BaseModel):
     #: "single": MMSRARec's one call, the recent items' keywords read by the ranking prompt itself
     preference_mode: Literal["recurrent", "single"] = "recurrent"
 
+    # -- retrieval: self-selection and repeats (issue 22)
+    #: an index built here (not loaded) picks its blend from the data with a quick validation
+    #: search (msrkit.retrieval.select); ``tune_index`` (the full search) takes precedence
+    index_select: bool = True
+    #: ``exclude``: a user's past items never come back as candidates; ``allow``: they may,
+    #: scored by the same components
+    repeats: Literal["exclude", "allow"] = "exclude"
+
     @property
     def effective_fusion_weight(self) -> float:
         """``fusion_weight``, or :data:`DEFAULT_FUSION_WEIGHT` when unset."""

@@ -89,7 +89,8 @@ def _neighbourhood(parts: Parts, history: History) -> Neighbourhood | None:
     given = [c.item_id for c in history.candidate_items()] if history.candidates is not None else None
     return query(
         parts.index, [e.item_id for e in history.items()], candidate_ids=given, n=s.n_candidates,
-        exclude_user=history.user_id, context_k=s.collaborative_k if s.collaborative else 0,
+        exclude_seen=s.repeats == "exclude", exclude_user=history.user_id,
+        context_k=s.collaborative_k if s.collaborative else 0,
     )  # fmt: skip
 
 
@@ -280,8 +281,10 @@ def _diagnostics(
     hood: Neighbourhood | None,
 ) -> dict[str, Any]:
     llm, retrieval = scorers
-    stages = {"llm": llm is not None, "item_summaries": s.item_summaries,
-              "preference_summary": s.preference_summary, "collaborative": s.collaborative}  # fmt: skip
+    ran = llm is not None  # the summaries and the collaborative context only run for an LLM stage
+    stages = {"llm": ran, "item_summaries": ran and s.item_summaries,
+              "preference_summary": ran and s.preference_summary, "collaborative": ran and s.collaborative,
+              "retrieval": retrieval is not None}  # fmt: skip
     out: dict[str, Any] = {**(llm.diagnostics if llm else {}), "fusion_weight": s.effective_fusion_weight,
                            "stages": stages}  # fmt: skip
     out["method"] = verdict.method
@@ -296,5 +299,6 @@ def _diagnostics(
     out["scores"] = raw  # each stage's own numbers (Borda points, p(yes), retrieval blend), unscaled
     if hood is not None:
         out["similar_users"] = [u for u, _ in hood.similar_users[: s.collaborative_k]]
+        out["neighbours"] = len(hood.similar_users)  # the users searched, whose counts the reasons give
         out["support"] = {k: dict(vars(v)) for k, v in hood.support.items()}  # dataclasses.asdict: 10x slower
     return out

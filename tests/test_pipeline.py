@@ -76,10 +76,11 @@ def test_reasons_are_sentences_grounded_in_the_history_and_similar_users() -> No
     by_id = {r.item_id: r.reason for r in ranking.ranking}
     assert all(_is_sentence(r) for r in by_id.values()), by_id
     assert ranking.ranking[0].item_id == "c"  # everyone who took a then b took c
-    assert "Other users often took it after “Movie B”" in by_id["c"]
-    assert "similar users took it next" in by_id["c"]
-    assert by_id["f"].startswith("Shares comedy with “Movie B” and “Movie A”.")  # genres the history shares
-    assert by_id["d"].startswith("No history signal connects it")
+    assert by_id["c"].startswith("Other users often took it soon after “Movie B” (4 users)")  # u0..u3: a, b, c
+    assert "4 of the 5 users most like this one took it after an item they share." in by_id["c"]
+    assert "Shares comedy with “Movie B” and “Movie A”." in by_id["f"]  # genres the history shares
+    assert "1 other user took it soon after “Movie A”." in by_id["f"]  # u9 alone: a, f (not "often")
+    assert by_id["d"].startswith("Its title shares “Movie”")  # its title words are all X has on d
     ranks = ranking.diagnostics["ranks"]  # ranks are diagnostics, not reasons
     assert ranks["c"]["retrieval"] == 1 and set(ranks) == {"c", "d", "f"}
 

@@ -20,6 +20,7 @@ import pytest
 from msrkit.data import Item
 from msrkit.io import Interaction
 from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex
+from msrkit.retrieval.cooccurrence import build_cooccurrence
 from msrkit.retrieval.transitions import build_transitions
 
 K1, B = 1.5, 0.75
@@ -71,6 +72,24 @@ def brute_transitions(seqs, window, gap_power, max_row, code):  # type: ignore[n
     return t, rowsum
 
 
+def brute_cooccurrence(seqs, window, max_row, code):  # type: ignore[no-untyped-def]
+    """L[a][b] = #(a at p, b != a at p + o, 0 < |o| <= window) / sqrt(pop a * pop b), each row's max_row best."""
+    c: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    pop: dict[str, int] = defaultdict(int)
+    for s in seqs.values():
+        for p, a in enumerate(s):
+            pop[a] += 1
+            for o in range(-window, window + 1):
+                if o and 0 <= p + o < len(s) and s[p + o] != a:
+                    c[a][s[p + o]] += 1
+    out = {}
+    for a, row in c.items():
+        scored = {b: v / math.sqrt(pop[a] * pop[b]) for b, v in row.items()}
+        keep = sorted(scored, key=lambda b: (-scored[b], code[b]))[:max_row]
+        out[a] = {b: scored[b] for b in keep}
+    return out
+
+
 def brute_bm25(docs: list[list[str]]) -> dict[str, dict[int, float]]:
     """Okapi BM25 of every (token, document): atire tf part, Lucene idf."""
     n = len(docs)
@@ -110,12 +129,24 @@ class Twin:
                 self.pop[i] += 1
         self.t, self.rowsum = brute_transitions(seqs, w.t_window, w.t_gap_power, w.t_max_row, code)
 
-    def transitions(self, history: list[str]) -> dict[str, float]:
+    def transitions(
+        self, history: list[str], recent: int | None = None, decay: float | None = None
+    ) -> dict[str, float]:
         out: dict[str, float] = defaultdict(float)
-        for r, a in enumerate(history[::-1][: self.w.t_recent]):
+        recent, decay = recent or self.w.t_recent, self.w.t_decay if decay is None else decay
+        for r, a in enumerate(history[::-1][:recent]):
             z = self.rowsum.get(a, 0.0) ** self.w.t_alpha if self.rowsum.get(a, 0.0) > 0 else 1.0
             for b, v in self.t.get(a, {}).items():
-                out[b] += self.w.t_decay**r * v / z
+                out[b] += decay**r * v / z
+        return out
+
+    def long(self, history: list[str]) -> dict[str, float]:
+        """L: the cosine co-occurrence read from the last l_recent items with decay l_decay."""
+        c = brute_cooccurrence(self.seqs, self.w.l_window, self.w.l_max_row, self.code)
+        out: dict[str, float] = defaultdict(float)
+        for r, a in enumerate(history[::-1][: self.w.l_recent]):
+            for b, v in c.get(a, {}).items():
+                out[b] += self.w.l_decay**r * v
         return out
 
     def user_docs(self) -> list[list[str]]:
@@ -184,7 +215,7 @@ class Twin:
 
     def blend(self, history: list[str]) -> dict[str, float]:
         parts = {"transitions": self.transitions(history), "users": self.users_component(history),
-                 "text": self.text(history), "popularity": self.popularity()}  # fmt: skip
+                 "text": self.text(history), "long": self.long(history), "popularity": self.popularity()}  # fmt: skip
         out = {i: 0.0 for i in self.code}
         for name, part in parts.items():
             weight, top = getattr(self.w, name), max(part.values(), default=0.0)
@@ -251,7 +282,9 @@ WEIGHTS = [
         x_recent=1,
         x_decay=0.3,
     ),  # fmt: skip
+    replace(DEFAULT_BLEND, long=0.5, l_window=3, l_max_row=4, l_recent=9, l_decay=0.8, t_recent=2, t_max_row=5),
 ]
+IDS = ["default", "narrow", "wide", "long"]
 
 
 # ----------------------------------------------------------------------------- the tests
@@ -275,7 +308,23 @@ def test_transitions_equal_brute_force(window: int, gap_power: float, max_row: i
         assert tr.rowsum[n] == pytest.approx(rowsum.get(a, 0.0), rel=1e-9)
 
 
-@pytest.mark.parametrize("w", WEIGHTS, ids=["default", "narrow", "wide"])
+@pytest.mark.parametrize("window, max_row, chunk", [(1, 1000, 10**6), (3, 4, 7), (20, 2, 1)])
+def test_cooccurrence_equals_brute_force(window: int, max_row: int, chunk: int) -> None:
+    seqs = fixture(6)
+    idx = CollaborativeIndex.build(rows_of(seqs))
+    code = idx.item_index
+    got_m = build_cooccurrence(idx.seq_ptr, idx.seq_items, len(idx.item_ids), window=window, max_row=max_row,
+                               chunk_pairs=chunk)  # fmt: skip
+    want = brute_cooccurrence(seqs, window, max_row, code)
+    for a, n in code.items():
+        lo, hi = got_m.ptr[n], got_m.ptr[n + 1]
+        got = {idx.item_ids[b]: float(v) for b, v in zip(got_m.nxt[lo:hi], got_m.w[lo:hi], strict=True)}
+        assert got.keys() == want.get(a, {}).keys(), a
+        for b, v in got.items():
+            assert v == pytest.approx(want[a][b], rel=1e-6)
+
+
+@pytest.mark.parametrize("w", WEIGHTS, ids=IDS)
 def test_each_component_equals_brute_force(w: BlendWeights) -> None:
     seqs = fixture(2)
     catalog = catalog_for(seqs, 2)
@@ -288,7 +337,8 @@ def test_each_component_equals_brute_force(w: BlendWeights) -> None:
         twin = Twin(seqs, w, idx.item_index, catalog, exclude_user=exclude)
         got = idx.components(history, exclude_user=exclude)
         for name, want in (("transitions", twin.transitions(history)), ("users", twin.users_component(history)),
-                           ("text", twin.text(history)), ("popularity", twin.popularity())):  # fmt: skip
+                           ("text", twin.text(history)), ("popularity", twin.popularity()),
+                           *((("long", twin.long(history)),) if w.long else ())):  # fmt: skip
             want_vec = dense(idx, want)
             top = want_vec.max()
             np.testing.assert_allclose(got[name], want_vec / top if top > 0 else want_vec, rtol=1e-5, atol=1e-9,
@@ -298,7 +348,7 @@ def test_each_component_equals_brute_force(w: BlendWeights) -> None:
         np.testing.assert_allclose([s for _, s in nbs], [s for _, s in want_nbs], rtol=1e-5)
 
 
-@pytest.mark.parametrize("w", WEIGHTS, ids=["default", "narrow", "wide"])
+@pytest.mark.parametrize("w", WEIGHTS, ids=IDS)
 @pytest.mark.parametrize("with_catalog", [False, True])
 def test_generated_candidates_equal_brute_force_blend(w: BlendWeights, with_catalog: bool) -> None:
     seqs = fixture(4)

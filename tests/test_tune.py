@@ -111,7 +111,11 @@ def test_cli_index_build_tune_prints_the_table_and_stores_the_choice(tmp_path) -
     assert info.exit_code == 0, info.output
     doc = json.loads(info.output)
     assert doc["weights"]["users"] == 0.0 and doc["tuning"]["users"] == 400 and doc["stats"]["users"] == 400
-    plain = runner.invoke(app, ["index", "build", "--interactions", str(inter), "--out", str(tmp_path / "p")])
+    auto = runner.invoke(app, ["index", "build", "--interactions", str(inter), "--out", str(tmp_path / "a")])
+    assert auto.exit_code == 0 and "self-selected (quick search) on 400 validation users" in auto.output
+    assert "data: 400 users" in auto.output  # and why: the statistics that chose the knobs searched
+    off = ["index", "build", "--interactions", str(inter), "--no-select", "--out", str(tmp_path / "p")]
+    plain = runner.invoke(app, off)
     assert plain.exit_code == 0 and "the default weights and knobs" in plain.output and "| start |" not in plain.output
 
 
@@ -148,7 +152,7 @@ def test_eval_tune_tunes_the_evaluations_index_from_python_and_the_cli(tmp_path,
         tuned.append(idx)
         return real(idx, **kw)
 
-    monkeypatch.setattr(retrieval.tune, "tune_index", spy)
+    monkeypatch.setattr(retrieval.index, "tune_index", spy)  # where the build looks it up
     paths = {"catalog": tmp_path / "d" / "items.jsonl", "interactions": tmp_path / "d" / "interactions.jsonl"}
     run_experiment(Experiment(cases=tmp_path / "d" / "cases.jsonl", out=tmp_path / "py",
                               settings=Settings(backend="none", cache=False, tune_index=True, **paths)))  # fmt: skip

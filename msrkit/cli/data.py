@@ -87,11 +87,19 @@ def index_build(
     out: Annotated[Path, typer.Option("--out", help="Folder to write the index to.")],
     catalog: CatalogOpt = None,
     tune: TuneOpt = None,
+    select: Annotated[
+        bool | None,
+        typer.Option("--select/--no-select", help="Let the blend choose itself from the data (default: on)."),
+    ] = None,
     cache_dir: CacheDirOpt = None,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Build and save the collaborative index (with the keywords the catalog store holds).
+
+    By default the blend chooses itself from the data: statistics pick the knobs worth a look
+    and a quick validation search keeps only moves that beat the noise (--no-select: the fixed
+    defaults); `msrkit index info` says what was chosen and why.
 
     With --tune the blend's weights and knobs are chosen on these interactions (each user's
     last one is the validation target), the validation table is printed and the choice is
@@ -101,7 +109,8 @@ def index_build(
     def run() -> None:
         from ..retrieval.build import build_index
 
-        flags = {"interactions": interactions, "catalog": catalog, "cache_dir": cache_dir, "tune_index": tune}
+        flags = {"interactions": interactions, "catalog": catalog, "cache_dir": cache_dir, "tune_index": tune,
+                 "index_select": select}  # fmt: skip
         idx = build_index(settings(flags, config=config))
         idx.save(out)
         _print_index(idx, out, json_out)

@@ -183,12 +183,14 @@ def _load_cases(experiment: Experiment) -> list[History]:
 def load_index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
     """The evaluation's index: the interactions less each case's target and what came after it."""
     from ..retrieval import CollaborativeIndex, interactions_before
+    from ..retrieval.build import tune_mode
     from ..retrieval.interactions import read_interactions
 
     if settings.interactions is None:
         return None
     rows = interactions_before(read_interactions(settings.interactions), cases)
-    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=settings.tune_index)
+    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=tune_mode(settings),
+                                    exclude_seen=settings.repeats == "exclude")  # fmt: skip
 
 
 def _run_variant(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from ..data import Item
 from ..errors import ConfigError
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..summaries.store import CatalogStore
 
-__all__ = ["build_index"]
+__all__ = ["build_index", "tune_mode"]
 
 
 def build_index(
@@ -30,7 +30,8 @@ def build_index(
     Items without keywords get those the catalog store holds (``store``, else
     the one next to the settings' cache folder, where it exists), so what was
     summarized once shapes the index. With ``settings.tune_index`` the blend is chosen on
-    the interactions by leave-one-out validation (:func:`.tune.tune_index`).
+    the interactions by leave-one-out validation (:func:`.tune.tune_index`); else, with
+    ``settings.index_select`` (the default), by the quick self-selection (:func:`.select.select_blend`).
     """
     if rows is None:
         if settings.interactions is None:
@@ -40,7 +41,13 @@ def build_index(
         catalog = load_catalog(settings.catalog) if settings.catalog is not None else {}
     if catalog:
         catalog = _enriched(settings, catalog, store)
-    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=settings.tune_index)
+    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=tune_mode(settings),
+                                    exclude_seen=settings.repeats == "exclude")  # fmt: skip
+
+
+def tune_mode(settings: Settings) -> bool | Literal["auto"]:
+    """How an index built from ``settings`` chooses its blend: the full search, the quick one, or not at all."""
+    return True if settings.tune_index else ("auto" if settings.index_select else False)
 
 
 def _enriched(settings: Settings, catalog: Mapping[str, Item], store: CatalogStore | None) -> dict[str, Item]:

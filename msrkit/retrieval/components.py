@@ -4,7 +4,7 @@ A history is ``h_0 .. h_{n-1}`` (oldest first); the recency of position ``j`` is
 ``r = n - 1 - j`` (0: the most recent item). Every component is a dense score vector over
 the indexed items (0: no evidence)::
 
-    score(i) = w_T * T(i) / max T + w_S * S(i) / max S + w_X * X(i) / max X + w_P * P(i)
+    score(i) = w_T * T(i) / max T + w_S * S(i) / max S + w_X * X(i) / max X + w_L * L(i) / max L + w_P * P(i)
 
 - ``T(i) = sum_{r < t_recent} t_decay**r * T[h_r, i] / rowsum[h_r]**t_alpha``: windowed,
   gap-weighted transitions (:mod:`.transitions`) from the recent items;
@@ -12,6 +12,9 @@ the indexed items (0: no evidence)::
   (:func:`neighbour_proposals`, :func:`user_scores`);
 - ``X(i) = sum_t q_t * BM25(i, t)``, ``q_t`` the sum of ``x_decay**r`` over the last
   ``x_recent`` items whose text holds word ``t``: item text;
+- ``L(i) = sum_{r < l_recent} l_decay**r * T[h_r, i] / rowsum[h_r]**t_alpha``: the same transitions
+  read from a long stretch of the history with a slow decay (weight 0 unless the data choose it:
+  :mod:`.select`);
 - ``P(i) = ln(1 + pop(i)) / ln(1 + max pop)``: popularity (weight 0 by default: it breaks ties).
 
 A component that is zero everywhere adds nothing, so every score is finite and an item the
@@ -36,6 +39,7 @@ __all__ = [
     "neighbour_proposals",
     "popularity_scores",
     "query_items",
+    "shares",
     "text_scores",
     "top_n",
     "transition_scores",
@@ -143,17 +147,23 @@ def popularity_scores(popularity: np.ndarray) -> np.ndarray:
     return p / top if top > 0 else p
 
 
-def blend(parts: dict[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
-    """The weighted sum of the max-normalised components ``transitions``, ``users``, ``text``, ``popularity``."""
-    out: np.ndarray | None = None
+def shares(parts: dict[str, np.ndarray], weights: BlendWeights) -> dict[str, np.ndarray]:
+    """Each component's weighted, max-normalised share of every item's score (zero components left out)."""
+    out = {}
     for name, part in parts.items():
         w = float(getattr(weights, name))
         top = float(part.max()) if len(part) else 0.0
-        if out is None:
-            out = np.zeros(len(part))
         if w and top > 0:
-            out += (w / top) * part
-    assert out is not None
+            out[name] = (w / top) * part
+    return out
+
+
+def blend(parts: dict[str, np.ndarray], weights: BlendWeights) -> np.ndarray:
+    """The weighted sum of the max-normalised components (:func:`shares`)."""
+    n = len(next(iter(parts.values()))) if parts else 0
+    out = np.zeros(n)
+    for share in shares(parts, weights).values():
+        out += share
     return out
 
 

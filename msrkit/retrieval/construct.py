@@ -107,13 +107,17 @@ def derive(idx: CollaborativeIndex, catalog: Mapping[str, Item]) -> None:
 
 
 def derive_from_sequences(
-    idx: CollaborativeIndex, seq_ptr: np.ndarray, seq_items: np.ndarray, seq_ts: np.ndarray
-) -> CollaborativeIndex:
-    """A new index over the same users, items and catalog data with other sequences (tuning's validation index)."""
+    idx: CollaborativeIndex, seq_ptr: np.ndarray, seq_items: np.ndarray, seq_ts: np.ndarray,
+    *, user_ids: list[str] | None = None,
+) -> CollaborativeIndex:  # fmt: skip
+    """A new index over the same users (or ``user_ids``, one per sequence), items and catalog data with
+    other sequences (tuning's validation index, the self-selection's sample of users)."""
     out = type(idx)()
     for name in ("user_ids", "item_ids", "user_index", "item_index", "keywords", "kw_ptr", "kw_ids", "labels",
                  "text_ptr", "text_ids", "words", "keyword_tokens", "items_bm25", "items_colmax"):  # fmt: skip
         setattr(out, name, getattr(idx, name))
+    if user_ids is not None:
+        out.user_ids, out.user_index = user_ids, {u: n for n, u in enumerate(user_ids)}
     out.seq_ptr, out.seq_items, out.seq_ts = seq_ptr, seq_items, seq_ts
     out._weights = idx.weights
     out.popularity = np.bincount(seq_items, minlength=len(idx.item_ids)).astype(np.int64)

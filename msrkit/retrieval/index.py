@@ -23,14 +23,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from ..data import Item
 from ..io import Interaction
+from .cooccurrence import build_cooccurrence
 from .interactions import Interactions, as_columns
+from .select import select_blend
 from .transitions import Transitions
+from .tune import tune_index
 from .weights import DEFAULT_BLEND, BlendWeights
 
 if TYPE_CHECKING:
@@ -73,6 +76,8 @@ class CollaborativeIndex:
         self.tuning: TuneResult | None = None
         self._weights = DEFAULT_BLEND
         self._pop_scores = np.zeros(0)
+        self._occurrences: tuple[np.ndarray, np.ndarray] | None = None
+        self._long: tuple[tuple[int, int], Transitions] | None = None
 
     # ----------------------------------------------------------------- building
 
@@ -84,12 +89,15 @@ class CollaborativeIndex:
         *,
         keyword_tokens: bool = True,
         weights: BlendWeights = DEFAULT_BLEND,
-        tune: bool = False,
+        tune: bool | Literal["auto"] = False,
+        exclude_seen: bool = True,
     ) -> CollaborativeIndex:
         """Index ``interactions`` (columns, or rows) and the text and keywords of ``catalog`` items.
 
         ``tune=True`` then chooses the weights on the interactions themselves by leave-one-out
-        validation, starting from ``weights`` (:func:`.tune.tune_index`; the result is :attr:`tuning`).
+        validation, starting from ``weights`` (:func:`.tune.tune_index`; the result is :attr:`tuning`);
+        ``tune="auto"``: the quick self-selection of :func:`.select.select_blend` (what ``msrkit``
+        does by default), validated as candidates will be generated (``exclude_seen``).
         """
         from .construct import derive, set_rows
 
@@ -98,10 +106,11 @@ class CollaborativeIndex:
         idx._weights = weights
         set_rows(idx, as_columns(interactions), catalog or {})
         derive(idx, catalog or {})
-        if tune:
-            from .tune import tune_index
-
-            idx.tuning = tune_index(idx, start=weights)
+        if tune == "auto":
+            idx.tuning = select_blend(idx, start=weights, exclude_seen=exclude_seen)
+        elif tune:
+            idx.tuning = tune_index(idx, start=weights, exclude_seen=exclude_seen)
+        if idx.tuning is not None:
             idx.set_weights(idx.tuning.weights)
         return idx
 
@@ -149,6 +158,27 @@ class CollaborativeIndex:
 
         self.pop_order = np.lexsort((np.arange(len(self.popularity)), -self.popularity))
         self._pop_scores = popularity_scores(self.popularity)
+        self._occurrences = None
+        self._long = None
+
+    def occurrences(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each item's positions in ``seq_items`` as CSR ``(ptr, positions)`` (built on first use, then kept)."""
+        if self._occurrences is None:
+            order = np.argsort(self.seq_items, kind="stable")
+            ptr = np.zeros(len(self.item_ids) + 1, dtype=np.int64)
+            np.cumsum(np.bincount(self.seq_items, minlength=len(self.item_ids)), out=ptr[1:])
+            self._occurrences = (ptr, order)
+        return self._occurrences
+
+    def long_matrix(self) -> Transitions:
+        """``L``'s item co-occurrence (:mod:`.cooccurrence`) for the weights' ``l_window`` and
+        ``l_max_row``: built on first use, kept until the sequences or those knobs change."""
+        key = (self.weights.l_window, self.weights.l_max_row)
+        if self._long is None or self._long[0] != key:
+            built = build_cooccurrence(self.seq_ptr, self.seq_items, len(self.item_ids), window=key[0],
+                                       max_row=key[1])  # fmt: skip
+            self._long = (key, built)
+        return self._long[1]
 
     def popularity_scores(self) -> np.ndarray:
         """``P``: ``ln(1 + pop)`` scaled to a maximum of 1 (computed once)."""

@@ -20,28 +20,22 @@ from ..data import Item
 from .bm25 import top_docs
 from .components import (
     Proposals,
-    blend,
     neighbour_proposals,
     query_items,
+    shares,
     text_scores,
     top_n,
     transition_scores,
     user_scores,
 )
+from .evidence import Support
+from .evidence import support as evidence
 from .transitions import expand
 
 if TYPE_CHECKING:
     from .index import CollaborativeIndex
 
 __all__ = ["Neighbourhood", "Support", "components", "query", "search", "similar_users"]
-
-
-@dataclass(frozen=True)
-class Support:
-    """Why retrieval likes a candidate: seen items it often follows, and similar users who took it next."""
-
-    follows: tuple[str, ...] = ()
-    similar_users: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,8 +118,8 @@ def query(
     w = idx.weights
     seen_idx = idx.seen_indices(seen)
     users, found = search(idx, seen_idx, exclude_user, context_k)
-    parts = components(idx, seen_idx, found)
-    scores = blend(parts, w)
+    parts = shares(components(idx, seen_idx, found), w)
+    scores = sum(parts.values(), np.zeros(len(idx.item_ids)))  # = blend(): the same sum in the same order
     if candidate_ids is not None:
         cands, order = _given(idx, scores, candidate_ids)
     else:
@@ -137,7 +131,9 @@ def query(
         order=order,
         similar_users=[(idx.user_ids[d], float(s)) for d, s in zip(*(a.tolist() for a in users), strict=True)],
         next_items=_next_items(idx, found, users[0], seen_idx, context_k, per_user),
-        support=_support(idx, found, seen_idx[::-1][: w.t_recent], [c for c, _ in cands], w.u_k) if support else {},
+        support=evidence(idx, found, seen_idx[::-1][: max(w.t_recent, w.l_recent if w.long > 0 else 0)],
+                         [c for c, _ in cands], shares=parts, neighbours=len(users[0]),
+                         exclude_user=exclude_user) if support else {},  # fmt: skip
     )
 
 
@@ -158,7 +154,8 @@ def search(
 def components(
     idx: CollaborativeIndex, seen_idx: np.ndarray, found: Proposals | None, *, only: str | None = None
 ) -> dict[str, np.ndarray]:
-    """The raw components T, S, X, P over all indexed items (see :mod:`.components`); ``only``: just that one."""
+    """The raw components T, S, X, L (where weighted), P over all indexed items (see :mod:`.components`);
+    ``only``: just that one."""
     w = idx.weights
     recent = seen_idx[::-1]
     out: dict[str, np.ndarray] = {}
@@ -170,6 +167,8 @@ def components(
         )
     if only in (None, "text"):
         out["text"] = text_scores(idx.items_bm25, idx.text_ptr, idx.text_ids, recent[: w.x_recent], decay=w.x_decay)
+    if only in (None, "long") and (w.long > 0 or only == "long"):
+        out["long"] = transition_scores(idx.long_matrix(), recent[: w.l_recent], decay=w.l_decay, alpha=0.0)
     if only in (None, "popularity"):
         out["popularity"] = idx.popularity_scores()
     return out
@@ -202,29 +201,3 @@ def _next_items(
         per[nb] = per.get(nb, 0) + 1
         out.append((idx.user_ids[int(docs[nb])], idx.item_ids[item]))
     return out
-
-
-def _support(
-    idx: CollaborativeIndex, found: Proposals, t_rows: np.ndarray, candidate_ids: Sequence[str], k: int
-) -> dict[str, Support]:
-    """Per candidate: the recent seen items whose transitions lead to it, and the neighbours who took
-    it after a shared item."""
-    wanted = {idx.item_index[c]: c for c in candidate_ids if c in idx.item_index}
-    if not wanted:
-        return {}
-    keys = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
-    fwd = (found.offset > 0) & (found.neighbour < k) & np.isin(found.item, keys)
-    pairs = np.unique(found.item[fwd] * (k + 1) + found.neighbour[fwd])
-    takers = dict(zip(*(a.tolist() for a in np.unique(pairs // (k + 1), return_counts=True)), strict=True))
-    follows: dict[int, list[str]] = {}
-    owner, positions = idx.transitions.rows(t_rows)
-    hit = np.isin(idx.transitions.nxt[positions], keys)
-    for source, item in zip(t_rows[owner[hit]].tolist(), idx.transitions.nxt[positions[hit]].tolist(), strict=True):
-        names = follows.setdefault(item, [])
-        if idx.item_ids[source] not in names:
-            names.append(idx.item_ids[source])
-    return {
-        c: Support(follows=tuple(follows.get(i, ())), similar_users=takers.get(i, 0))
-        for i, c in wanted.items()
-        if i in takers or i in follows
-    }

@@ -16,11 +16,12 @@ of interactions (a popular item is one chunk on its own, whatever its size).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Transitions", "build_transitions", "expand"]
+__all__ = ["CHUNK_PAIRS", "Transitions", "build_transitions", "chunks", "expand", "pruned_csr", "top_per_row"]
 
 CHUNK_PAIRS = 4_000_000
 
@@ -66,14 +67,28 @@ def build_transitions(
     gap_weight[1 : window + 1] = np.arange(1, window + 1, dtype=np.float64) ** -gap_power
     counts = np.bincount(seq_items, minlength=n_items)[:n_items]
     rowsum = np.zeros(n_items)
+
+    def pairs() -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+        for lo, hi in chunks(counts, max(1, chunk_pairs // window)):
+            src, dst, weight = _chunk_pairs(seq_ptr, seq_items, lo, hi, n_items, window, gap_weight)
+            rowsum[lo:hi] = np.bincount(src - lo, weights=weight, minlength=hi - lo)  # before pruning
+            yield lo, hi, src, dst, weight
+
+    return pruned_csr(pairs(), n_items, max_row, rowsum)
+
+
+def pruned_csr(
+    chunked: Iterable[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]], n_items: int, max_row: int | None,
+    rowsum: np.ndarray,
+) -> Transitions:  # fmt: skip
+    """CSR rows from chunks ``(lo, hi, src, dst, weight)`` of sorted pairs of the sources ``lo..hi``,
+    each row cut to its ``max_row`` largest entries (``None``: all)."""
     nxt: list[np.ndarray] = []
     w: list[np.ndarray] = []
     row_len = np.zeros(n_items, dtype=np.int64)
-    for lo, hi in _chunks(counts, max(1, chunk_pairs // window)):
-        src, dst, weight = _chunk_pairs(seq_ptr, seq_items, lo, hi, n_items, window, gap_weight)
-        rowsum[lo:hi] = np.bincount(src - lo, weights=weight, minlength=hi - lo)
+    for lo, hi, src, dst, weight in chunked:
         if max_row is not None:
-            keep = _top_per_row(src, dst, weight, max_row)
+            keep = top_per_row(src, dst, weight, max_row)
             src, dst, weight = src[keep], dst[keep], weight[keep]
         row_len[lo:hi] = np.bincount(src - lo, minlength=hi - lo)
         nxt.append(dst.astype(np.int32))
@@ -87,7 +102,7 @@ def _concat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, dtype=dtype)
 
 
-def _chunks(counts: np.ndarray, per_chunk: int) -> list[tuple[int, int]]:
+def chunks(counts: np.ndarray, per_chunk: int) -> list[tuple[int, int]]:
     """Item ranges ``[lo, hi)`` holding about ``per_chunk`` occurrences each (at least one item)."""
     out: list[tuple[int, int]] = []
     cum = np.cumsum(counts)
@@ -123,7 +138,7 @@ def _chunk_pairs(
     return pair // n_items + lo, pair % n_items, weight
 
 
-def _top_per_row(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, max_row: int) -> np.ndarray:
+def top_per_row(src: np.ndarray, dst: np.ndarray, weight: np.ndarray, max_row: int) -> np.ndarray:
     """Positions of each row's ``max_row`` largest entries (ties: lower item), in the given (sorted) order."""
     starts = np.flatnonzero(np.r_[True, src[1:] != src[:-1]]) if len(src) else np.zeros(0, dtype=np.int64)
     lengths = np.diff(np.r_[starts, len(src)])

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -52,12 +53,16 @@ GRID: dict[str, tuple[Any, ...]] = {
     "u_backward": (0.0, 0.25, 0.5, 1.0),
     "text": (0.0, 0.05, 0.1, 0.25, 0.5, 1.0),
     "popularity": (0.0, 0.01, 0.03, 0.1),
+    "long": (0.0, 0.1, 0.25, 0.5, 1.0),
+    "l_decay": (0.8, 0.9, 0.95, 0.99),
+    "l_window": (5, 20, 50),
 }
 #: the knobs each cached component depends on
 COMPONENT_KNOBS = {
     "transitions": ("t_window", "t_gap_power", "t_max_row", "t_recent", "t_decay", "t_alpha"),
     "users": ("u_k", "u_recent", "u_decay", "u_window", "u_gap_power", "u_backward"),
     "text": ("x_recent", "x_decay"),
+    "long": ("l_window", "l_max_row", "l_recent", "l_decay"),
 }
 K = 10
 #: component vectors kept (each at most 5,000 users x 300 entries x 8 bytes = 12 MB)
@@ -87,6 +92,12 @@ class TuneResult:
     users: int
     evaluations: int
     seconds: float
+    #: ``"full"`` (``--tune``) or ``"auto"`` (the quick self-selection of :mod:`.select`)
+    mode: str = "full"
+    #: why this search, in words (the data statistics that chose its knobs)
+    why: tuple[str, ...] = ()
+    #: the data statistics it read (:func:`.select.data_stats`)
+    stats: dict[str, float] = field(default_factory=dict)
 
     @property
     def changed(self) -> dict[str, Any]:
@@ -95,7 +106,8 @@ class TuneResult:
 
     def table(self) -> str:
         """The validation table: the start and every kept move, with the metrics after it (Markdown)."""
-        lines = [f"tuned on {self.users} validation users (each user's last indexed interaction): "
+        what = "self-selected (quick search)" if self.mode == "auto" else "tuned"
+        lines = [*self.why, f"{what} on {self.users} validation users (each user's last indexed interaction): "
                  f"{self.evaluations} evaluations in {self.seconds:.1f} s",
                  "", "| step | HR@10 | NDCG@10 | gain | SE | users + minus - |",
                  "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
@@ -119,7 +131,8 @@ class TuneResult:
         return cls(
             weights=BlendWeights.from_dict(data["weights"]), start=BlendWeights.from_dict(data["start"]),
             steps=tuple(TuneStep(**s) for s in data["steps"]), users=int(data["users"]),
-            evaluations=int(data["evaluations"]), seconds=float(data["seconds"]),
+            evaluations=int(data["evaluations"]), seconds=float(data["seconds"]), mode=str(data.get("mode", "full")),
+            why=tuple(data.get("why", ())), stats=dict(data.get("stats", {})),
         )  # fmt: skip
 
 
@@ -147,8 +160,14 @@ def tune_index(
     passes: int = 2,
     z: float = 1.0,
     min_net: int = 10,
+    grid: Mapping[str, tuple[Any, ...]] | None = None,
+    exclude_seen: bool = True,
 ) -> TuneResult:
-    """Choose the blend's weights on ``idx``'s own interactions (see the module docstring)."""
+    """Choose the blend's weights on ``idx``'s own interactions (see the module docstring).
+
+    ``grid``: the knobs and values searched (default :data:`GRID`); ``exclude_seen=False``
+    scores a target the user already had like any other item (``repeats = "allow"``).
+    """
     t0 = time.perf_counter()
     start = start or idx.weights
     vidx, targets = validation_index(idx)
@@ -156,15 +175,16 @@ def tune_index(
     users = np.flatnonzero((targets >= 0) & (np.diff(vidx.seq_ptr) > 0))
     if len(users) > sample:
         users = np.sort(np.random.default_rng(seed).choice(users, sample, replace=False))
-    ev = _Evaluator(vidx, users, targets[users], top_m=None if len(idx.item_ids) <= 5000 else 300)
-    best, steps = _ascent(ev, start, passes=passes, z=z, min_net=min_net)
+    ev = _Evaluator(vidx, users, targets[users], top_m=None if len(idx.item_ids) <= 5000 else 300,
+                    exclude_seen=exclude_seen)  # fmt: skip
+    best, steps = _ascent(ev, start, GRID if grid is None else grid, passes=passes, z=z, min_net=min_net)
     seconds = time.perf_counter() - t0
     log.info("tuned on %d validation users: %d evaluations, %.1f s", len(users), ev.evaluations, seconds)
     return TuneResult(best, start, tuple(steps), len(users), ev.evaluations, seconds)
 
 
 def _ascent(
-    ev: _Evaluator, start: BlendWeights, *, passes: int, z: float, min_net: int
+    ev: _Evaluator, start: BlendWeights, grid: Mapping[str, tuple[Any, ...]], *, passes: int, z: float, min_net: int
 ) -> tuple[BlendWeights, list[TuneStep]]:
     best, best_nd = start, ev.ndcg(start)
     steps = [TuneStep("start", None, ev.hr(best_nd), float(best_nd.mean()) if len(best_nd) else 0.0)]
@@ -172,7 +192,7 @@ def _ascent(
         return best, steps
     for n in range(passes):
         moved = False
-        knobs = list(GRID.items())
+        knobs = list(grid.items())
         for knob, values in knobs if n % 2 == 0 else knobs[::-1]:  # back and forth: the latest vectors are cached
             if not ev.applies(knob, best):
                 continue
@@ -227,16 +247,18 @@ class _Vectors:
 class _Evaluator:
     """Per-user validation NDCG@10 of a configuration, with each component's vectors cached."""
 
-    def __init__(self, vidx: CollaborativeIndex, users: np.ndarray, targets: np.ndarray, *, top_m: int | None) -> None:
+    def __init__(self, vidx: CollaborativeIndex, users: np.ndarray, targets: np.ndarray, *, top_m: int | None,
+                 exclude_seen: bool = True) -> None:  # fmt: skip
         self.vidx, self.users, self.targets, self.top_m = vidx, users, targets, top_m
         self.seen = [vidx.seq_items[vidx.seq_ptr[u] : vidx.seq_ptr[u + 1]].astype(np.int64) for u in users.tolist()]
+        self.excluded = self.seen if exclude_seen else [np.zeros(0, dtype=np.int64)] * len(self.seen)
         self.has_text = vidx.items_bm25 is not None and len(vidx.words) > 0
         self.pop = vidx.popularity.astype(np.float64)
         self.cache: OrderedDict[tuple[Any, ...], _Vectors] = OrderedDict()
         self.evaluations = 0
         self.scratch = np.zeros(len(self.pop))
         head = min(len(self.pop), K + (3 * top_m if top_m else len(self.pop)))
-        self.heads = [self._popular_unseen(s, head) for s in self.seen]
+        self.heads = [self._popular_unseen(s, head) for s in self.excluded]
 
     def _popular_unseen(self, seen: np.ndarray, n: int) -> np.ndarray:
         head = self.vidx.pop_order[: n + len(seen)]
@@ -246,7 +268,7 @@ class _Evaluator:
         """Whether moving ``knob`` can change anything (a switched-off component's knobs cannot)."""
         if knob == "text" or knob.startswith("x_"):
             return self.has_text
-        return not (knob.startswith("u_") and w.users == 0)
+        return not (knob.startswith("u_") and w.users == 0 or knob.startswith("l_") and w.long == 0)
 
     def hr(self, nd: np.ndarray) -> float:
         return float(np.count_nonzero(nd > 0) / len(nd)) if len(nd) else 0.0
@@ -280,9 +302,9 @@ class _Evaluator:
 
         self.vidx.set_weights(w)
         rows = []
-        for u, seen in zip(self.users.tolist(), self.seen, strict=True):
+        for u, seen, excluded in zip(self.users.tolist(), self.seen, self.excluded, strict=True):
             found = search(self.vidx, seen, self.vidx.user_ids[u], 0)[1] if name == "users" else None
-            rows.append(self._truncate(components(self.vidx, seen, found, only=name)[name], seen))
+            rows.append(self._truncate(components(self.vidx, seen, found, only=name)[name], excluded))
         self.cache[key] = _Vectors.of(rows)
         if len(self.cache) > CACHE_SIZE:
             self.cache.popitem(last=False)

@@ -30,7 +30,10 @@ class BlendWeights:
     most similar users with the distinct items of the last ``u_recent`` positions (``None``:
     all), weighted ``u_decay ** r``, and reads ``u_window`` positions after each shared
     item (weight ``g ** -u_gap_power``) and before it (times ``u_backward``). X reads the
-    words of the last ``x_recent`` items with decay ``x_decay ** r``.
+    words of the last ``x_recent`` items with decay ``x_decay ** r``. ``long`` weighs L, a cosine item
+    co-occurrence within ``l_window`` positions on either side (``l_max_row`` entries kept per
+    item, :mod:`.cooccurrence`), read from the last ``l_recent`` items with decay ``l_decay ** r``
+    (long histories: older items still vote).
     """
 
     transitions: float = 1.0
@@ -51,13 +54,18 @@ class BlendWeights:
     u_backward: float = 0.25
     x_recent: int = 5
     x_decay: float = 0.7
+    long: float = 0.0
+    l_window: int = 50
+    l_max_row: int = 100
+    l_recent: int = 200
+    l_decay: float = 0.95
 
     def __post_init__(self) -> None:
         for name in ("transitions", "users", "text", "popularity", "t_gap_power", "t_decay", "t_alpha",
-                     "u_decay", "u_gap_power", "u_backward", "x_decay"):  # fmt: skip
+                     "u_decay", "u_gap_power", "u_backward", "x_decay", "long", "l_decay"):  # fmt: skip
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, not {getattr(self, name)!r}")
-        for name in ("t_window", "t_recent", "u_window", "x_recent"):
+        for name in ("t_window", "t_recent", "u_window", "x_recent", "l_window", "l_max_row", "l_recent"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, not {getattr(self, name)!r}")
         if self.t_window > 63:
