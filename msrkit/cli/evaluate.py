@@ -66,8 +66,12 @@ def eval_cmd(
     ] = None,
     resume: Annotated[bool, typer.Option(help="Keep cases already scored in --out.")] = True,
     tune_fusion: Annotated[
-        bool, typer.Option("--tune-fusion", help="Choose the fusion weight on these (validation) cases; with "
-                           "--adapter, store it in the adapter's manifest.")
+        bool,
+        typer.Option(
+            "--tune-fusion",
+            help="Choose the fusion weight on these (validation) cases; with "
+            "--adapter, store it in the adapter's manifest.",
+        ),
     ] = False,
     deadline: DeadlineOpt = None,
     cache_dir: CacheDirOpt = None,

@@ -131,9 +131,17 @@ def query(
         order=order,
         similar_users=[(idx.user_ids[d], float(s)) for d, s in zip(*(a.tolist() for a in users), strict=True)],
         next_items=_next_items(idx, found, users[0], seen_idx, context_k, per_user),
-        support=evidence(idx, found, seen_idx[::-1][: max(w.t_recent, w.l_recent if w.long > 0 else 0)],
-                         [c for c, _ in cands], shares=parts, neighbours=len(users[0]),
-                         exclude_user=exclude_user) if support else {},  # fmt: skip
+        support=evidence(
+            idx,
+            found,
+            seen_idx[::-1][: max(w.t_recent, w.l_recent if w.long > 0 else 0)],
+            [c for c, _ in cands],
+            shares=parts,
+            neighbours=len(users[0]),
+            exclude_user=exclude_user,
+        )
+        if support
+        else {},  # fmt: skip
     )
 
 
