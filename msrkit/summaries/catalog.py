@@ -65,16 +65,13 @@ def summarize_catalog(
     item gets ``settings.deadline`` seconds.
     """
     from ..recommender import Recommender
-    from .items import ItemSummarizer
+    from .best_of import make_summarizer
 
     by_id = _unique(items)
     with Recommender(settings=settings) as rec:
         if rec.backend is None:
             raise ConfigError("summarizing needs an LLM backend, not 'none'")
-        summarizer = ItemSummarizer(
-            rec.backend, prompts=rec.prompts, vision_backend=rec.vision_backend, max_side=settings.max_side,
-            strict=settings.strict, store=rec.store, image_policy=rec.image_policy,
-        )  # fmt: skip
+        summarizer = make_summarizer(settings, rec, by_id.values())
         with Journal(out, key_field="item_id", resume=resume, keep=_summarized(by_id)) as journal:
             return _run(summarizer, journal, by_id, base_dir=base_dir, on_item=on_item,
                         concurrency=concurrency or settings.concurrency, deadline=settings.deadline)  # fmt: skip
