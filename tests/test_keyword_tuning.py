@@ -10,7 +10,9 @@ import importlib.util
 import json
 from pathlib import Path
 
+import clirun
 import pytest
+from faultserver import FaultServer
 
 from msrkit.backends.cache import request_key
 from msrkit.backends.fake import FakeBackend
@@ -95,6 +97,23 @@ def test_best_of_n_has_its_own_store_tag(tmp_path: Path) -> None:
     assert len(fake.requests) == 9
     assert summarizer.tag(ITEMS[0]) != ItemSummarizer(fake).tag(ITEMS[0])
     assert "best-of-3" in summarizer.tag(ITEMS[0])
+
+
+def _answers(prompt: str) -> str:
+    return "drama, crime, thriller"
+
+
+def test_cli_summarize_best_of_over_loopback(tmp_path: Path) -> None:
+    (tmp_path / "items.jsonl").write_text("".join(json.dumps(i.model_dump(exclude_none=True)) + "\n" for i in ITEMS))
+    with FaultServer(default=_answers) as server:
+        base = ["--backend", "openai/x", "--base-url", server.url, "--cache-dir", "cache", "--concurrency", "1"]
+        done = clirun.msrkit("summarize", "items.jsonl", "--best-of", "3", "--json", *base, cwd=tmp_path, timeout=90)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["usage"]["llm_calls"] == 9
+        sampled = [(r.body.get("temperature"), r.body.get("seed")) for r in server.requests]
+        assert sampled == [(0.0, 0), (0.8, 1), (0.8, 2)] * 3
+        again = clirun.msrkit("summarize", "items.jsonl", "--json", *base, cwd=tmp_path, timeout=90)
+        assert json.loads(again.stdout)["usage"]["llm_calls"] == 0  # the greedy answers are cached: sample 1
 
 
 def test_the_example_request_is_what_the_summarizer_sends() -> None:

@@ -17,7 +17,6 @@ catalog store and the response cache, so items already summarized with
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -32,12 +31,10 @@ from ..summaries.best_of import keyword_request
 from ..summaries.catalog import summarize_catalog
 from .base import require_train_extra, resolve_base
 from .examples import Example, ExampleSet
-from .job import FinetuneResult, write_artifacts
-from .trainer import Progress, TrainConfig, train
+from .job import FinetuneResult, train_and_write
+from .trainer import Progress, TrainConfig
 
 __all__ = ["DEFAULT_BEST_OF", "MAX_KEYWORDS", "finetune_keywords", "keyword_examples"]
-
-log = logging.getLogger("msrkit")
 
 #: samples per item when ``settings.best_of`` is 1 (training on greedy answers would teach nothing new)
 DEFAULT_BEST_OF = 4
@@ -76,16 +73,8 @@ def finetune_keywords(
     started = time.time()
     train_set, val_set = keyword_examples(items, settings=s, validation_fraction=validation_fraction,
                                           seed=config.seed)  # fmt: skip
-    if not train_set.examples:
-        raise InputError(f"no keyword training examples: {train_set.skipped or 'no items'}")
-    log.info("%d training and %d validation keyword examples (%s skipped)", len(train_set.examples),
-             len(val_set.examples), train_set.skipped)  # fmt: skip
-    out_dir = Path(out)
-    result = train(spec, train_set, val_set, config=config, out=out_dir, on_progress=on_progress)
-    manifest = write_artifacts(out_dir, spec=spec, result=result, config=config, settings=s,
-                               sets=(train_set, val_set), started=started)  # fmt: skip
-    return FinetuneResult(out_dir, result, len(train_set.examples), len(val_set.examples), train_set.skipped,
-                          manifest)  # fmt: skip
+    return train_and_write(spec, (train_set, val_set), out=Path(out), config=config, settings=s,
+                           on_progress=on_progress, started=started)  # fmt: skip
 
 
 def keyword_examples(
