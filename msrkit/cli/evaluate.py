@@ -204,7 +204,8 @@ def eval_keywords(
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, cache_dir=cache_dir)
     if adapter is not None or best_of > 1:
-        run_lift = _keyword_lift(path, flags, adapter=adapter, best_of=best_of, skip=skip, limit=limit,
+        flags["best_of_budget"] = budget
+        run_lift = _keyword_lift(path, flags, adapter=adapter, best_of=best_of, skip=skip, limit=limit, prompts=prompts,
                                  no_cache=no_cache, json_out=json_out, config=config, quiet=quiet)  # fmt: skip
         guard(run_lift)
         return
@@ -243,14 +244,19 @@ def _held_back(catalog: dict[str, Any], *, skip: int, limit: int | None) -> list
 
 def _keyword_lift(
     path: Path, flags: dict[str, Any], *, adapter: Path | None, best_of: int, skip: int, limit: int | None,
-    no_cache: bool, json_out: bool, config: Path | None, quiet: bool,
+    prompts: list[Path] | None, no_cache: bool, json_out: bool, config: Path | None, quiet: bool,
 ) -> Any:  # fmt: skip
     def run() -> None:
         from rich.console import Console
         from rich.progress import Progress
 
+        from ..errors import ConfigError
         from ..evaluation.keyword_lift import compare_summarizers
         from ..io import load_catalog
+
+        if prompts:
+            raise ConfigError("--prompts compares prompt folders, --adapter and --best-of compare summarizers: "
+                              "give one or the other")  # fmt: skip
 
         s = settings(flags, config=config, no_cache=no_cache)
         items = _held_back(load_catalog(path), skip=skip, limit=limit)
