@@ -132,7 +132,7 @@ def test_an_item_without_text_gives_no_request() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(2400)  # a busy 2-core machine: the base model alone loads in 22 s to minutes
 def test_finetune_keywords_on_six_items_writes_the_three_artifacts(embedded_model: Path, tmp_path: Path) -> None:
     if importlib.util.find_spec("torch") is None or importlib.util.find_spec("peft") is None:
         pytest.skip("torch/peft not installed (pip install 'msrkit[train]')")
@@ -142,7 +142,7 @@ def test_finetune_keywords_on_six_items_writes_the_three_artifacts(embedded_mode
              Item(item_id="5", title="Babe", description="A pig herds sheep."),
              Item(item_id="6", title="Alien", description="A crew meets a deadly creature in space."),
              Item(item_id="7")]  # fmt: skip
-    s = Settings(backend="llamacpp/default", cache_dir=tmp_path / "cache", concurrency=1, best_of=2)
+    s = Settings(backend="llamacpp/default", cache_dir=tmp_path / "cache", concurrency=1, best_of=2, deadline=1200)
     cfg = TrainConfig(task="keywords", max_steps=2, batch_size=2, eval_every=2, max_validation=2, device="cpu")
     result = finetune_keywords(items, out=tmp_path / "kw", config=cfg, settings=s, validation_fraction=0.2)
     assert (tmp_path / "kw" / "peft" / "adapter_config.json").is_file()
