@@ -147,6 +147,15 @@ class Settings(BaseModel):
     #: a folder made by ``msrkit finetune``: the llamacpp backend loads its ``adapter.gguf`` in-process
     #: (its base must be the backend's model); Ollama and OpenAI-compatible servers serve it themselves
     adapter: Path | None = None
+    # -- keywords tuned by their reward (msrkit.summaries.best_of)
+    #: keyword sets sampled per item by ``msrkit summarize``; the best by the keyword reward is kept (1: greedy only)
+    best_of: int = Field(default=1, ge=1)
+    #: the sampling temperature of samples 2..N (sample 1 is the greedy answer)
+    best_of_temperature: float = Field(default=0.8, gt=0.0, le=2.0)
+    #: the keyword count that still counts as fully brief in the reward
+    best_of_budget: int = Field(default=5, ge=1)
+    #: add reconstruction to the reward: one more call per sample (pick the item among 4 seeded distractors)
+    best_of_reconstruction: bool = False
 
     # -- the MCP server (msrkit mcp): who may call it, and what one call may cost
     #: the bearer token HTTP clients must send (needed to serve beyond loopback; shown masked)

@@ -59,6 +59,10 @@ def summarize(
     retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
     concurrency: ConcurrencyOpt = None,
     deadline: DeadlineOpt = None,
+    best_of: Annotated[
+        int | None,
+        typer.Option("--best-of", min=1, help="Sample N keyword sets per item, keep the best by the keyword reward."),
+    ] = None,
     json_out: JsonOpt = False,
     engine: EngineOpt = None,
     ray_address: RayAddressOpt = None,
@@ -80,7 +84,8 @@ def summarize(
     setup_logging(verbose, quiet)
     flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
                  prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency, deadline=deadline,
-                 engine=engine, ray_address=ray_address, actors=actors, adapter=adapter)  # fmt: skip
+                 engine=engine, ray_address=ray_address, actors=actors, adapter=adapter,
+                 best_of=best_of)  # fmt: skip
 
     def run() -> None:
         from rich.console import Console
@@ -91,6 +96,10 @@ def summarize(
 
         s = settings(flags, config=config, no_cache=no_cache)
         if s.engine == "ray":
+            if s.best_of > 1:
+                from ..errors import ConfigError
+
+                raise ConfigError("--best-of runs on the local engine only (drop --engine ray)")
             _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, quiet=quiet)
             return
         items = list(load_catalog(path).values())

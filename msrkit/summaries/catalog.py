@@ -66,12 +66,13 @@ def summarize_catalog(
     item gets ``settings.deadline`` seconds.
     """
     from ..recommender import Recommender
+    from .best_of import make_summarizer
 
     by_id = _unique(items)
     with Recommender(settings=settings) as rec:
         if rec.backend is None:
             raise ConfigError("summarizing needs an LLM backend, not 'none'")
-        summarizer = rec.item_summarizer()
+        summarizer = make_summarizer(settings, rec, by_id.values())
         with Journal(out, key_field="item_id", resume=resume, keep=_summarized(by_id)) as journal:
             return _run(summarizer, journal, by_id, base_dir=base_dir, on_item=on_item,
                         concurrency=concurrency or settings.concurrency, deadline=settings.deadline)  # fmt: skip

@@ -29,7 +29,7 @@ from .base import BaseSpec, require_train_extra, resolve_base
 from .examples import ExampleSet, build_examples, split_users
 from .trainer import Progress, TrainConfig, TrainResult, train
 
-__all__ = ["FinetuneResult", "finetune", "training_sets"]
+__all__ = ["FinetuneResult", "finetune", "train_and_write", "training_sets"]
 
 log = logging.getLogger("msrkit")
 
@@ -124,15 +124,30 @@ def finetune(
         loaded, task=config.task, settings=s, catalog=items, interactions=read_interactions(source),
         validation_fraction=validation_fraction, seed=config.seed,
     )  # fmt: skip
+    return train_and_write(spec, (train_set, val_set), out=Path(out), config=config, settings=s,
+                           on_progress=on_progress, started=started)  # fmt: skip
+
+
+def train_and_write(
+    spec: BaseSpec,
+    sets: tuple[ExampleSet, ExampleSet],
+    *,
+    out: Path,
+    config: TrainConfig,
+    settings: Settings,
+    on_progress: Callable[[Progress], None] | None,
+    started: float,
+) -> FinetuneResult:
+    """Train on ``sets`` (training, validation), write the three artifacts; no training example is an error."""
+    train_set, val_set = sets
     if not train_set.examples:
         raise InputError(f"no training examples: {train_set.skipped or 'no cases'}")
     log.info("%d training and %d validation examples (%s skipped)", len(train_set.examples),
              len(val_set.examples), train_set.skipped)  # fmt: skip
-    out_dir = Path(out)
-    result = train(spec, train_set, val_set, config=config, out=out_dir, on_progress=on_progress)
-    manifest = write_artifacts(out_dir, spec=spec, result=result, config=config, settings=s,
-                               sets=(train_set, val_set), started=started)  # fmt: skip
-    return FinetuneResult(out_dir, result, len(train_set.examples), len(val_set.examples), train_set.skipped,
+    result = train(spec, train_set, val_set, config=config, out=out, on_progress=on_progress)
+    manifest = write_artifacts(out, spec=spec, result=result, config=config, settings=settings, sets=sets,
+                               started=started)  # fmt: skip
+    return FinetuneResult(out, result, len(train_set.examples), len(val_set.examples), train_set.skipped,
                           manifest)  # fmt: skip
 
 
