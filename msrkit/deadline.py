@@ -82,8 +82,11 @@ class Deadline:
         """Why no time is left, for messages: cancelled, or whose deadline passed."""
         if self.cancelled:
             return "the request was cancelled"
-        if self.parent is not None and self.parent.expired:
-            return self.parent.reason()
+        own = max(0.0, self._ends - self._clock())
+        if self.parent is not None and (self.seconds is None or self.parent.left() <= own):
+            return self.parent.reason()  # the parent's limit is the one that binds
+        if self.seconds is None:
+            return "no time is left for another call"
         return f"the request's deadline ({self.seconds:g} s) has passed"
 
     def check(self, *, backend: str = "", model: str = "") -> None:

@@ -24,7 +24,8 @@ def msrkit(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess[str
 def test_defaults_are_the_recommenders(tmp_path: Path) -> None:
     settings, sources = load_settings({}, cwd=tmp_path, env={})
     assert settings == Settings()
-    assert (settings.backend, settings.window, settings.fusion_weight, settings.retries) == ("auto", 20, 0.5, 4)
+    assert (settings.backend, settings.window, settings.fusion_weight, settings.retries) == ("auto", 20, None, 4)
+    assert settings.effective_fusion_weight == 0.5  # unset: an adapter's tuned weight, else 0.5
     assert set(sources.values()) == {"default"}
 
 

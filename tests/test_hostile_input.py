@@ -427,7 +427,7 @@ def test_item_summaries_are_capped_by_max_history() -> None:
     history = [{"item_id": f"h{i}", "title": f"seen {i}"} for i in range(300)]
     candidates = [{"item_id": f"c{i}", "title": f"cand {i}"} for i in range(30)]
     fake = FakeBackend()
-    rec = _recommender(fake, max_history=60)
+    rec = _recommender(fake, max_history=60, summary_batch=1)  # one call per item: the bound below counts items
     ranking = rec.rank({"user_id": "u", "history": history, "candidates": candidates})
     assert _is_permutation(ranking, [c["item_id"] for c in candidates])
     keyword_calls = sum(1 for r in fake.requests if r.tag.startswith("item_keywords"))

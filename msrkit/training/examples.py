@@ -9,12 +9,14 @@ explanation request). Only the answer is ours:
 - ``rank``: candidates are retrieval's top ``n_candidates`` (the pipeline's own
   candidate generation, from an index that sees only interactions before each
   case's target), *shown in a seeded random order* so the model cannot learn to
-  echo the order it is shown; the answer puts the target first, then the other
-  candidates in the order shown. The whole lesson is the first pick: the rest is
-  a pattern learnt in a few steps, and at inference (candidates shown in
-  retrieval's order) it hands the remainder back in retrieval's order. A case
-  whose target retrieval did not find is skipped (a reranker cannot help
-  there) and counted.
+  echo the order it is shown; the answer is the target's label alone (``[7]``).
+  All the loss is on that pick: an answer that went on to list the other
+  candidates spent ~95 % of its tokens on an order the model cannot know (two
+  runs here learned the list's pattern, not the pick). At inference the
+  ranking stage's repair appends the candidates the model did not name in the
+  order shown, which in the pipeline is retrieval's, so the model promotes its
+  pick and retrieval orders the rest. A case whose target retrieval did not
+  find is skipped (a reranker cannot help there) and counted.
 - ``pointwise``: MLLM-MSR's yes/no on the same candidates, balanced: the target
   (``Yes``) and one seeded negative (``No``) per case.
 
@@ -218,9 +220,7 @@ def _messages(request: ChatRequest) -> tuple[dict[str, str], ...]:
 
 
 def _rank_example(request: ChatRequest, user: str, shown: list[str], order: list[int], target: str) -> Example:
-    first = shown.index(target)
-    labels = [first] + [p for p in range(len(shown)) if p != first]
-    answer = " > ".join(f"[{p + 1}]" for p in labels)
+    answer = f"[{shown.index(target) + 1}]"
     return Example(user, "rank", _messages(request), answer, tuple(shown), tuple(order), target)
 
 
