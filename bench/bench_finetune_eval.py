@@ -131,8 +131,9 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_
     val_cases = list({str(c.user_id): c for c in reversed(held)}.values())
     val = _Cases(val_cases, meta, seed)
     adapter = work / f"adapter-{task}"
-    base = Settings(backend="llamacpp/default", cache_dir=work / "cache", prompts=first_pick_prompts(work),
-                    **BENCH_SETTINGS)
+    base = Settings(
+        backend="llamacpp/default", cache_dir=work / "cache", prompts=first_pick_prompts(work), **BENCH_SETTINGS
+    )
     if only_base:
         _run(test, settings_from(base, fusion_weight=1.0, shown_order="given"), "shown", "zero-shot alone")
         _tuned_weight(val, base, "zero-shot")

@@ -143,8 +143,8 @@ class _Tokens:
     def __call__(self, text: str, add_special_tokens: bool = False) -> Any:
         return type("T", (), {"input_ids": [10 + ord(c) % 50 for c in text]})()
 
-    def convert_tokens_to_ids(self, token: str) -> int:
-        return 7 if token == "<|im_end|>" else self.unk_token_id
+    def convert_tokens_to_ids(self, piece: str) -> int:
+        return 7 if piece == "<|im_end|>" else self.unk_token_id
 
 
 def test_labels_mask_the_prompt_and_end_with_the_turn_end() -> None:
