@@ -206,7 +206,8 @@ def eval_keywords(
     best-of-N) on the same items, the mean reward with a 95 % bootstrap interval over items.
     """
     setup_logging(verbose, quiet)
-    flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, cache_dir=cache_dir)
+    flags: dict[str, Any] = dict(backend=backend, base_url=base_url, backend_options=backend_option,
+                                 cache_dir=cache_dir)  # fmt: skip
     if adapter is not None or best_of > 1:
         flags["best_of_budget"] = budget
         run_lift = _keyword_lift(path, flags, adapter=adapter, best_of=best_of, skip=skip, limit=limit, prompts=prompts,

@@ -100,4 +100,5 @@ def load_base(base: BaseSpec, *, device: str) -> tuple[Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(str(base.folder), dtype=torch.float32, **kwargs)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    return model.to(device), tokenizer
+    model = model.to(device)  # type: ignore[arg-type]  # transformers' stubs type .to() for models narrowly
+    return model, tokenizer

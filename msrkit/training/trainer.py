@@ -111,7 +111,7 @@ def _peak_rss_mb() -> float:
 def _lora(model: Any, config: TrainConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
-    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+    lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha,  # type: ignore[arg-type]  # a float scales too lora_dropout=config.lora_dropout,
                       target_modules=list(TARGET_MODULES), task_type="CAUSAL_LM")  # fmt: skip
     return get_peft_model(model, lora)
 
