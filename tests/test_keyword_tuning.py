@@ -86,7 +86,8 @@ def test_best_of_1_is_the_plain_summarizer(tmp_path: Path) -> None:
     made, fake, summarizer = _summarize_with(1, tmp_path)
     assert type(summarizer) is ItemSummarizer
     plain = FakeBackend(default=lambda r: "drama, crime, thriller")
-    old = ItemSummarizer(plain, describe_images=False).summarize(ITEMS)
+    # the summarizer the same settings make without best-of (batches of summary_batch items included)
+    old = ItemSummarizer.from_settings(Settings(concurrency=1, cache=False), plain).summarize(ITEMS)
     assert [request_key({}, r) for r in fake.requests] == [request_key({}, r) for r in plain.requests]
     assert [i.model_dump() for i in made] == [i.model_dump() for i in old]
     assert summarizer.tag(ITEMS[0]) == ItemSummarizer(plain).tag(ITEMS[0])
@@ -112,7 +113,9 @@ def test_cli_summarize_best_of_over_loopback(tmp_path: Path) -> None:
         assert json.loads(done.stdout)["usage"]["llm_calls"] == 9
         sampled = [(r.body.get("temperature"), r.body.get("seed")) for r in server.requests]
         assert sampled == [(0.0, 0), (0.8, 1), (0.8, 2)] * 3
-        again = clirun.msrkit("summarize", "items.jsonl", "--json", *base, cwd=tmp_path, timeout=90)
+        # one item per call, as the samples are: the greedy sample is then the plain request
+        again = clirun.msrkit("summarize", "items.jsonl", "--json", *base, cwd=tmp_path, timeout=90,
+                              env={"MSRKIT_SUMMARY_BATCH": "1"})  # fmt: skip
         assert json.loads(again.stdout)["usage"]["llm_calls"] == 0  # the greedy answers are cached: sample 1
 
 
