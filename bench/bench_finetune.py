@@ -49,10 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 from msrkit.config import Settings  # noqa: E402
 
-#: the settings the benchmark trains and tests with (see the protocol)
-BENCH_SETTINGS = {"item_summaries": False, "preference_summary": False, "explain": False, "n_candidates": 20}
-FUSION_GRID = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_finetune_eval import BENCH_SETTINGS, run_evaluation  # noqa: E402  (beside this file)
 
 # ----------------------------------------------------------------------------- prepare
 
@@ -195,11 +193,8 @@ def main() -> None:
 
 
 def evaluate(args: argparse.Namespace) -> None:
-    from bench_finetune_eval import run_evaluation  # beside this file
-
     run_evaluation(Path(args.work), task=args.task, limit=args.limit, seed=args.seed, only_base=args.only_base)
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     main()

@@ -14,13 +14,14 @@ import numpy as np
 from msrkit import Recommender
 from msrkit.config import Settings, settings_from
 from msrkit.data import History, Ranking
-from msrkit.evaluation.fusion_tuning import GRID, fused_ndcg, store_weight, weight_table
+from msrkit.evaluation.fusion_tuning import GRID, choose_weight, fused_ndcg, store_weight, weight_table
 from msrkit.evaluation.metrics import ndcg_at_k
 from msrkit.io import load_catalog, load_histories, resolve
 from msrkit.retrieval import CollaborativeIndex, interactions_before, query
 from msrkit.retrieval.interactions import read_interactions
 from msrkit.training.examples import split_users
 
+#: the settings the benchmark trains and tests with (see bench_finetune.py's protocol)
 BENCH_SETTINGS = {"item_summaries": False, "preference_summary": False, "explain": False, "n_candidates": 20}
 
 
@@ -97,8 +98,7 @@ def _tuned_weight(val: _Cases, settings: Settings, label: str) -> tuple[float, l
     runs = _run(val, settings_from(settings, fusion_weight=1.0), "retrieval", f"{label} validation")
     hits = val.hits()
     table = weight_table([runs[n] for n in hits], [str(val.cases[n].target) for n in hits], GRID)
-    best = max(v for _, v in table)
-    return min(w for w, v in table if v >= best - 1e-12), table
+    return choose_weight(table), table
 
 
 FIRST_PICK_TOKENS = 8

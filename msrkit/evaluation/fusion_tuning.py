@@ -24,7 +24,7 @@ from ..ranking.fusion import fuse
 from ..ranking.result import Scored
 from .metrics import ndcg_at_k
 
-__all__ = ["FusionTuning", "GRID", "fused_ndcg", "tune_fusion", "weight_table"]
+__all__ = ["FusionTuning", "GRID", "choose_weight", "fused_ndcg", "store_weight", "tune_fusion", "weight_table"]
 
 GRID = tuple(round(0.1 * i, 1) for i in range(11))
 
@@ -64,7 +64,8 @@ def weight_table(rankings: Sequence[Ranking], targets: Sequence[str],
     return [(w, sum(fused_ndcg(r, t, w) for r, t in zip(rankings, targets, strict=True)) / len(rankings)) for w in grid]
 
 
-def _choose(table: list[tuple[float, float]]) -> float:
+def choose_weight(table: Sequence[tuple[float, float]]) -> float:
+    """The weight with the best mean NDCG@10; ties go to the smaller weight (a model no better than retrieval: 0)."""
     best = max(v for _, v in table)
     return min(w for w, v in table if v >= best - 1e-12)
 
@@ -87,7 +88,7 @@ def tune_fusion(
     targets = [str(c.target) for c in cases]
     rankings = [rank_one(c.model_copy(update={"target": None})) for c in cases]
     table = weight_table(rankings, targets, grid)
-    return FusionTuning(table, _choose(table), len(cases))
+    return FusionTuning(table, choose_weight(table), len(cases))
 
 
 def store_weight(adapter_dir: Path, weight: float) -> None:

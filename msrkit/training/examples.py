@@ -20,7 +20,7 @@ explanation request). Only the answer is ours:
 - ``pointwise``: MLLM-MSR's yes/no on the same candidates, balanced: the target
   (``Yes``) and one seeded negative (``No``) per case.
 
-The keyword task lives in :mod:`.keyword_examples`.
+The keyword task lives in :mod:`.keyword_tuning`.
 """
 
 from __future__ import annotations
@@ -74,8 +74,15 @@ class ExampleSet:
     cases: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def skip(self, why: str) -> None:
-        self.skipped[why] = self.skipped.get(why, 0) + 1
+    def skip(self, why: str, n: int = 1) -> None:
+        self.skipped[why] = self.skipped.get(why, 0) + n
+
+    def absorb(self, other: ExampleSet) -> None:
+        """Add ``other``'s examples and counts to this set's (the parts of a multi-task set)."""
+        self.examples.extend(other.examples)
+        self.cases += other.cases
+        for why, n in other.skipped.items():
+            self.skip(why, n)
 
     @property
     def users(self) -> set[str]:

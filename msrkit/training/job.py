@@ -87,10 +87,7 @@ def training_sets(
         for part, into in ((train_cases, train_set), (val_cases, val_set)):
             built = build_examples(part, task=t, settings=settings, catalog=catalog, interactions=interactions,  # type: ignore[arg-type]
                                    seed=seed, index=index)  # fmt: skip
-            into.examples.extend(built.examples)
-            into.cases += built.cases
-            for why, n in built.skipped.items():
-                into.skipped[why] = into.skipped.get(why, 0) + n
+            into.absorb(built)
     return train_set, val_set
 
 
@@ -163,7 +160,7 @@ def write_artifacts(
 ) -> dict[str, Any]:
     """``adapter.gguf`` (for a GGUF base) and ``manifest.json`` beside ``peft/``."""
     from .adapter import Manifest, prompt_infos, write_manifest
-    from .gguf_lora import write_gguf_lora
+    from .gguf_lora import TARGET_MODULES, write_gguf_lora
 
     if spec.gguf is not None:
         write_gguf_lora(result.peft_dir, out / "adapter.gguf", base_gguf=spec.gguf)
@@ -177,7 +174,7 @@ def write_artifacts(
         "data": {"sha256": train_set.digest(), "examples": len(train_set.examples),
                  "train_users": len(train_set.users), "validation_users": len(val_set.users)},
         "lora": {"rank": config.lora_rank, "alpha": config.lora_alpha, "dropout": config.lora_dropout,
-                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+                 "target_modules": list(TARGET_MODULES)},
         "training": {"steps": result.steps, "epochs": round(result.epochs, 3), "tokens": result.tokens,
                      "seconds": round(result.seconds, 1), "device": result.device, "seed": config.seed,
                      "tokens_per_second": round(result.tokens_per_second, 1),

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..errors import ConfigError, InputError
 from .base import BaseSpec, load_base
 from .examples import ExampleSet
+from .gguf_lora import TARGET_MODULES
 from .tokens import Encoded, answer_loss, batches, collate, encode
 from .validate import METRIC, validate
 
@@ -36,7 +37,6 @@ log = logging.getLogger("msrkit")
 
 #: what a resumed run may change: how long it goes on, and how often it validates
 _MAY_CHANGE = {"resume", "max_steps", "epochs", "eval_every", "patience", "max_validation"}
-TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
 class TrainConfig(BaseModel):
