@@ -22,7 +22,13 @@ from msrkit.retrieval.interactions import read_interactions
 from msrkit.training.examples import split_users
 
 #: the settings the benchmark trains and tests with (see bench_finetune.py's protocol)
-BENCH_SETTINGS = {"item_summaries": False, "preference_summary": False, "explain": False, "n_candidates": 20}
+BENCH_SETTINGS = {
+    "item_summaries": False,
+    "preference_summary": False,
+    "explain": False,
+    "n_candidates": 20,
+    "candidate_evidence": True,
+}
 
 
 def _shuffled(ids: list[str], seed: int, user: str) -> list[str]:

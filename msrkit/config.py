@@ -143,6 +143,10 @@ class Settings(BaseModel):
     #: the order candidates are shown to the listwise model: retrieval's (best first), or as given
     #: (``msrkit finetune`` trains on a seeded shuffle shown as given, so a model learns to read, not to echo)
     shown_order: Literal["retrieval", "given"] = "retrieval"
+    #: append retrieval's evidence to each candidate line (``| evidence: strong (12)``: how many other
+    #: users took it after this user's items plus similar users who took it, and that count's level
+    #: within the list): MMSRARec's collaborative signal as keywords, which a fine-tuned model learns to read
+    candidate_evidence: bool = False
     # -- a fine-tuned adapter (msrkit.training.adapter)
     #: a folder made by ``msrkit finetune``: the llamacpp backend loads its ``adapter.gguf`` in-process
     #: (its base must be the backend's model); Ollama and OpenAI-compatible servers serve it themselves

@@ -31,6 +31,7 @@ from .errors import BackendError, InputError
 from .meter import Meter
 from .prompts import PromptSet, render_item
 from .ranking.fusion import fuse
+from .ranking.prompting import evidence_notes
 from .ranking.reasons import explain
 from .ranking.result import Scored
 from .ranking.scale import unit_scores
@@ -69,7 +70,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
     items, candidates = _summaries(parts, backend, history, candidates, meter)
     summary = preference(parts, backend, items, meter)
     context = _context(parts, hood)
-    llm = _score(parts, backend, candidates, summary, context, retrieval, meter)
+    llm = _score(parts, backend, candidates, summary, context, retrieval, meter, _evidence(parts, hood, candidates))
     verdict = fuse(llm, retrieval, weight=parts.settings.effective_fusion_weight)
     return _result(parts, history, candidates, verdict, (llm, retrieval), meter, hood=hood, summary=summary,
                    context=context)  # fmt: skip
@@ -199,6 +200,7 @@ def _score(
     context: list[str],
     retrieval: Scored | None,
     meter: Meter,
+    notes: list[str] | None = None,
 ) -> Scored:
     s = parts.settings
     preference = summary or "(no summary available)"
@@ -210,7 +212,7 @@ def _score(
 
         scorer = PointwiseScorer(backend, prompts=parts.prompts)
         try:
-            return scorer.score(candidates, preference=preference, meter=meter)
+            return scorer.score(candidates, preference=preference, meter=meter, notes=notes)
         except BackendError as exc:
             if s.strict:
                 raise
@@ -224,7 +226,16 @@ def _score(
     )  # fmt: skip
     retrieval_scores = retrieval.scores if retrieval is not None and s.shown_order == "retrieval" else None
     return reranker.rank(candidates, preference=preference, collaborative=context,
-                         retrieval_scores=retrieval_scores, meter=meter)  # fmt: skip
+                         retrieval_scores=retrieval_scores, meter=meter, notes=notes)  # fmt: skip
+
+
+def _evidence(parts: Parts, hood: Neighbourhood | None, candidates: Sequence[Item]) -> list[str] | None:
+    """The candidates' evidence notes (setting ``candidate_evidence``): retrieval's score of each, as
+    a level within the list; ``None`` when the setting is off or nothing was retrieved."""
+    if not parts.settings.candidate_evidence or hood is None:
+        return None
+    score = dict(hood.candidates)
+    return evidence_notes([score.get(c.item_id, 0.0) for c in candidates])
 
 
 def _result(

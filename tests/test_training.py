@@ -321,4 +321,6 @@ def test_finetune_trains_resumes_writes_and_serves(tmp_path: Path) -> None:
     with Recommender("llamacpp/default", settings=SETTINGS.model_copy(update={"adapter": out}), catalog=catalog,
                      interactions=rows, cache=False) as rec:  # fmt: skip
         ranking = rec.rank(resolve(cases[0].model_copy(update={"target": None}), catalog))
+        # the adapter learned plain-text answers: it is not decoded under the JSON-schema grammar
+        assert not rec.backend.capabilities.json_schema
     assert ranking.usage.llm_calls == 1 and len(ranking.ranking) == SETTINGS.n_candidates

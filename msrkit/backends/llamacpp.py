@@ -33,7 +33,10 @@ is loaded with the model (``Llama(lora_path=...)``): its base must be this
 file (checked by hash when the backend is built), its hash is part of the
 backend's identity (so of every cache key) and of the shared-model key (a base
 and an adapted model coexist), and a request whose prompt differs from the one
-the adapter was trained with gets a warning naming the template.
+the adapter was trained with gets a warning naming the template. With an
+adapter loaded the backend does not constrain answers by JSON schema: the
+adapter learned the plain-text answers its training examples hold (``[4]``),
+and a grammar would force a form it never saw.
 """
 
 from __future__ import annotations
@@ -225,7 +228,8 @@ class LlamaCppBackend:
 
     @property
     def capabilities(self) -> Capabilities:
-        return Capabilities(vision=self._vision, logprobs=True, json_schema=True, context_size=self.n_ctx, tools=True)
+        schema = self.adapter is None  # an adapter answers in the plain text it was trained on
+        return Capabilities(vision=self._vision, logprobs=True, json_schema=schema, context_size=self.n_ctx, tools=True)
 
     def identity(self) -> dict[str, str]:
         stat = self.path.stat()

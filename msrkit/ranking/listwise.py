@@ -82,8 +82,10 @@ class ListwiseReranker:
         collaborative: Sequence[str] = (),
         retrieval_scores: Sequence[float] | None = None,
         meter: Meter | None = None,
+        notes: Sequence[str] | None = None,
     ) -> Scored:
-        """The model's order of ``candidates``; the windows start from the retrieval order when given."""
+        """The model's order of ``candidates``; the windows start from the retrieval order when given.
+        ``notes``: per candidate, a note after its line (:func:`.prompting.evidence_notes`)."""
         n = len(candidates)
         start = (
             Scored.from_scores(retrieval_scores, "retrieval").order if retrieval_scores is not None else list(range(n))
@@ -94,8 +96,8 @@ class ListwiseReranker:
         }  # fmt: skip
         if n <= 1:
             return Scored.from_order(start, "listwise", diagnostics=stats)
-        job = _Request(candidates, [render_item(c) for c in candidates], preference, collaborative, meter or Meter(),
-                       stats)  # fmt: skip
+        lines = [render_item(c) + (f" | {notes[i]}" if notes else "") for i, c in enumerate(candidates)]
+        job = _Request(candidates, lines, preference, collaborative, meter or Meter(), stats)
         try:
             orders = self._passes(start, job)
         except BackendError as exc:

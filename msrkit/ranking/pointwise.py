@@ -68,14 +68,23 @@ class PointwiseScorer:
         self.prompts = prompts or PromptSet.load()
         self.top_logprobs = top_logprobs
 
-    def score(self, candidates: Sequence[Item], *, preference: str, meter: Meter | None = None) -> Scored:
-        """p(yes) of every candidate (from the answer's text where no log-probabilities came back)."""
+    def score(
+        self,
+        candidates: Sequence[Item],
+        *,
+        preference: str,
+        meter: Meter | None = None,
+        notes: Sequence[str] | None = None,
+    ) -> Scored:
+        """p(yes) of every candidate (from the answer's text where no log-probabilities came back);
+        ``notes``: per candidate, a note after its line (:func:`.prompting.evidence_notes`)."""
         meter = meter or Meter()
         scores = []
-        for item in candidates:
+        for n, item in enumerate(candidates):
             request = yes_no_request(
-                self.prompts, preference=preference, candidate=item, top_logprobs=self.top_logprobs
-            )
+                self.prompts, preference=preference, candidate=item, top_logprobs=self.top_logprobs,
+                note=notes[n] if notes else "",
+            )  # fmt: skip
             response = meter.call(self.backend, request)
             p = p_yes(response.top_logprobs, response.text)
             if p is None:

@@ -17,6 +17,7 @@ from ..prompts import PromptSet, quote, render_item
 
 __all__ = [
     "RANKING_SCHEMA",
+    "evidence_notes",
     "explain_instruction",
     "format_candidates",
     "format_context",
@@ -55,6 +56,22 @@ def format_candidates(items: Sequence[Item], lines: Sequence[str] | None = None)
     """The numbered candidate lines of the listwise prompt: ``[1] title | keywords: ...``."""
     rendered = lines if lines is not None else [render_item(item) for item in items]
     return "\n".join(f"[{i}] {line}" for i, line in enumerate(rendered, 1))
+
+
+def evidence_notes(scores: Sequence[float]) -> list[str]:
+    """Per candidate, retrieval's evidence for it as a word: its score's place in the list's range.
+
+    ``strong`` from two thirds of the way from the lowest score to the highest, ``some`` from one
+    third, ``weak`` below. Relative to the list, so it reads the same on sparse and dense data and
+    whatever scale a retrieval's scores have; equal scores are all ``strong``.
+    """
+    low, high = min(scores, default=0.0), max(scores, default=0.0)
+    span = high - low
+    return [f"evidence: {_level((s - low) / span if span > 0 else 1.0)}" for s in scores]
+
+
+def _level(share: float) -> str:
+    return "strong" if share >= 2 / 3 else "some" if share >= 1 / 3 else "weak"
 
 
 def format_context(lines: Sequence[str]) -> str:
@@ -102,7 +119,11 @@ def listwise_request(
     return request
 
 
-def yes_no_request(prompts: PromptSet, *, preference: str | None, candidate: Item, top_logprobs: int) -> ChatRequest:
-    """The pointwise yes/no request for one candidate (one token, with its alternatives)."""
-    request = prompts["yes_no"].request(preference=preference_text(preference), candidate=render_item(candidate))
+def yes_no_request(
+    prompts: PromptSet, *, preference: str | None, candidate: Item, top_logprobs: int, note: str = ""
+) -> ChatRequest:
+    """The pointwise yes/no request for one candidate (one token, with its alternatives); ``note``
+    (an evidence note) follows the item's line."""
+    line = render_item(candidate) + (f" | {note}" if note else "")
+    request = prompts["yes_no"].request(preference=preference_text(preference), candidate=line)
     return replace(request, max_tokens=1, top_logprobs=top_logprobs)
