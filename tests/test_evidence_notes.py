@@ -21,12 +21,12 @@ SETTINGS = Settings(item_summaries=False, preference_summary=False, explain=Fals
 
 
 def test_levels_are_the_scores_place_in_the_lists_range() -> None:
-    assert evidence_notes([0.0, 0.3, 0.5, 0.7, 1.0]) == [
-        "evidence: weak", "evidence: weak", "evidence: some", "evidence: strong", "evidence: strong",
+    assert evidence_notes([0.0, 0.3, 0.5, 0.7, 0.9, 1.0]) == [
+        "evidence: weak", "evidence: weak", "evidence: some", "evidence: strong", "evidence: strong", "evidence: top",
     ]  # fmt: skip
     # the same on any scale, and equal scores are all strong
     assert evidence_notes([10.0, 13.0, 15.0, 17.0, 20.0]) == evidence_notes([0.0, 0.3, 0.5, 0.7, 1.0])
-    assert evidence_notes([2.0, 2.0]) == ["evidence: strong"] * 2
+    assert evidence_notes([2.0, 2.0, 1.0]) == ["evidence: top", "evidence: top", "evidence: weak"]
     assert evidence_notes([]) == []
 
 
@@ -56,7 +56,7 @@ def test_the_listwise_prompt_carries_each_candidates_level_in_the_order_shown() 
     lines = _candidate_lines(fake.requests[-1].messages[-1].text_content)
     assert [line.split(" | ")[0] for line in lines] == [f"Film {i}" for i in shown]
     assert [line.split(" | ")[-1] for line in lines] == [want[i] for i in shown]
-    assert lines[-1].endswith("evidence: strong")  # retrieval's best, shown last
+    assert lines[-1].endswith("evidence: top")  # retrieval's best, shown last
 
 
 def test_no_notes_when_off_and_in_the_yes_no_prompt_when_on() -> None:

@@ -97,6 +97,9 @@ def _train(cases_path: Path, *, out: Path, s: Any, cfg: Any, base: str, validati
             if p.validation is not None:
                 val = f"val {p.validation['metric']:.4f}"
                 console.print(f"step {p.step}: validation {val[4:]} (loss {p.validation['loss']:.4f})")
+            elif not console.is_terminal and not quiet and p.step % max(1, p.total // 20) == 0:
+                # a log file sees no live bar: a line every 5 % of the run instead
+                console.print(f"step {p.step}/{p.total}: loss {p.loss:.4f}, {p.tokens_per_second:.0f} tok/s")
             bars.update(bar, completed=p.step, total=p.total, rate=p.tokens_per_second, loss=p.loss, val=val)
 
         fn = training.finetune_keywords if cfg.task == "keywords" else training.finetune

@@ -61,9 +61,9 @@ def format_candidates(items: Sequence[Item], lines: Sequence[str] | None = None)
 def evidence_notes(scores: Sequence[float]) -> list[str]:
     """Per candidate, retrieval's evidence for it as a word: its score's place in the list's range.
 
-    ``strong`` from two thirds of the way from the lowest score to the highest, ``some`` from one
-    third, ``weak`` below. Relative to the list, so it reads the same on sparse and dense data and
-    whatever scale a retrieval's scores have; equal scores are all ``strong``.
+    ``top`` for the highest score, ``strong`` from two thirds of the way from the lowest score to
+    the highest, ``some`` from one third, ``weak`` below. Relative to the list, so it reads the same
+    on sparse and dense data and whatever scale a retrieval's scores have; equal scores share a word.
     """
     low, high = min(scores, default=0.0), max(scores, default=0.0)
     span = high - low
@@ -71,7 +71,7 @@ def evidence_notes(scores: Sequence[float]) -> list[str]:
 
 
 def _level(share: float) -> str:
-    return "strong" if share >= 2 / 3 else "some" if share >= 1 / 3 else "weak"
+    return "top" if share >= 1.0 else "strong" if share >= 2 / 3 else "some" if share >= 1 / 3 else "weak"
 
 
 def format_context(lines: Sequence[str]) -> str:
