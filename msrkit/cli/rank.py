@@ -121,7 +121,7 @@ def rank(
     """Rank each user's candidates and print a table (or JSON with --json).
 
     With --engine ray, users are ranked by Ray Data actors into resumable shards
-    under --out (see "Beyond one machine" in the README). Unset options come from
+    under --out (see docs/distributed.md). Unset options come from
     msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
     """
     setup_logging(verbose, quiet)
