@@ -324,3 +324,13 @@ def test_finetune_trains_resumes_writes_and_serves(tmp_path: Path) -> None:
         # the adapter learned plain-text answers: it is not decoded under the JSON-schema grammar
         assert not rec.backend.capabilities.json_schema
     assert ranking.usage.llm_calls == 1 and len(ranking.ranking) == SETTINGS.n_candidates
+
+
+def test_the_best_step_is_the_higher_metric_then_the_lower_loss() -> None:
+    from msrkit.training.trainer import better
+
+    best = {"step": 0, "value": 0.25, "loss": 4.0}
+    assert better(0.25, 0.7, None)
+    assert better(0.26, 9.0, best)  # a higher metric wins whatever the loss
+    assert better(0.25, 0.7, best)  # a flat metric: the lower loss wins
+    assert not better(0.25, 4.0, best) and not better(0.24, 0.1, best)

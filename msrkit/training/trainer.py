@@ -2,7 +2,8 @@
 
 LoRA (peft) on the attention and MLP projections; AdamW with a short warm-up
 and linear decay; loss on the answer tokens only; the validation metric
-(:mod:`.validate`) every ``eval_every`` steps, the best adapter kept, training
+(:mod:`.validate`) every ``eval_every`` steps, the best adapter kept (on a tie, the one with the
+lower validation loss), training
 stopped after ``patience`` evaluations without improvement. ``checkpoints/last``
 (adapter, optimizer, step, validation table) is written at every evaluation
 and when the run is interrupted (Ctrl-C), and ``resume=True`` continues from
@@ -31,7 +32,7 @@ from .gguf_lora import TARGET_MODULES
 from .tokens import Encoded, answer_loss, batches, collate, encode
 from .validate import METRIC, validate
 
-__all__ = ["Progress", "TrainConfig", "TrainResult", "train"]
+__all__ = ["Progress", "TrainConfig", "TrainResult", "better", "train"]
 
 log = logging.getLogger("msrkit")
 
@@ -116,6 +117,15 @@ def _lora(model: Any, config: TrainConfig) -> Any:
     return get_peft_model(model, lora)
 
 
+def better(metric: float, loss: float, best: dict[str, Any] | None) -> bool:
+    """Whether a validation point beats the best so far: a higher metric, or the same metric with a
+    lower validation loss (a metric read from greedy answers can stay flat for many steps while the
+    model learns; the loss then decides)."""
+    if best is None or metric > best["value"]:
+        return True
+    return bool(metric == best["value"] and loss < best["loss"])
+
+
 class _Run:
     """One training run's state: the model, optimizer, schedule, validation table and checkpoints."""
 
@@ -186,12 +196,16 @@ class _Run:
                                 task=self.config.task, device=self.device)  # fmt: skip
         point = {"step": self.step, "metric": METRIC[self.config.task], "value": metric, "loss": loss}
         self.validation.append(point)
-        if self.best is None or metric > self.best[0]:
+        if self._better(metric, loss):
             self.best, self.since_best = (metric, self.step), 0
             self.model.save_pretrained(str(self.out / "peft"))
         else:
             self.since_best += 1
         return point
+
+    def _better(self, metric: float, loss: float) -> bool:
+        best = next(p for p in self.validation if p["step"] == self.best[1]) if self.best else None
+        return better(metric, loss, best)
 
     # -- checkpoints
     @property
