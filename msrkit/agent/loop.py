@@ -74,7 +74,10 @@ class AgentResult:
 class Agent:
     """Recommend with a model that calls msrkit's tools (see the module docstring).
 
-    >>> agent = Agent(rec.parts(), rec.backend)                                   # doctest: +SKIP
+    Get one from a recommender with :meth:`msrkit.Recommender.agent` (or build it over a
+    :class:`~msrkit.pipeline.Parts` and the backend to call).
+
+    >>> agent = rec.agent()                                                       # doctest: +SKIP
     >>> result = agent.run(history, "something lighter")                          # doctest: +SKIP
     >>> result.ranking.item_ids()[:3], result.trace.summary()["fallback"]         # doctest: +SKIP
     """
