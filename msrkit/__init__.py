@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
+#: The public names, each with the module that defines it: ``__all__`` and the lazy loader below
+#: are made from this one table (the ``TYPE_CHECKING`` imports repeat it for type checkers;
+#: ``tests/test_public_names.py`` checks that they agree).
+_EXPORTS: dict[str, str] = {
     "Item": "msrkit.data",
     "HistoryEntry": "msrkit.data",
     "History": "msrkit.data",
@@ -35,15 +38,17 @@ _EXPORTS = {
     "OutputParseError": "msrkit.errors",
     "get_backend": "msrkit.backends",
     "FakeBackend": "msrkit.backends.fake",
+    "ToolCall": "msrkit.backends.base",
+    "ToolSpec": "msrkit.backends.base",
     "PromptSet": "msrkit.prompts",
     "PromptTemplate": "msrkit.prompts",
     "Recommender": "msrkit.recommender",
+    "Stages": "msrkit.recommender",
     "ItemSummarizer": "msrkit.summaries",
     "PreferenceSummarizer": "msrkit.summaries.preferences",
     "load_histories": "msrkit.io",
     "load_catalog": "msrkit.io",
     "load_interactions": "msrkit.io",
-    "Stages": "msrkit.recommender",
     "CollaborativeIndex": "msrkit.retrieval",
     "ListwiseReranker": "msrkit.ranking",
     "PointwiseScorer": "msrkit.ranking",
@@ -54,81 +59,51 @@ _EXPORTS = {
     "Agent": "msrkit.agent",
     "AgentResult": "msrkit.agent",
     "TurnState": "msrkit.agent",
-    "ToolCall": "msrkit.backends.base",
-    "ToolSpec": "msrkit.backends.base",
 }
 
-__all__ = [
-    "Agent",
-    "AgentResult",
-    "TurnState",
-    "ToolCall",
-    "ToolSpec",
-    "BackendError",
-    "CollaborativeIndex",
-    "ListwiseReranker",
-    "PointwiseScorer",
-    "Settings",
-    "Stages",
-    "load_image",
-    "load_settings",
-    "write_html",
-    "BackendPermanentError",
-    "BackendTransientError",
-    "BackendUnavailableError",
-    "ConfigError",
-    "FakeBackend",
-    "History",
-    "HistoryEntry",
-    "InputError",
-    "Item",
-    "ItemSummarizer",
-    "MissingDependencyError",
-    "MsrkitError",
-    "OutputParseError",
-    "PreferenceSummarizer",
-    "PromptSet",
-    "PromptTemplate",
-    "RankedItem",
-    "Ranking",
-    "Recommender",
-    "TemplateError",
-    "Usage",
-    "UsageError",
-    "__version__",
-    "get_backend",
-    "load_catalog",
-    "load_histories",
-    "load_interactions",
-]
+__all__ = ["__version__", *_EXPORTS]
 
-if TYPE_CHECKING:
-    from .backends import get_backend
-    from .backends.fake import FakeBackend
-    from .config import Settings, load_settings
-    from .data import History, HistoryEntry, Item, RankedItem, Ranking, Usage
-    from .errors import (
-        BackendError,
-        BackendPermanentError,
-        BackendTransientError,
-        BackendUnavailableError,
-        ConfigError,
-        InputError,
-        MissingDependencyError,
-        MsrkitError,
-        OutputParseError,
-        TemplateError,
-        UsageError,
-    )
-    from .images import load_image
-    from .io import load_catalog, load_histories, load_interactions
-    from .prompts import PromptSet, PromptTemplate
-    from .ranking import ListwiseReranker, PointwiseScorer
-    from .recommender import Recommender, Stages
-    from .report import write_html
-    from .retrieval import CollaborativeIndex
-    from .summaries import ItemSummarizer
-    from .summaries.preferences import PreferenceSummarizer
+if TYPE_CHECKING:  # the same names as explicit re-exports, for type checkers
+    from .agent import Agent as Agent
+    from .agent import AgentResult as AgentResult
+    from .agent import TurnState as TurnState
+    from .backends import get_backend as get_backend
+    from .backends.base import ToolCall as ToolCall
+    from .backends.base import ToolSpec as ToolSpec
+    from .backends.fake import FakeBackend as FakeBackend
+    from .config import Settings as Settings
+    from .config import load_settings as load_settings
+    from .data import History as History
+    from .data import HistoryEntry as HistoryEntry
+    from .data import Item as Item
+    from .data import RankedItem as RankedItem
+    from .data import Ranking as Ranking
+    from .data import Usage as Usage
+    from .errors import BackendError as BackendError
+    from .errors import BackendPermanentError as BackendPermanentError
+    from .errors import BackendTransientError as BackendTransientError
+    from .errors import BackendUnavailableError as BackendUnavailableError
+    from .errors import ConfigError as ConfigError
+    from .errors import InputError as InputError
+    from .errors import MissingDependencyError as MissingDependencyError
+    from .errors import MsrkitError as MsrkitError
+    from .errors import OutputParseError as OutputParseError
+    from .errors import TemplateError as TemplateError
+    from .errors import UsageError as UsageError
+    from .images import load_image as load_image
+    from .io import load_catalog as load_catalog
+    from .io import load_histories as load_histories
+    from .io import load_interactions as load_interactions
+    from .prompts import PromptSet as PromptSet
+    from .prompts import PromptTemplate as PromptTemplate
+    from .ranking import ListwiseReranker as ListwiseReranker
+    from .ranking import PointwiseScorer as PointwiseScorer
+    from .recommender import Recommender as Recommender
+    from .recommender import Stages as Stages
+    from .report import write_html as write_html
+    from .retrieval import CollaborativeIndex as CollaborativeIndex
+    from .summaries import ItemSummarizer as ItemSummarizer
+    from .summaries.preferences import PreferenceSummarizer as PreferenceSummarizer
 
 
 def __getattr__(name: str) -> Any:

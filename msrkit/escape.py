@@ -9,7 +9,8 @@ output, as the same ``\\ud800`` escape: in JSON a reader turns it back into the 
 - :func:`to_json`: one JSON text of a pydantic model, a mapping or any JSON value;
 - :func:`json_data`: a model as JSON data (``model_dump(mode="json")``);
 - :data:`ENCODE_ERRORS`: the error handler for files written as UTF-8 (``open(..., errors=ENCODE_ERRORS)``);
-- :func:`escape_surrogates` / :func:`escape_value`: for text that is not JSON (a terminal, a Parquet cell).
+- :func:`escape_surrogates` / :func:`escape_value`: for text that is not JSON (a terminal, a Parquet cell);
+- :func:`shown`: a file path or URL as an error message shows it (one line, long ones shortened).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticSerializationError
 
-__all__ = ["ENCODE_ERRORS", "escape_surrogates", "escape_value", "json_data", "to_json"]
+__all__ = ["ENCODE_ERRORS", "escape_surrogates", "escape_value", "json_data", "shown", "to_json"]
 
 #: the encoding error handler of msrkit's UTF-8 writers: an unencodable character (only a lone
 #: surrogate is, in UTF-8) is written as its ``\\udXXX`` escape
@@ -69,3 +70,12 @@ def to_json(value: Any, *, indent: int | None = None) -> str:
         except PydanticSerializationError:  # a lone surrogate: pydantic's writer encodes strictly
             value = json_data(value)
     return escape_surrogates(json.dumps(value, ensure_ascii=False, indent=indent))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def shown(ref: str) -> str:
+    """A reference as an error message shows it: on one line (control characters escaped), long ones shortened."""
+    ref = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", ref)
+    return ref if len(ref) <= 80 else ref[:60] + "..." + ref[-12:]

@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 from .deadline import Deadline, current
 from .errors import InputError
+from .escape import shown
 
 __all__ = ["fetch_url", "is_public", "unusable"]
 
@@ -62,15 +63,9 @@ def is_public(address: str) -> bool:
     return ip.is_global and not (bad or ip.is_unspecified)
 
 
-def _short(url: str) -> str:
-    from .images import shown
-
-    return shown(url)
-
-
 def unusable(url: str) -> InputError:
     """The one error of every failed download (and of downloaded bytes that are no usable image)."""
-    return InputError(f"image URL {_short(url)} could not be fetched as an image")
+    return InputError(f"image URL {shown(url)} could not be fetched as an image")
 
 
 def _resolve(host: str, port: int, limit: Deadline) -> list[str]:
@@ -93,7 +88,7 @@ def _checked(url: str, host: str, port: int, limit: Deadline, private_hosts: boo
         refused = next((a for a in addresses if not is_public(a)), None)
         if refused is not None:
             raise InputError(
-                f"image URL {_short(url)} points to a non-public address ({refused}: loopback, private, link-local "
+                f"image URL {shown(url)} points to a non-public address ({refused}: loopback, private, link-local "
                 "or reserved): not fetched (the setting image_private_hosts = true allows it)"
             )
     return addresses[0]
@@ -189,7 +184,7 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int, private_hosts: bool =
         for _ in range(MAX_REDIRECTS + 1):
             parts = urlsplit(target)
             if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-                raise InputError(f"image URL {_short(url)} redirects to a URL that is not http(s): not followed")
+                raise InputError(f"image URL {shown(url)} redirects to a URL that is not http(s): not followed")
             port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
             address = _checked(url, parts.hostname, port, limit, private_hosts)
             location, data = _get(target, address, limit, max_bytes)
@@ -198,5 +193,5 @@ def fetch_url(url: str, *, timeout: float, max_bytes: int, private_hosts: bool =
             target = urljoin(target, location)
         raise _Failed(f"more than {MAX_REDIRECTS} redirects")
     except (_Failed, ValueError) as exc:  # ValueError: a malformed port in a redirect target
-        log.debug("image URL %s: %s", _short(url), exc)
+        log.debug("image URL %s: %s", shown(url), exc)
         raise unusable(url) from None

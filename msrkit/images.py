@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .backends.base import ImagePart
 from .errors import InputError
+from .escape import shown
 from .files import NotReadable, read_regular
 
 if TYPE_CHECKING:
@@ -85,15 +86,6 @@ class ImagePolicy:
 
 def is_remote(ref: str) -> bool:
     return ref.lower().startswith(("http://", "https://"))
-
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-
-
-def shown(ref: str) -> str:
-    """A reference as an error message shows it: on one line (control characters escaped), long ones shortened."""
-    ref = _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", ref)
-    return ref if len(ref) <= 80 else ref[:60] + "..." + ref[-12:]
 
 
 def _decode_data_uri(ref: str, max_bytes: int) -> bytes:

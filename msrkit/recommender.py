@@ -22,7 +22,7 @@ import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +40,7 @@ from .prompts import PromptSet
 from .summaries.store import STORE_FILE, CatalogStore
 
 if TYPE_CHECKING:
-    from .agent import AgentResult, TurnState
+    from .agent import Agent, AgentResult, Tool, TurnState
     from .summaries import ItemSummarizer
 
 __all__ = ["Recommender", "Stages"]
@@ -192,9 +192,27 @@ class Recommender:
         >>> result = rec.chat("history.json", "something lighter")                    # doctest: +SKIP
         >>> result = rec.chat("history.json", "not that one", result.state)           # doctest: +SKIP
         """
+        return self.agent().run(self.load(history), message, state)
+
+    def agent(self, *, tools: Mapping[str, Tool] | None = None, **options: Any) -> Agent:
+        """An :class:`~msrkit.agent.Agent` over this recommender's backend, settings, prompts, catalog and index.
+
+        ``tools``: the tools it may call (default: all of :data:`msrkit.agent.TOOLS`); ``options``: ``agent_*``
+        settings for this agent only (``agent_plan_first=True``, ``agent_max_turns=3``, ...); any other
+        setting is the recommender's, so naming one is a :class:`~msrkit.errors.ConfigError`.
+
+        >>> agent = rec.agent(agent_max_turns=3)                                      # doctest: +SKIP
+        >>> result = agent.run(rec.load("history.json"), "something lighter")         # doctest: +SKIP
+        """
         from .agent import Agent
 
-        return Agent(self._parts(), self._active()).run(self.load(history), message, state)
+        other = sorted(name for name in options if not name.startswith("agent_"))
+        if other:
+            raise ConfigError(f"Recommender.agent() takes agent_* settings only, not {', '.join(other)}")
+        parts = self._parts()
+        if options:
+            parts = replace(parts, settings=settings_from(self.settings, **options))
+        return Agent(parts, self._active(), tools=tools)
 
     def agent_rank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
         """Rank one user's candidates with the agent instead of the fixed pipeline (what ``eval --agent`` runs)."""

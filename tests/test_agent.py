@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from agent_world import assert_valid, catalog, history, interactions
 
-from msrkit.agent import Agent, TurnState
+from msrkit.agent import TurnState
 from msrkit.backends.base import Capabilities, ChatResponse, ToolCall
 from msrkit.backends.fake import FakeBackend
 from msrkit.errors import BackendUnavailableError
@@ -251,7 +251,7 @@ def test_agent_run_directly_and_the_trace_as_jsonl(fake: FakeBackend, tmp_path: 
 
     fake.enqueue(call("similar_users", {}), call("finish", {"item_ids": ["11"]}))
     with _rec(fake) as rec:
-        result = Agent(rec._parts(), rec.backend).run(rec.load(history()))
+        result = rec.agent().run(rec.load(history()))
     path = result.trace.write_jsonl(tmp_path / "trace.jsonl")
     records = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["kind"] for r in records] == ["model", "tool", "model", "tool", "finish"]
@@ -259,6 +259,28 @@ def test_agent_run_directly_and_the_trace_as_jsonl(fake: FakeBackend, tmp_path: 
     assert model["model"] == "fake/scripted" and len(model["request_hash"]) == 64 and model["cache_hit"] is False
     assert records[1]["bus_before"] == 10 and isinstance(records[1]["seconds"], float)
     assert isinstance(ChatResponse("x").tool_calls, list)
+
+
+def test_a_recommender_gives_its_agent_with_public_calls_only(fake: FakeBackend) -> None:
+    import msrkit
+
+    fake.enqueue(call("finish", {"item_ids": ["11"]}))
+    rec = msrkit.Recommender(fake, catalog=catalog(), interactions=interactions(), cache=False, explain=False,
+                             item_summaries=False, preference_summary=False)  # fmt: skip
+    with rec:
+        agent = rec.agent(agent_max_turns=2)
+        assert isinstance(agent, msrkit.Agent) and agent.backend is rec.backend
+        assert agent.parts.catalog == rec.catalog and agent.parts.index is rec.index
+        assert agent.settings.agent_max_turns == 2 and rec.settings.agent_max_turns == 6
+        assert agent.settings.model_dump(exclude={"agent_max_turns"}) == rec.settings.model_dump(
+            exclude={"agent_max_turns"}
+        )
+        result = agent.run(rec.load(history()), "something like 11")
+        assert isinstance(result, msrkit.AgentResult) and isinstance(result.state, msrkit.TurnState)
+        assert result.ranking.item_ids()[0] == "11" and result.trace.fallback is None
+        assert result.state.turn == 1 and len(fake.requests) == 1
+        with pytest.raises(msrkit.ConfigError, match="agent_\\* settings only, not window"):
+            rec.agent(window=3)
 
 
 def test_finish_may_name_only_the_candidates_on_the_bus(fake: FakeBackend) -> None:

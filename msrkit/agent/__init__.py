@@ -5,6 +5,7 @@
 - :mod:`.bus` — the candidate bus the tools read and write (the model sees counts and a few titles);
 - :mod:`.loop` — :class:`Agent`: the bounded loop, repairs, repeats, fallback to the fixed pipeline;
 - :mod:`.plan` — plan-first mode (one validated plan, then executed);
+- :mod:`.turns` — what both share: the opening messages, one model turn, one checked tool call;
 - :mod:`.state` — :class:`TurnState`: shown, accepted, rejected, constraints between turns;
 - :mod:`.trace` — every step, as records that can be written as JSONL;
 - :mod:`.schema`, :mod:`.textcalls` — argument checks and calls read from text.

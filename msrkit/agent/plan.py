@@ -10,7 +10,7 @@ candidates gathered are the answer, in their final (ranked) order.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..backends.base import ChatRequest, ToolCall, make_tool_call
 from ..backends.cache import forget
@@ -19,9 +19,7 @@ from .bounds import Budget, out_of_time
 from .textcalls import calls_from_text
 from .tools import AgentContext, Finish
 from .trace import Step, Trace
-
-if TYPE_CHECKING:
-    from .loop import Agent
+from .turns import Turns
 
 __all__ = ["plan_schema", "read_plan", "run_plan"]
 
@@ -48,27 +46,27 @@ def read_plan(text: str, known: list[str], *, limit: int) -> list[ToolCall]:
     ]
 
 
-def run_plan(agent: Agent, ctx: AgentContext, trace: Trace, request: str) -> str | None:
+def run_plan(turns: Turns, ctx: AgentContext, trace: Trace, request: str) -> str | None:
     """Ask for a plan, run it; ``None`` when it produced candidates, else why the run falls back."""
-    assert agent.backend is not None
-    s = agent.settings
-    names = [n for n in agent.tools if n != "finish"]
-    chat = ChatRequest(tuple(agent.opening(ctx, request, task="agent_plan", native=False)),
-                       max_tokens=s.agent_max_tokens, tag=agent.parts.prompts["agent_plan"].tag,
+    assert turns.backend is not None
+    s = turns.settings
+    names = [n for n in turns.tools if n != "finish"]
+    chat = ChatRequest(tuple(turns.opening(ctx, request, task="agent_plan", native=False)),
+                       max_tokens=s.agent_max_tokens, tag=turns.parts.prompts["agent_plan"].tag,
                        json_schema=plan_schema(names, s.agent_max_tool_calls))  # fmt: skip
-    response, _ = agent._ask(ctx, trace, chat, 0)
+    response, _ = turns.ask(ctx, trace, chat, 0)
     calls = [c for c in read_plan(response.text, names, limit=s.agent_max_tool_calls) if c.name != "finish"]
     trace.steps[-1].calls = [{"id": c.id, "name": c.name, "arguments": dict(c.arguments), "error": c.error}
                              for c in calls]  # fmt: skip
     trace.steps[-1].status = "" if calls else "no_call"
     if not calls:
-        forget(agent.backend, chat)  # an unreadable plan is not kept as the answer to this request
+        forget(turns.backend, chat)  # an unreadable plan is not kept as the answer to this request
         return "the plan could not be read (no valid steps)"
     budget = Budget()
     for n, call in enumerate(calls):
         if (late := out_of_time()) is not None:
             return f"the plan stopped after {n} of {len(calls)} step(s): {late}"
-        agent._execute(ctx, call, budget, trace, n + 1)
+        turns.execute(ctx, call, budget, trace, n + 1)
     if not len(ctx.bus):
         return f"the plan's {len(calls)} step(s) found no candidates"
     ctx.finished = Finish(ctx.bus.ids()[: s.agent_shown], "found and ranked by the planned tool calls")

@@ -124,7 +124,7 @@ def eval_cmd(
 def _tune_fusion(cases_path: Path, s: Any, *, limit: int | None, json_out: bool) -> None:
     from contextlib import ExitStack
 
-    from ..evaluation.experiments import load_index
+    from ..evaluation.cases import load_index
     from ..evaluation.fusion_tuning import store_weight, tune_fusion
     from ..io import load_catalog, load_histories
     from ..recommender import Recommender

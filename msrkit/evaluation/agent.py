@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..data import History, Item, Ranking
+from .cases import load_cases, load_index
 
 if TYPE_CHECKING:
     from ..recommender import Recommender
@@ -149,9 +150,8 @@ def simulate_experiment(experiment: Any, *, turns: int = 3, k: int = 5) -> Simul
     """:func:`simulate` over an :class:`~.experiments.Experiment`'s cases, settings and leak-free index."""
     from ..io import load_catalog
     from ..recommender import Recommender
-    from .experiments import _load_cases, load_index
 
-    cases = _load_cases(experiment)
+    cases = load_cases(experiment.cases, limit=experiment.limit)
     catalog = load_catalog(experiment.settings.catalog) if experiment.settings.catalog else {}
     index = load_index(experiment.settings, cases, catalog)
     with Recommender(settings=experiment.settings, catalog=catalog, index=index) as rec:

@@ -32,6 +32,7 @@ from ..config import Settings, settings_from
 from ..data import History, Item
 from ..errors import ConfigError
 from .agent import AgentStats
+from .cases import load_cases, load_index
 from .reports import Comparison, compare, cost_table, to_markdown, write_reports
 from .scoring import EvalReport
 
@@ -126,7 +127,7 @@ def run_experiment(experiment: Experiment) -> ExperimentResult:
     base = experiment.settings
     if len(experiment.prompt_dirs) == 1:
         base = settings_from(base, prompts=experiment.prompt_dirs[0])
-    cases = _load_cases(experiment)
+    cases = load_cases(experiment.cases, limit=experiment.limit)
     catalog = load_catalog(base.catalog) if base.catalog else {}
     index = load_index(base, cases, catalog)
     experiment.out.mkdir(parents=True, exist_ok=True)
@@ -170,27 +171,6 @@ def results_files(out: Path, names: Sequence[str]) -> dict[str, Path]:
 
 def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name).strip("._") or "run"
-
-
-def _load_cases(experiment: Experiment) -> list[History]:
-    from ..io import load_histories
-
-    cases = experiment.cases
-    loaded = load_histories(cases) if isinstance(cases, (str, Path)) else list(cases)
-    return loaded[: experiment.limit]
-
-
-def load_index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
-    """The evaluation's index: the interactions less each case's target and what came after it."""
-    from ..retrieval import CollaborativeIndex, interactions_before
-    from ..retrieval.build import tune_mode
-    from ..retrieval.interactions import read_interactions
-
-    if settings.interactions is None:
-        return None
-    rows = interactions_before(read_interactions(settings.interactions), cases)
-    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=tune_mode(settings),
-                                    exclude_seen=settings.repeats == "exclude")  # fmt: skip
 
 
 def _run_variant(

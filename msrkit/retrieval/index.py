@@ -29,6 +29,7 @@ import numpy as np
 
 from ..data import Item
 from ..io import Interaction
+from . import components, construct, neighbourhood, store
 from .cooccurrence import build_cooccurrence
 from .interactions import Interactions, as_columns
 from .select import select_blend
@@ -99,13 +100,11 @@ class CollaborativeIndex:
         ``tune="auto"``: the quick self-selection of :func:`.select.select_blend` (what ``msrkit``
         does by default), validated as candidates will be generated (``exclude_seen``).
         """
-        from .construct import derive, set_rows
-
         idx = cls()
         idx.keyword_tokens = keyword_tokens
         idx._weights = weights
-        set_rows(idx, as_columns(interactions), catalog or {})
-        derive(idx, catalog or {})
+        construct.set_rows(idx, as_columns(interactions), catalog or {})
+        construct.derive(idx, catalog or {})
         if tune == "auto":
             idx.tuning = select_blend(idx, start=weights, exclude_seen=exclude_seen)
         elif tune:
@@ -119,24 +118,18 @@ class CollaborativeIndex:
     ) -> None:
         """Add interactions (new users or more rows for known ones); equals :meth:`build` on all of them
         with this index's weights (see :func:`.construct.grow` for what is recomputed)."""
-        from .construct import grow
-
         cols = as_columns(interactions)
         if len(cols):
-            grow(self, cols, catalog or {})
+            construct.grow(self, cols, catalog or {})
 
     @classmethod
     def load(cls, directory: str | Path) -> CollaborativeIndex:
         """Read an index written by :meth:`save` (see :func:`.store.load_index`)."""
-        from .store import load_index
-
-        return load_index(directory, cls)
+        return store.load_index(directory, cls)
 
     def save(self, directory: str | Path) -> None:
         """Write the index to ``directory`` (see :func:`.store.save_index`)."""
-        from .store import save_index
-
-        save_index(self, directory)
+        store.save_index(self, directory)
 
     @property
     def weights(self) -> BlendWeights:
@@ -145,19 +138,15 @@ class CollaborativeIndex:
 
     def set_weights(self, weights: BlendWeights) -> None:
         """Use ``weights``; the transitions are rebuilt when one of their build knobs changed."""
-        from .construct import rebuild_transitions
-
         rebuild = weights.build_knobs() != self._weights.build_knobs()
         self._weights = weights
         if rebuild:
-            rebuild_transitions(self)
+            construct.rebuild_transitions(self)
 
     def refresh(self) -> None:
         """Recompute what is derived from popularity (after a build, an extension or a load)."""
-        from .components import popularity_scores
-
         self.pop_order = np.lexsort((np.arange(len(self.popularity)), -self.popularity))
-        self._pop_scores = popularity_scores(self.popularity)
+        self._pop_scores = components.popularity_scores(self.popularity)
         self._occurrences = None
         self._long = None
 
@@ -195,12 +184,11 @@ class CollaborativeIndex:
     ) -> list[tuple[str, float]]:
         """The ``k`` users whose documents best match the seen items (BM25 of the recency-weighted
         query of :func:`.components.query_items`), best first."""
-        from .components import query_items
-        from .neighbourhood import similar_users
-
         w = self.weights
-        q = query_items(self.seen_indices(seen), recent=w.u_recent, decay=w.u_decay)
-        docs, scores = similar_users(self, q, k, exclude_user) if len(q[0]) else (np.zeros(0, np.int64), np.zeros(0))
+        q = components.query_items(self.seen_indices(seen), recent=w.u_recent, decay=w.u_decay)
+        docs, scores = (
+            neighbourhood.similar_users(self, q, k, exclude_user) if len(q[0]) else (np.zeros(0, np.int64), np.zeros(0))
+        )
         return [(self.user_ids[d], float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
 
     def next_item_context(
@@ -212,36 +200,34 @@ class CollaborativeIndex:
         per_user: int = 3,
     ) -> list[str]:
         """What the ``k`` most similar users took next, as labels (see :meth:`.Neighbourhood.context`)."""
-        from .neighbourhood import query
-
-        hood = query(self, seen, exclude_user=exclude_user, context_k=k, per_user=per_user, n=0, support=False)
+        hood = neighbourhood.query(
+            self, seen, exclude_user=exclude_user, context_k=k, per_user=per_user, n=0, support=False
+        )
         return hood.context(catalog, self)
 
     def components(self, seen: Sequence[str], *, exclude_user: str | None = None) -> dict[str, np.ndarray]:
         """The blend components over all indexed items, each scaled to [0, 1] (see :mod:`.components`)."""
-        from .neighbourhood import components, search
-
         seen_idx = self.seen_indices(seen)
-        _, found = search(self, seen_idx, exclude_user, 0)
-        parts = components(self, seen_idx, found)
+        _, found = neighbourhood.search(self, seen_idx, exclude_user, 0)
+        parts = neighbourhood.components(self, seen_idx, found)
         return {name: v / v.max() if len(v) and v.max() > 0 else v for name, v in parts.items()}
 
     def score_candidates(
         self, seen: Sequence[str], candidate_ids: Sequence[str], *, exclude_user: str | None = None
     ) -> list[float]:
         """The blend score of each candidate (0.0 for an item the index does not know)."""
-        from .neighbourhood import query
-
-        hood = query(self, seen, candidate_ids=candidate_ids, exclude_user=exclude_user, context_k=0, support=False)
+        hood = neighbourhood.query(
+            self, seen, candidate_ids=candidate_ids, exclude_user=exclude_user, context_k=0, support=False
+        )
         return [s for _, s in hood.candidates]
 
     def generate_candidates(
         self, seen: Sequence[str], n: int = 20, exclude_seen: bool = True, *, exclude_user: str | None = None
     ) -> list[tuple[str, float]]:
         """The ``n`` best indexed items by the blend, best first (ties: popularity, then index order)."""
-        from .neighbourhood import query
-
-        hood = query(self, seen, n=n, exclude_seen=exclude_seen, exclude_user=exclude_user, context_k=0, support=False)
+        hood = neighbourhood.query(
+            self, seen, n=n, exclude_seen=exclude_seen, exclude_user=exclude_user, context_k=0, support=False
+        )
         return hood.candidates
 
     def stats(self) -> dict[str, int]:

@@ -28,6 +28,7 @@ from .components import (
     transition_scores,
     user_scores,
 )
+from .construct import label
 from .evidence import Support
 from .evidence import support as evidence
 from .transitions import expand
@@ -62,8 +63,6 @@ class Neighbourhood:
 
     def context(self, catalog: Mapping[str, Item] | None, index: CollaborativeIndex | None = None) -> list[str]:
         """The collaborative context as text: each next item's keywords, else its title, else its id."""
-        from .construct import label
-
         out: list[str] = []
         for _, item_id in self.next_items:
             if catalog is not None and item_id in catalog:

@@ -20,6 +20,7 @@ from ..errors import InputError
 from ..escape import ENCODE_ERRORS
 from .bm25 import column_max
 from .transitions import Transitions
+from .tune import TuneResult
 from .weights import BlendWeights
 
 if TYPE_CHECKING:
@@ -79,8 +80,6 @@ def load_index(directory: str | Path, cls: type[CollaborativeIndex]) -> Collabor
 
 def _read(d: Path, manifest: dict[str, Any], cls: type[CollaborativeIndex]) -> CollaborativeIndex:
     import bm25s
-
-    from .tune import TuneResult
 
     idx = cls()
     with np.load(d / "arrays.npz", allow_pickle=False) as arrays:

@@ -30,6 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .construct import derive_from_sequences
+from .neighbourhood import components, search
 from .weights import BlendWeights, changed_knobs
 
 if TYPE_CHECKING:
@@ -138,8 +140,6 @@ class TuneResult:
 
 def validation_index(idx: CollaborativeIndex) -> tuple[CollaborativeIndex, np.ndarray]:
     """The index without each user's last interaction, and those items (-1 for a user with none)."""
-    from .construct import derive_from_sequences
-
     lengths = np.diff(idx.seq_ptr)
     last = idx.seq_ptr[1:][lengths > 0] - 1
     targets = np.full(len(idx.user_ids), -1, dtype=np.int64)
@@ -298,8 +298,6 @@ class _Evaluator:
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        from .neighbourhood import components, search
-
         self.vidx.set_weights(w)
         rows = []
         for u, seen, excluded in zip(self.users.tolist(), self.seen, self.excluded, strict=True):

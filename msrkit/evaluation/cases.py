@@ -1,0 +1,38 @@
+"""An evaluation's inputs: its cases, and the collaborative index that cannot see a case's future.
+
+Both the experiments (:mod:`.experiments`) and the simulated user (:mod:`.agent`) read them from here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..data import History, Item
+from ..io import load_histories
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..retrieval import CollaborativeIndex
+
+__all__ = ["load_cases", "load_index"]
+
+
+def load_cases(cases: str | Path | Sequence[History], *, limit: int | None = None) -> list[History]:
+    """The cases (a file of histories, or the histories themselves), the first ``limit`` of them."""
+    loaded = load_histories(cases) if isinstance(cases, (str, Path)) else list(cases)
+    return loaded[:limit]
+
+
+def load_index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
+    """The evaluation's index: the interactions less each case's target and what came after it."""
+    from ..retrieval import CollaborativeIndex, interactions_before
+    from ..retrieval.build import tune_mode
+    from ..retrieval.interactions import read_interactions
+
+    if settings.interactions is None:
+        return None
+    rows = interactions_before(read_interactions(settings.interactions), cases)
+    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=tune_mode(settings),
+                                    exclude_seen=settings.repeats == "exclude")  # fmt: skip
