@@ -154,3 +154,22 @@ def test_finetune_keywords_on_six_items_writes_the_three_artifacts(embedded_mode
     assert manifest["task"] == "keywords" and manifest["training"]["steps"] == 2
     assert result.skipped == {"no title or description": 1}
     assert result.examples + result.validation_examples == 6 and result.validation_examples == 1
+
+
+def test_paired_differences_compare_best_of_n_and_the_adapter_on_the_same_items() -> None:
+    from msrkit.evaluation.keyword_lift import RewardRow, paired_differences
+
+    rows = {
+        "base best-of-1": RewardRow([0.5, 0.6, 0.7], 4.0, 3, 0),
+        "base best-of-4": RewardRow([0.6, 0.6, 0.9], 4.0, 9, 0),
+        "adapter best-of-1": RewardRow([0.4, 0.7, 0.7], 4.0, 3, 0),
+        "adapter best-of-4": RewardRow([0.6, 0.8, 0.9], 4.0, 9, 0),
+    }
+    diffs = paired_differences(rows)
+    assert set(diffs) == {
+        "base best-of-4 - base best-of-1", "adapter best-of-4 - adapter best-of-1",
+        "adapter best-of-1 - base best-of-1", "adapter best-of-4 - base best-of-4",
+    }  # fmt: skip
+    mean, low, high = diffs["base best-of-4 - base best-of-1"]
+    assert mean == pytest.approx(0.1) and low <= mean <= high
+    assert diffs["adapter best-of-1 - base best-of-1"][0] == pytest.approx(0.0)

@@ -257,7 +257,7 @@ def _keyword_lift(
         from rich.progress import Progress
 
         from ..errors import ConfigError
-        from ..evaluation.keyword_lift import compare_summarizers
+        from ..evaluation.keyword_lift import compare_summarizers, paired_differences
         from ..io import load_catalog
 
         if prompts:
@@ -272,14 +272,20 @@ def _keyword_lift(
             rows = compare_summarizers(s, items, adapter=adapter, best_of=best_of,
                                        reconstruction=s.best_of_reconstruction,
                                        on_item=lambda _: progress.advance(task))  # fmt: skip
+        diffs = paired_differences(rows, seed=s.seed)
         if json_out:
-            typer.echo(json.dumps({k: r.as_dict() for k, r in rows.items()}, indent=2))
+            paired = {k: {"mean": m, "ci_low": lo, "ci_high": hi} for k, (m, lo, hi) in diffs.items()}
+            typer.echo(json.dumps({**{k: r.as_dict() for k, r in rows.items()}, "paired": paired}, indent=2))
             return
         typer.echo("| summarizer | items | mean reward | 95 % CI | keywords | llm_calls |")
         typer.echo("|---|---:|---:|---|---:|---:|")
         for name, r in rows.items():
             typer.echo(f"| {name} | {len(r.rewards)} | {r.mean:.4f} | [{r.ci[0]:.4f}, {r.ci[1]:.4f}] | "
                        f"{r.keywords:.2f} | {r.llm_calls} |")  # fmt: skip
+        if diffs:
+            typer.echo("\n| paired difference (same items) | mean | 95 % CI |\n|---|---:|---|")
+            for name, (m, lo, hi) in diffs.items():
+                typer.echo(f"| {name} | {m:+.4f} | [{lo:+.4f}, {hi:+.4f}] |")
 
     return run
 

@@ -29,7 +29,7 @@ from .metrics import bootstrap_ci
 if TYPE_CHECKING:
     from ..config import Settings
 
-__all__ = ["RewardRow", "compare_summarizers"]
+__all__ = ["RewardRow", "compare_summarizers", "paired_differences"]
 
 
 @dataclass
@@ -99,3 +99,23 @@ def _row(s: Settings, items: list[Item], *, n: int, reconstruction: bool,
     usage = meter.finish()
     count = sum(len(i.keywords or []) for i in made) / max(len(made), 1)
     return RewardRow(rewards, count, usage.llm_calls, usage.cache_hits, bootstrap_ci(rewards, seed=s.seed))
+
+
+def paired_differences(rows: dict[str, RewardRow], *, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """``{"A - B": (mean, low, high)}``: per-item reward differences of the comparisons that matter
+    (best-of-N against best-of-1 of each model, the adapter against the base at each N), with a 95 %
+    bootstrap interval over the items; the rows score the same items in the same order."""
+    pairs = [(a, b) for a in rows for b in rows if a != b and _compared(a, b)]
+    out = {}
+    for a, b in pairs:
+        diff = [x - y for x, y in zip(rows[a].rewards, rows[b].rewards, strict=True)]
+        low, high = bootstrap_ci(diff, seed=seed)
+        out[f"{a} - {b}"] = (sum(diff) / len(diff), low, high)
+    return out
+
+
+def _compared(a: str, b: str) -> bool:
+    (model_a, n_a), (model_b, n_b) = a.split(" "), b.split(" ")
+    same_model_more = model_a == model_b and n_a != "best-of-1" and n_b == "best-of-1"
+    adapter_over_base = model_a == "adapter" and model_b == "base" and n_a == n_b
+    return same_model_more or adapter_over_base
