@@ -24,6 +24,7 @@ from ..meter import Meter
 from ..prompts import PromptSet
 from ..summaries.best_of import BestOfSummarizer, KeywordScorer
 from ..summaries.items import ItemSummarizer
+from ..training.adapter import load_adapter
 from .metrics import bootstrap_ci
 
 if TYPE_CHECKING:
@@ -67,6 +68,8 @@ def compare_summarizers(
     """
     if len(items) < 2:
         raise ConfigError("comparing keyword summarizers needs at least 2 items")
+    if adapter is not None:
+        load_adapter(adapter)  # a bad folder is an error before the base rows spend their calls
     bare = [i.model_copy(update={"keywords": None}) for i in items]
     models = {"base": settings.model_copy(update={"adapter": None})}
     if adapter is not None:
