@@ -525,6 +525,7 @@ def _peft_model(base: Path) -> Any:
                                                               dtype=torch.float32)  # fmt: skip
     config = peft.LoraConfig(r=RANK, lora_alpha=32, lora_dropout=0.0, target_modules=list(TARGET_MODULES),
                              init_lora_weights=False)  # fmt: skip
+    torch.manual_seed(0)  # lora_A's random init draws from the global generator: fix it, as lora_B's below
     tuned = peft.get_peft_model(model, config)
     generator = torch.Generator().manual_seed(0)
     with torch.no_grad():
