@@ -70,7 +70,7 @@ def run(parts: Parts, history: History, meter: Meter, backend: Backend | None) -
     items, candidates = _summaries(parts, backend, history, candidates, meter)
     summary = preference(parts, backend, items, meter)
     context = _context(parts, hood)
-    llm = _score(parts, backend, candidates, summary, context, retrieval, meter, _evidence(parts, hood, candidates))
+    llm = _score(parts, backend, candidates, summary, context, retrieval, meter)
     verdict = fuse(llm, retrieval, weight=parts.settings.effective_fusion_weight)
     return _result(parts, history, candidates, verdict, (llm, retrieval), meter, hood=hood, summary=summary,
                    context=context)  # fmt: skip
@@ -200,10 +200,11 @@ def _score(
     context: list[str],
     retrieval: Scored | None,
     meter: Meter,
-    notes: list[str] | None = None,
 ) -> Scored:
     s = parts.settings
     preference = summary or "(no summary available)"
+    # the evidence notes: retrieval's score of each candidate, as a level within the list
+    notes = evidence_notes(retrieval.scores) if s.candidate_evidence and retrieval is not None else None
     start = retrieval.order if retrieval is not None else list(range(len(candidates)))
     if _out_of_time(meter, "the LLM ranking"):
         return Scored.from_order(start, "listwise", degraded=True, failure="deadline")
@@ -227,15 +228,6 @@ def _score(
     retrieval_scores = retrieval.scores if retrieval is not None and s.shown_order == "retrieval" else None
     return reranker.rank(candidates, preference=preference, collaborative=context,
                          retrieval_scores=retrieval_scores, meter=meter, notes=notes)  # fmt: skip
-
-
-def _evidence(parts: Parts, hood: Neighbourhood | None, candidates: Sequence[Item]) -> list[str] | None:
-    """The candidates' evidence notes (setting ``candidate_evidence``): retrieval's score of each, as
-    a level within the list; ``None`` when the setting is off or nothing was retrieved."""
-    if not parts.settings.candidate_evidence or hood is None:
-        return None
-    score = dict(hood.candidates)
-    return evidence_notes([score.get(c.item_id, 0.0) for c in candidates])
 
 
 def _result(

@@ -20,9 +20,9 @@ from ..backends.cache import forget
 from ..data import Item, failure_of
 from ..errors import BackendError, ConfigError, OutputParseError
 from ..meter import Meter
-from ..prompts import PromptSet, quote, render_item
+from ..prompts import PromptSet, quote
 from .parse import parse_order, repair
-from .prompting import format_candidates, listwise_request
+from .prompting import candidate_line, format_candidates, listwise_request
 from .result import Scored
 from .windows import borda, window_starts
 
@@ -96,7 +96,7 @@ class ListwiseReranker:
         }  # fmt: skip
         if n <= 1:
             return Scored.from_order(start, "listwise", diagnostics=stats)
-        lines = [render_item(c) + (f" | {notes[i]}" if notes else "") for i, c in enumerate(candidates)]
+        lines = [candidate_line(c, notes[i] if notes else "") for i, c in enumerate(candidates)]
         job = _Request(candidates, lines, preference, collaborative, meter or Meter(), stats)
         try:
             orders = self._passes(start, job)

@@ -17,6 +17,7 @@ from ..prompts import PromptSet, quote, render_item
 
 __all__ = [
     "RANKING_SCHEMA",
+    "candidate_line",
     "evidence_notes",
     "explain_instruction",
     "format_candidates",
@@ -56,6 +57,11 @@ def format_candidates(items: Sequence[Item], lines: Sequence[str] | None = None)
     """The numbered candidate lines of the listwise prompt: ``[1] title | keywords: ...``."""
     rendered = lines if lines is not None else [render_item(item) for item in items]
     return "\n".join(f"[{i}] {line}" for i, line in enumerate(rendered, 1))
+
+
+def candidate_line(item: Item, note: str = "") -> str:
+    """A candidate's line in a ranking prompt: the item as rendered, then ``note`` when given."""
+    return render_item(item) + (f" | {note}" if note else "")
 
 
 def evidence_notes(scores: Sequence[float]) -> list[str]:
@@ -124,6 +130,6 @@ def yes_no_request(
 ) -> ChatRequest:
     """The pointwise yes/no request for one candidate (one token, with its alternatives); ``note``
     (an evidence note) follows the item's line."""
-    line = render_item(candidate) + (f" | {note}" if note else "")
+    line = candidate_line(candidate, note)
     request = prompts["yes_no"].request(preference=preference_text(preference), candidate=line)
     return replace(request, max_tokens=1, top_logprobs=top_logprobs)
