@@ -104,21 +104,24 @@ def main() -> None:
         for mode in ("reuse", "reset") if r % 2 == 0 else ("reset", "reuse"):
             with instrumented(counters[mode], reset=mode == "reset"):
                 for case in cases:  # a fresh Recommender per user: a cold user, nothing kept in memory
+                    options = {"preference_mode": args.preference_mode, "pointwise": args.pointwise}
                     with Recommender("llamacpp/default", catalog=args.data / "items.jsonl", cache=False,
-                                     preference_mode=args.preference_mode, pointwise=args.pointwise) as rec:  # fmt: skip
+                                     **options) as rec:  # fmt: skip
                         started = time.perf_counter()
                         rec.rank(case)
                         wall[mode] += time.perf_counter() - started
+    scorer = "pointwise" if args.pointwise else "listwise"
     print(f"{args.users} cold users x {args.rounds} rounds, {args.history} history items, {args.candidates} "
-          f"candidates, preference_mode={args.preference_mode}, {'pointwise' if args.pointwise else 'listwise'}, embedded model, no response cache\n")  # fmt: skip
+          f"candidates, preference_mode={args.preference_mode}, {scorer}, embedded model, no cache\n")  # fmt: skip
     print("| mode | calls | prompt tokens sent | prompt tokens evaluated | seconds reading prompts "
           "| effective prompt tokens/s |\n|---|---:|---:|---:|---:|---:|")  # fmt: skip
     for mode, counter in counters.items():
         print(counter.row(mode))
     a, b = counters["reuse"], counters["reset"]
     if a.seconds and b.seconds:
+        ratio = wall["reset"] / wall["reuse"]
         print(f"\nprompt reading: reuse {b.seconds / a.seconds:.2f}x faster than reset; whole requests: "
-              f"reuse {wall['reuse']:.1f} s, reset {wall['reset']:.1f} s ({wall['reset'] / wall['reuse']:.2f}x)")  # fmt: skip
+              f"reuse {wall['reuse']:.1f} s, reset {wall['reset']:.1f} s ({ratio:.2f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":
