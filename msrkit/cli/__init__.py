@@ -10,7 +10,9 @@ library call and prints. Exit codes are :data:`msrkit.errors.EXIT_CODES`.
 - :mod:`.data` — ``data movielens|recbole|amazon``, ``index build``;
 - :mod:`.agent` — ``agent`` (one conversational turn), ``chat`` (interactive);
 - :mod:`.mcp_cmd` — ``mcp`` (msrkit's tools over the Model Context Protocol);
-- :mod:`.admin` — ``backends``, ``prompts``, ``cache``, ``config``.
+- :mod:`.admin` — ``backends``, ``prompts``, ``cache``, ``config``;
+- :mod:`.options` — the options commands share, each declared once, and the settings they make;
+- :mod:`.common` — errors to exit codes, logging, terminal-safe text, sharded runs.
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from .common import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, PromptsOpt, guard, safe, settings
+from .common import guard, safe
+from .options import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, PromptsOpt, settings
 
 __all__ = ["backends", "cache_app", "config_app", "prompts_app"]
 
@@ -88,7 +89,7 @@ def prompts_render(
 def _cache_root(cache_dir: Path | None, config: Path | None) -> Path:
     from ..backends.cache import default_cache_dir
 
-    return settings({"cache_dir": cache_dir}, config=config).cache_dir or default_cache_dir()
+    return settings(config=config, cache_dir=cache_dir).cache_dir or default_cache_dir()
 
 
 @cache_app.command("info")

@@ -8,49 +8,53 @@ accepted, rejected, constraints) between one-turn commands.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from ..escape import to_json
-from .common import (
-    AdapterOpt,
-    BackendOpt,
-    BackendOptionOpt,
-    BaseUrlOpt,
-    CacheDirOpt,
-    CatalogOpt,
-    ConfigOpt,
+from .common import guard, safe, setup_logging
+from .options import (
+    CacheOptions,
     DeadlineOpt,
-    IndexOpt,
-    InteractionsOpt,
-    NoCacheOpt,
-    QuietOpt,
-    VerboseOpt,
-    guard,
-    safe,
+    GeneralOptions,
+    ModelOptions,
+    OptionGroup,
+    RetrievalOptions,
+    option_groups,
     settings,
-    setup_logging,
 )
 
 __all__ = ["agent_cmd", "chat_cmd"]
 
-TraceOpt = Annotated[Path | None, typer.Option("--trace", help="Append every step of the agent as JSON lines here.")]
-MaxTurnsOpt = Annotated[int | None, typer.Option("--max-turns", min=1, help="Most model turns per request.")]
-PlanFirstOpt = Annotated[
-    bool | None, typer.Option("--plan-first/--step-by-step", help="One planned list of tool calls, then run it.")
-]
+TopKOpt = Annotated[int, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")]
 EXIT_WORDS = {"quit", "exit", "bye", ":q"}
 
 
-def _recommender(config: Path | None, no_cache: bool, **given: Any) -> Any:
-    """The Recommender for the given flags (renamed to their settings)."""
+@dataclass(frozen=True)
+class AgentOptions(OptionGroup):
+    """``--max-turns``, ``--deadline``, ``--plan-first``, ``--trace``: how the agent works, and its record."""
+
+    not_settings = frozenset({"trace"})
+    agent_max_turns: Annotated[int | None, typer.Option("--max-turns", min=1, help="Most model turns per request.")] = (
+        None
+    )
+    deadline: DeadlineOpt = None
+    agent_plan_first: Annotated[
+        bool | None, typer.Option("--plan-first/--step-by-step", help="One planned list of tool calls, then run it.")
+    ] = None
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="Append every step of the agent as JSON lines here.")
+    ] = None
+
+
+def _recommender(*groups: OptionGroup, config: Path | None) -> Any:
+    """The Recommender for the command's options."""
     from ..recommender import Recommender
 
-    keys = {"max_turns": "agent_max_turns", "plan_first": "agent_plan_first", "backend_option": "backend_options"}
-    flags = {keys.get(k, k): v for k, v in given.items()}
-    return Recommender(settings=settings(flags, config=config, no_cache=no_cache))
+    return Recommender(settings=settings(*groups, config=config))
 
 
 def _load_state(path: Path | None) -> Any:
@@ -91,39 +95,28 @@ def _after(result: Any, *, trace: Path | None, quiet: bool, top_k: int) -> Any:
     return result.state
 
 
+@option_groups
 def agent_cmd(
     path: Annotated[Path, typer.Argument(help="history.json of one user.")],
     message: Annotated[str, typer.Argument(help="What the user says, e.g. 'something lighter' or 'not that one'.")],
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
-    adapter: AdapterOpt = None,
-    catalog: CatalogOpt = None,
-    interactions: InteractionsOpt = None,
-    index: IndexOpt = None,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
-    max_turns: MaxTurnsOpt = None,
-    deadline: DeadlineOpt = None,
-    plan_first: PlanFirstOpt = None,
-    trace: TraceOpt = None,
+    *,
+    model: ModelOptions,
+    data: RetrievalOptions,
+    cache: CacheOptions,
+    agent: AgentOptions,
     state: Annotated[
         Path | None, typer.Option("--state", help="Conversation state JSON: read if present, written after the turn.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the ranking, reply and state as JSON.")] = False,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = 5,
-    config: ConfigOpt = None,
-    verbose: VerboseOpt = 0,
-    quiet: QuietOpt = False,
+    top_k: TopKOpt = 5,
+    general: GeneralOptions,
 ) -> None:
     """One turn of the agent: it calls msrkit's tools (bounded), then ranks; falls back to the pipeline if it must."""
-    setup_logging(verbose, quiet)
+    quiet, trace = general.quiet, agent.trace
+    setup_logging(general.verbose, quiet)
 
     def run() -> None:
-        with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
-                          adapter=adapter, catalog=catalog, interactions=interactions, index=index,
-                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first,
-                          deadline=deadline) as rec:  # fmt: skip
+        with _recommender(model, data, cache, agent, config=general.config) as rec:
             result = rec.chat(path, message, _load_state(state))
         if state is not None:
             state.write_text(to_json(result.state, indent=2), encoding="utf-8")
@@ -139,40 +132,28 @@ def agent_cmd(
     guard(run)
 
 
+@option_groups
 def chat_cmd(
     path: Annotated[Path, typer.Argument(help="history.json of one user.")],
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
-    adapter: AdapterOpt = None,
-    catalog: CatalogOpt = None,
-    interactions: InteractionsOpt = None,
-    index: IndexOpt = None,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
-    max_turns: MaxTurnsOpt = None,
-    deadline: DeadlineOpt = None,
-    plan_first: PlanFirstOpt = None,
-    trace: TraceOpt = None,
-    top_k: Annotated[int, typer.Option("--top-k", "-k", min=1, help="Show only the first K.")] = 5,
-    config: ConfigOpt = None,
-    verbose: VerboseOpt = 0,
-    quiet: QuietOpt = False,
+    *,
+    model: ModelOptions,
+    data: RetrievalOptions,
+    cache: CacheOptions,
+    agent: AgentOptions,
+    top_k: TopKOpt = 5,
+    general: GeneralOptions,
 ) -> None:
     """Talk with the agent about one user's next items ('not that one', 'cheaper', ...); 'quit' or Ctrl-D ends."""
-    setup_logging(verbose, quiet)
+    setup_logging(general.verbose, general.quiet)
 
     def run() -> None:
-        with _recommender(config, no_cache, backend=backend, base_url=base_url, backend_option=backend_option,
-                          adapter=adapter, catalog=catalog, interactions=interactions, index=index,
-                          cache_dir=cache_dir, max_turns=max_turns, plan_first=plan_first,
-                          deadline=deadline) as rec:  # fmt: skip
+        with _recommender(model, data, cache, agent, config=general.config) as rec:
             history = rec.load(path)
             state = None
             message: str | None = None
             while True:
                 result = rec.chat(history, message, state)
-                state = _after(result, trace=trace, quiet=quiet, top_k=top_k)
+                state = _after(result, trace=agent.trace, quiet=general.quiet, top_k=top_k)
                 try:
                     message = input("you> ").strip()
                 except EOFError:

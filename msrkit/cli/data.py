@@ -7,7 +7,8 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, TuneOpt, guard, settings
+from .common import guard
+from .options import CacheDirOpt, CatalogOpt, ConfigOpt, JsonOpt, TuneOpt, settings
 
 __all__ = ["data_app", "index_app"]
 
@@ -109,9 +110,8 @@ def index_build(
     def run() -> None:
         from ..retrieval.build import build_index
 
-        flags = {"interactions": interactions, "catalog": catalog, "cache_dir": cache_dir, "tune_index": tune,
-                 "index_select": select}  # fmt: skip
-        idx = build_index(settings(flags, config=config))
+        idx = build_index(settings(config=config, interactions=interactions, catalog=catalog, cache_dir=cache_dir,
+                                   tune_index=tune, index_select=select))  # fmt: skip
         idx.save(out)
         _print_index(idx, out, json_out)
 

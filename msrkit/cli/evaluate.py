@@ -10,39 +10,34 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import (
+from .common import guard, setup_logging
+from .options import (
     AdapterOpt,
-    BackendOpt,
-    BackendOptionOpt,
-    BaseUrlOpt,
-    CacheDirOpt,
+    BackendOptions,
+    CacheOptions,
     CatalogOpt,
     ConfigOpt,
+    DataOptions,
     DeadlineOpt,
-    InteractionsOpt,
+    GeneralOptions,
     JsonOpt,
-    NoCacheOpt,
+    ModelOptions,
     PromptsOpt,
-    QuietOpt,
     TuneOpt,
-    VerboseOpt,
-    guard,
+    option_groups,
     settings,
-    setup_logging,
 )
 
 __all__ = ["eval_cmd", "eval_keywords", "export_sft_cmd"]
 
 
+@option_groups
 def eval_cmd(
     cases_path: Annotated[Path, typer.Argument(help="cases.jsonl: history objects with a 'target'.")],
-    catalog: CatalogOpt = None,
-    interactions: InteractionsOpt = None,
+    *,
+    data: DataOptions,
     tune: TuneOpt = None,
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
-    adapter: AdapterOpt = None,
+    model: ModelOptions,
     prompts: Annotated[
         list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare prompt variants.")
     ] = None,
@@ -74,35 +69,30 @@ def eval_cmd(
         ),
     ] = False,
     deadline: DeadlineOpt = None,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
+    cache: CacheOptions,
     json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    verbose: VerboseOpt = 0,
-    quiet: QuietOpt = False,
+    general: GeneralOptions,
 ) -> None:
     """Evaluate on cases: HR@K, NDCG@K, MRR (AUC with --pointwise), ablations, prompt variants, cost.
 
     Unset options come from msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
     The same run from Python: msrkit.evaluation.experiments.run_experiment.
     """
-    setup_logging(verbose, quiet)
-    flags = dict(
-        backend=backend, base_url=base_url, backend_options=backend_option, adapter=adapter, catalog=catalog,
-        interactions=interactions, tune_index=tune, fusion_weight=fusion_weight, pointwise=pointwise,
-        cache_dir=cache_dir, deadline=deadline,
-    )  # fmt: skip
+    quiet = general.quiet
+    setup_logging(general.verbose, quiet)
 
     def run() -> None:
         from ..evaluation import to_json
         from ..evaluation.experiments import Experiment, run_experiment
 
+        s = settings(model, data, cache, config=general.config, tune_index=tune, fusion_weight=fusion_weight,
+                     pointwise=pointwise, deadline=deadline)  # fmt: skip
         if tune_fusion:
-            _tune_fusion(cases_path, settings(flags, config=config, no_cache=no_cache), limit=limit, json_out=json_out)
+            _tune_fusion(cases_path, s, limit=limit, json_out=json_out)
             return
         with progress_bars(enabled=not quiet) as on_progress:
             experiment = Experiment(
-                cases=cases_path, settings=settings(flags, config=config, no_cache=no_cache), ablations=ablations,
+                cases=cases_path, settings=s, ablations=ablations,
                 prompt_dirs=list(prompts or []), rankings=rankings, ks=_cutoffs(ks), limit=limit, out=out,
                 resume=resume, on_progress=on_progress, agent=agent,
             )  # fmt: skip
@@ -173,14 +163,14 @@ def progress_bars(*, enabled: bool) -> Iterator[Callable[[str, int, int], None]]
         yield on_progress
 
 
+@option_groups
 def eval_keywords(
     path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog); given keywords are ignored.")],
     prompts: Annotated[
         list[Path] | None, typer.Option("--prompts", help="Template folder; repeat to compare item_keywords prompts.")
     ] = None,
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
+    *,
+    backend: BackendOptions,
     adapter: AdapterOpt = None,
     limit: Annotated[int | None, typer.Option(min=2, help="Only the first N items.")] = None,
     budget: Annotated[int, typer.Option(min=1, help="Keyword count that still counts as fully brief.")] = 5,
@@ -193,25 +183,24 @@ def eval_keywords(
         int, typer.Option("--best-of", min=1, help="Also score best-of-N keywords (and compare base vs --adapter).")
     ] = 1,
     skip: Annotated[int, typer.Option("--skip", min=0, help="Leave out the first N items (held-back items).")] = 0,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
+    cache: CacheOptions,
     json_out: JsonOpt = False,
-    config: ConfigOpt = None,
-    verbose: VerboseOpt = 0,
-    quiet: QuietOpt = False,
+    general: GeneralOptions,
 ) -> None:
     """Compare keyword-summarization prompts: brevity, information kept, reconstruction (MMSRARec's reward).
 
     With --adapter DIR or --best-of N: the base model against the adapter (and best-of-1 against
     best-of-N) on the same items, the mean reward with a 95 % bootstrap interval over items.
     """
-    setup_logging(verbose, quiet)
-    flags: dict[str, Any] = dict(backend=backend, base_url=base_url, backend_options=backend_option,
-                                 cache_dir=cache_dir)  # fmt: skip
+    quiet = general.quiet
+    setup_logging(general.verbose, quiet)
     if adapter is not None or best_of > 1:
-        flags["best_of_budget"] = budget
-        run_lift = _keyword_lift(path, flags, adapter=adapter, best_of=best_of, skip=skip, limit=limit, prompts=prompts,
-                                 no_cache=no_cache, json_out=json_out, config=config, quiet=quiet)  # fmt: skip
+
+        def lift_settings() -> Any:
+            return settings(backend, cache, config=general.config, best_of_budget=budget)
+
+        run_lift = _keyword_lift(path, lift_settings, adapter=adapter, best_of=best_of, skip=skip, limit=limit,
+                                 prompts=prompts, json_out=json_out, quiet=quiet)  # fmt: skip
         guard(run_lift)
         return
 
@@ -227,7 +216,7 @@ def eval_keywords(
             batches = list(summary_batch or [1])
             task = progress.add_task("summarizing", total=len(items) * max(1, len(prompts or [])) * len(batches))
             scores = compare_keyword_prompts(
-                settings(flags, config=config, no_cache=no_cache), items, prompt_dirs=list(prompts or []),
+                settings(backend, cache, config=general.config), items, prompt_dirs=list(prompts or []),
                 budget=budget, distractors=distractors, on_item=lambda _: progress.advance(task), batches=batches,
             )  # fmt: skip
         if json_out:
@@ -249,8 +238,8 @@ def _held_back(catalog: dict[str, Any], *, skip: int, limit: int | None) -> list
 
 
 def _keyword_lift(
-    path: Path, flags: dict[str, Any], *, adapter: Path | None, best_of: int, skip: int, limit: int | None,
-    prompts: list[Path] | None, no_cache: bool, json_out: bool, config: Path | None, quiet: bool,
+    path: Path, load_settings: Callable[[], Any], *, adapter: Path | None, best_of: int, skip: int, limit: int | None,
+    prompts: list[Path] | None, json_out: bool, quiet: bool,
 ) -> Any:  # fmt: skip
     def run() -> None:
         from rich.console import Console
@@ -264,7 +253,7 @@ def _keyword_lift(
             raise ConfigError("--prompts compares prompt folders, --adapter and --best-of compare summarizers: "
                               "give one or the other")  # fmt: skip
 
-        s = settings(flags, config=config, no_cache=no_cache)
+        s = load_settings()
         items = _held_back(load_catalog(path), skip=skip, limit=limit)
         rounds = (1 + (best_of > 1)) * (1 + (adapter is not None))
         with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=True) as progress:
@@ -316,7 +305,7 @@ def export_sft_cmd(
             raise ConfigError(f"--task must be listwise or yesno, not {task!r}")
         if out_format not in ("chat", "openai"):
             raise ConfigError(f"--format must be chat or openai, not {out_format!r}")
-        s = settings({"catalog": catalog, "prompts": prompts}, config=config)
+        s = settings(config=config, catalog=catalog, prompts=prompts)
         examples: Any = export_sft(
             load_histories(cases_path), task=task, prompts=PromptSet.load(s.prompts),  # type: ignore[arg-type]
             out=out, catalog=load_catalog(s.catalog) if s.catalog else None, format=out_format,  # type: ignore[arg-type]

@@ -8,29 +8,20 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import (
-    CatalogOpt,
-    ConfigOpt,
-    InteractionsOpt,
-    JsonOpt,
-    PromptsOpt,
-    QuietOpt,
-    VerboseOpt,
-    guard,
-    settings,
-    setup_logging,
-)
+from .common import guard, setup_logging
+from .options import ConfigOpt, DataOptions, JsonOpt, PromptsOpt, QuietOpt, VerboseOpt, option_groups, settings
 
 __all__ = ["finetune_cmd"]
 
 TaskOpt = Annotated[str, typer.Option("--task", help="rank | pointwise | keywords | mix")]
 
 
+@option_groups
 def finetune_cmd(
     cases_path: Annotated[Path, typer.Argument(help="cases.jsonl (or items.jsonl for --task keywords)")],
+    *,
     out: Annotated[Path, typer.Option("--out", help="The adapter folder to write (peft/, adapter.gguf, manifest)")],
-    catalog: CatalogOpt = None,
-    interactions: InteractionsOpt = None,
+    data: DataOptions,
     task: TaskOpt = "rank",
     base: Annotated[str, typer.Option("--base", help="llamacpp/default | PATH.gguf | HF model folder")] = (
         "llamacpp/default"
@@ -69,7 +60,7 @@ def finetune_cmd(
         if task not in ("rank", "pointwise", "keywords", "mix"):
             raise ConfigError(f"--task must be rank, pointwise, keywords or mix, not {task!r}")
         require_train_extra()
-        s = settings({"catalog": catalog, "interactions": interactions, "prompts": prompts}, config=config)
+        s = settings(data, config=config, prompts=prompts)
         cfg = TrainConfig(task=task, max_steps=max_steps, epochs=epochs, lora_rank=lora_rank,  # type: ignore[arg-type]
                           lora_alpha=2.0 * lora_rank, learning_rate=learning_rate, batch_size=batch_size,
                           eval_every=eval_every, device=device, seed=seed, resume=resume)  # type: ignore[arg-type]  # fmt: skip

@@ -6,26 +6,15 @@ from typing import Annotated
 
 import typer
 
-from .common import (
-    BackendOpt,
-    BackendOptionOpt,
-    BaseUrlOpt,
-    CacheDirOpt,
-    CatalogOpt,
-    ConfigOpt,
-    IndexOpt,
-    InteractionsOpt,
-    NoCacheOpt,
-    VerboseOpt,
-    guard,
-    settings,
-    setup_logging,
-)
+from .common import guard, setup_logging
+from .options import BackendOptions, CacheOptions, ConfigOpt, RetrievalOptions, VerboseOpt, option_groups, settings
 
 __all__ = ["mcp_cmd"]
 
 
+@option_groups
 def mcp_cmd(
+    *,
     transport: Annotated[str, typer.Option("--transport", help="stdio | http (streamable HTTP at /mcp).")] = "stdio",
     host: Annotated[str, typer.Option("--host", help="Address for --transport http.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port for --transport http.")] = 8765,
@@ -48,22 +37,14 @@ def mcp_cmd(
     allowed_origin: Annotated[
         list[str] | None, typer.Option("--allowed-origin", help="An Origin to serve (https://app.example; repeat).")
     ] = None,
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
-    catalog: CatalogOpt = None,
-    interactions: InteractionsOpt = None,
-    index: IndexOpt = None,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
+    backend: BackendOptions,
+    data: RetrievalOptions,
+    cache: CacheOptions,
     config: ConfigOpt = None,
     verbose: VerboseOpt = 0,
 ) -> None:
     """Serve recommend, rerank, similar_users, search_catalog, summarize_items over MCP (needs msrkit[mcp])."""
     setup_logging(verbose, quiet=False)
-    flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, catalog=catalog,
-                 interactions=interactions, index=index, cache_dir=cache_dir, mcp_token=token,
-                 mcp_allowed_hosts=allowed_host, mcp_allowed_origins=allowed_origin)  # fmt: skip
 
     def run() -> None:
         from ..errors import ConfigError
@@ -73,7 +54,8 @@ def mcp_cmd(
 
         if transport not in ("stdio", "http"):
             raise ConfigError(f"--transport must be stdio or http, not {transport!r}")
-        s = settings(flags, config=config, no_cache=no_cache)
+        s = settings(backend, data, cache, config=config, mcp_token=token,
+                     mcp_allowed_hosts=allowed_host, mcp_allowed_origins=allowed_origin)  # fmt: skip
         if transport == "http" and not allow_unauthenticated:  # before anything is loaded: a refusal costs nothing
             secret = s.mcp_token.get_secret_value() if s.mcp_token is not None else None
             check_exposure(host, token=secret, allow_unauthenticated=allow_unauthenticated)

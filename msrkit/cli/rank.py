@@ -10,34 +10,19 @@ from typing import Annotated, Any
 import typer
 
 from ..escape import to_json
-from .common import (
-    ActorsOpt,
-    AdapterOpt,
-    BackendOpt,
-    BackendOptionOpt,
-    BaseUrlOpt,
-    CacheDirOpt,
-    CatalogOpt,
+from .common import err, guard, hide_result_warnings, run_sharded, safe, setup_logging
+from .options import (
+    CacheOptions,
     ConcurrencyOpt,
-    ConfigOpt,
     DeadlineOpt,
-    EngineOpt,
-    FormatOpt,
-    IndexOpt,
-    InteractionsOpt,
-    NoCacheOpt,
+    GeneralOptions,
+    ModelOptions,
     PromptsOpt,
-    QuietOpt,
-    RayAddressOpt,
-    ShardSizeOpt,
-    VerboseOpt,
-    err,
-    guard,
-    hide_result_warnings,
-    run_sharded,
-    safe,
+    RayOptions,
+    RetriesOpt,
+    RetrievalOptions,
+    option_groups,
     settings,
-    setup_logging,
 )
 
 __all__ = ["rank", "print_ranking"]
@@ -49,21 +34,17 @@ FATAL_FAILURES = {
 }
 
 
+@option_groups
 def rank(
     path: Annotated[Path, typer.Argument(help="history.json: one user, a JSON list of users, or a .jsonl.")],
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
-    adapter: AdapterOpt = None,
+    *,
+    model: ModelOptions,
     vision_backend: Annotated[
         str | None, typer.Option("--vision-backend", help="Backend for item image summaries (default: --backend).")
     ] = None,
-    catalog: CatalogOpt = None,
-    interactions: InteractionsOpt = None,
-    index: IndexOpt = None,
+    data: RetrievalOptions,
     prompts: PromptsOpt = None,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
+    cache: CacheOptions,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the Ranking object(s) as JSON (one per line).")
     ] = False,
@@ -91,7 +72,7 @@ def rank(
         bool | None, typer.Option("--strict/--no-strict", help="Fail instead of falling back to retrieval order.")
     ] = None,
     max_side: Annotated[int | None, typer.Option(min=32, help="Downscale images to this many pixels.")] = None,
-    retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
+    retries: RetriesOpt = None,
     deadline: DeadlineOpt = None,
     n_candidates: Annotated[
         int | None, typer.Option("--n-candidates", min=1, help="Candidates to generate when a history has none.")
@@ -109,14 +90,8 @@ def rank(
         Path | None, typer.Option("--html", help="Also write one self-contained HTML report (with images) here.")
     ] = None,
     concurrency: ConcurrencyOpt = None,
-    engine: EngineOpt = None,
-    ray_address: RayAddressOpt = None,
-    actors: ActorsOpt = None,
-    out_format: FormatOpt = "jsonl",
-    shard_size: ShardSizeOpt = 1000,
-    config: ConfigOpt = None,
-    verbose: VerboseOpt = 0,
-    quiet: QuietOpt = False,
+    ray: RayOptions,
+    general: GeneralOptions,
 ) -> None:
     """Rank each user's candidates and print a table (or JSON with --json).
 
@@ -124,14 +99,13 @@ def rank(
     under --out (see docs/distributed.md). Unset options come from
     msrkit.toml, then MSRKIT_* variables (see `msrkit config show`).
     """
-    setup_logging(verbose, quiet)
+    quiet = general.quiet
+    setup_logging(general.verbose, quiet)
     flags = dict(
-        backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-        catalog=catalog, interactions=interactions, index=index, prompts=prompts, cache_dir=cache_dir, passes=passes,
-        window=window, stride=stride, fusion_weight=fusion_weight, pointwise=pointwise, item_summaries=item_summaries,
+        vision_backend=vision_backend, prompts=prompts, passes=passes, window=window, stride=stride,
+        fusion_weight=fusion_weight, pointwise=pointwise, item_summaries=item_summaries,
         preference_summary=preference_summary, explain=explain, strict=strict, max_side=max_side, retries=retries,
-        n_candidates=n_candidates, deadline=deadline, concurrency=concurrency, engine=engine, ray_address=ray_address,
-        actors=actors, adapter=adapter,
+        n_candidates=n_candidates, deadline=deadline, concurrency=concurrency,
     )  # fmt: skip
     shown = _Shown(json_out=json_out, quiet=quiet, to_file=out is not None)
     if shown.tables:
@@ -145,9 +119,9 @@ def rank(
         from ..cost import CostTally
         from ..recommender import Recommender
 
-        s = settings(flags, config=config, no_cache=no_cache)
+        s = settings(model, data, cache, ray, config=general.config, **flags)
         if s.engine == "ray":
-            _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, resume=resume, html=html, quiet=quiet)
+            _on_ray(path, s, out=out, ray=ray, resume=resume, html=html, quiet=quiet)
             return
         histories = HistoryFile(path)
         if dry_run:
@@ -195,7 +169,7 @@ def rank(
 
 
 def _on_ray(
-    path: Path, s: Any, *, out: Path | None, fmt: str, shard_size: int, resume: bool, html: Path | None, quiet: bool
+    path: Path, s: Any, *, out: Path | None, ray: RayOptions, resume: bool, html: Path | None, quiet: bool
 ) -> None:
     from ..distributed import rank_to_shards
     from ..errors import ConfigError
@@ -205,7 +179,7 @@ def _on_ray(
                           "--no-resume; remove the folder to start afresh)")  # fmt: skip
 
     def start(progress: Any) -> Any:
-        return rank_to_shards(path, out, s, fmt=fmt, shard_size=shard_size, on_progress=progress)
+        return rank_to_shards(path, out, s, fmt=ray.out_format, shard_size=ray.shard_size, on_progress=progress)
 
     run = run_sharded(start, out=out, quiet=quiet)
     fatal = {why: n for why, n in run.degraded.items() if why in FATAL_FAILURES}

@@ -8,36 +8,25 @@ from typing import Annotated, Any
 
 import typer
 
-from .common import (
-    ActorsOpt,
-    AdapterOpt,
-    BackendOpt,
-    BackendOptionOpt,
-    BaseUrlOpt,
-    CacheDirOpt,
+from .common import err, guard, run_sharded, safe, setup_logging
+from .options import (
+    CacheOptions,
     ConcurrencyOpt,
-    ConfigOpt,
     DeadlineOpt,
-    EngineOpt,
-    FormatOpt,
+    GeneralOptions,
     JsonOpt,
-    NoCacheOpt,
+    ModelOptions,
     PromptsOpt,
-    QuietOpt,
-    RayAddressOpt,
-    ShardSizeOpt,
-    VerboseOpt,
-    err,
-    guard,
-    run_sharded,
-    safe,
+    RayOptions,
+    RetriesOpt,
+    option_groups,
     settings,
-    setup_logging,
 )
 
 __all__ = ["summarize"]
 
 
+@option_groups
 def summarize(
     path: Annotated[Path, typer.Argument(help="items.jsonl (the catalog).")],
     out: Annotated[
@@ -48,15 +37,12 @@ def summarize(
         ),
     ] = None,
     resume: Annotated[bool, typer.Option(help="With --out: skip items already summarized there.")] = True,
-    backend: BackendOpt = None,
-    base_url: BaseUrlOpt = None,
-    backend_option: BackendOptionOpt = None,
-    adapter: AdapterOpt = None,
+    *,
+    model: ModelOptions,
     vision_backend: Annotated[str | None, typer.Option("--vision-backend", help="Backend for item images.")] = None,
     prompts: PromptsOpt = None,
-    cache_dir: CacheDirOpt = None,
-    no_cache: NoCacheOpt = False,
-    retries: Annotated[int | None, typer.Option(min=0, help="Retries of transient failures (429, 5xx...).")] = None,
+    cache: CacheOptions,
+    retries: RetriesOpt = None,
     concurrency: ConcurrencyOpt = None,
     deadline: DeadlineOpt = None,
     best_of: Annotated[
@@ -64,14 +50,8 @@ def summarize(
         typer.Option("--best-of", min=1, help="Sample N keyword sets per item, keep the best by the keyword reward."),
     ] = None,
     json_out: JsonOpt = False,
-    engine: EngineOpt = None,
-    ray_address: RayAddressOpt = None,
-    actors: ActorsOpt = None,
-    out_format: FormatOpt = "jsonl",
-    shard_size: ShardSizeOpt = 1000,
-    config: ConfigOpt = None,
-    verbose: VerboseOpt = 0,
-    quiet: QuietOpt = False,
+    ray: RayOptions,
+    general: GeneralOptions,
 ) -> None:
     """Summarize every catalog item into keywords (and image descriptions), with a progress bar.
 
@@ -81,11 +61,10 @@ def summarize(
     Unset options come from msrkit.toml, then MSRKIT_* variables.
     The same from Python: msrkit.summaries.catalog.summarize_catalog (msrkit.distributed for Ray).
     """
-    setup_logging(verbose, quiet)
-    flags = dict(backend=backend, base_url=base_url, backend_options=backend_option, vision_backend=vision_backend,
-                 prompts=prompts, cache_dir=cache_dir, retries=retries, concurrency=concurrency, deadline=deadline,
-                 engine=engine, ray_address=ray_address, actors=actors, adapter=adapter,
-                 best_of=best_of)  # fmt: skip
+    quiet = general.quiet
+    setup_logging(general.verbose, quiet)
+    flags = dict(vision_backend=vision_backend, prompts=prompts, retries=retries, concurrency=concurrency,
+                 deadline=deadline, best_of=best_of)  # fmt: skip
 
     def run() -> None:
         from rich.console import Console
@@ -94,13 +73,13 @@ def summarize(
         from ..io import load_catalog
         from ..summaries.catalog import summarize_catalog
 
-        s = settings(flags, config=config, no_cache=no_cache)
+        s = settings(model, cache, ray, config=general.config, **flags)
         if s.engine == "ray":
             if s.best_of > 1:
                 from ..errors import ConfigError
 
                 raise ConfigError("--best-of runs on the local engine only (drop --engine ray)")
-            _on_ray(path, s, out=out, fmt=out_format, shard_size=shard_size, quiet=quiet)
+            _on_ray(path, s, out=out, ray=ray, quiet=quiet)
             return
         items = list(load_catalog(path).values())
         with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=False) as progress:
@@ -133,7 +112,7 @@ def _report(result: Any, *, json_out: bool, quiet: bool, out: Path | None) -> No
         err(f"{result.failed} item(s) could not be summarized (see the warnings); {again}")
 
 
-def _on_ray(path: Path, s: Any, *, out: Path | None, fmt: str, shard_size: int, quiet: bool) -> None:
+def _on_ray(path: Path, s: Any, *, out: Path | None, ray: RayOptions, quiet: bool) -> None:
     from ..distributed import summarize_to_shards
     from ..errors import ConfigError
 
@@ -141,7 +120,7 @@ def _on_ray(path: Path, s: Any, *, out: Path | None, fmt: str, shard_size: int, 
         raise ConfigError("--engine ray writes resumable shards to a folder: give --out DIR")
 
     def start(progress: Any) -> Any:
-        return summarize_to_shards(path, out, s, fmt=fmt, shard_size=shard_size, on_progress=progress)
+        return summarize_to_shards(path, out, s, fmt=ray.out_format, shard_size=ray.shard_size, on_progress=progress)
 
     run = run_sharded(start, out=out, quiet=quiet, noun="items")
     if run.failed:
