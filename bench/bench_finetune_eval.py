@@ -17,7 +17,7 @@ from msrkit.data import History, Ranking
 from msrkit.evaluation.fusion_tuning import GRID, choose_weight, fused_ndcg, store_weight, weight_table
 from msrkit.evaluation.metrics import ndcg_at_k
 from msrkit.io import load_catalog, load_histories, resolve
-from msrkit.retrieval import CollaborativeIndex, interactions_before, query
+from msrkit.retrieval import build_index, query
 from msrkit.retrieval.interactions import read_interactions
 from msrkit.training.examples import split_users
 
@@ -38,12 +38,12 @@ def _shuffled(ids: list[str], seed: int, user: str) -> list[str]:
 
 
 class _Cases:
-    """Test (or validation) cases with retrieval's candidates from a leakage-safe index."""
+    """Test (or validation) cases with retrieval's candidates from a leakage-safe index (as training builds it)."""
 
     def __init__(self, cases: list[History], meta: dict[str, Any], seed: int) -> None:
         self.catalog = load_catalog(meta["items"]) if meta["items"] else {}
-        rows = interactions_before(read_interactions(meta["interactions"]), cases)
-        self.index = CollaborativeIndex.build(rows, catalog=self.catalog or None)
+        rows = read_interactions(meta["interactions"])
+        self.index = build_index(Settings(), rows=rows, catalog=self.catalog, cases=cases)
         self.cases, self.ranked, self.shown = cases, [], []
         for c in cases:
             seen = [e if isinstance(e, str) else e.item_id for e in c.history]

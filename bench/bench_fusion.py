@@ -29,7 +29,7 @@ from msrkit import evaluation as ev
 from msrkit.datasets import leave_one_out, load_movielens_100k
 from msrkit.io import resolve
 from msrkit.recommender import Recommender, Stages
-from msrkit.retrieval import CollaborativeIndex, interactions_before
+from msrkit.retrieval import build, interactions_before
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     cases = leave_one_out(catalog, interactions, negatives=20, seed=0, max_history=args.max_history)
     cases = sorted(random.Random(0).sample(cases, min(args.cases, len(cases))), key=lambda c: int(c.user_id or 0))
     cases = [resolve(c, catalog) for c in cases]
-    index = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog)
+    index = build(interactions_before(interactions, cases), catalog=catalog)
     stages = Stages() if args.full else Stages(item_summaries=False, preference_summary=False, collaborative=False)
     cache = args.cache_dir or True
 

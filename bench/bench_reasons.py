@@ -27,7 +27,7 @@ from msrkit.data import Item
 from msrkit.io import load_catalog, load_histories, load_interactions
 from msrkit.ranking.reasons import NO_SIGNAL
 from msrkit.recommender import Recommender
-from msrkit.retrieval import CollaborativeIndex, interactions_before
+from msrkit.retrieval import build, interactions_before
 
 KINDS = {"title": "Its title shares", "terms": "Shares ", "follows": "took it soon after",
          "similar": "users most like this one"}  # fmt: skip
@@ -45,8 +45,7 @@ def tally(reasons: list[tuple[int, str]], name: str, seconds: float) -> None:
 def movielens(folder: Path, limit: int | None) -> None:
     catalog = load_catalog(folder / "items.jsonl")
     cases = load_histories(folder / "cases.jsonl")[:limit]
-    idx = CollaborativeIndex.build(interactions_before(load_interactions(folder / "interactions.jsonl"), cases),
-                                   catalog=catalog)  # fmt: skip
+    idx = build(interactions_before(load_interactions(folder / "interactions.jsonl"), cases), catalog=catalog)
     out = []
     t = time.perf_counter()
     with Recommender("none", catalog=catalog, index=idx, cache=False) as rec:
@@ -60,7 +59,7 @@ def beauty(folder: Path, users: int) -> None:
     from bench_retrieval import amazon, columns
 
     seqs = amazon("Beauty", folder)
-    idx = CollaborativeIndex.build(columns({u: s[:-1] for u, s in seqs.items()}))
+    idx = build(columns({u: s[:-1] for u, s in seqs.items()}))
     picked = np.random.default_rng(0).choice(list(seqs), size=min(users, len(seqs)), replace=False).tolist()
     catalog = {i: Item(item_id=i) for i in idx.item_ids}
     out = []

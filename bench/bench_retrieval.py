@@ -2,18 +2,18 @@
 
 Quality (the protocol of the literature, e.g. ICLRec): leave-one-out, every user, the last item
 is the target, the index holds every sequence minus its last item, and the **full catalog**
-minus the user's history is ranked by ``CollaborativeIndex.generate_candidates`` (ties:
+minus the user's history is ranked by ``query(...).candidates`` (ties:
 popularity, then index). Rows: each component alone (default knobs), the default blend, the
 blend tuned by ``tune_index`` on the index's own data (validation = each user's last indexed
 item; no test target is read), a plain transitions counter (last item -> next, raw counts),
 popularity, and ICLRec's published figures read from the data's README. ms/user: one core,
-wall time of ``generate_candidates`` (the machine may be shared: compare rows of one run).
+wall time of ``query`` (the machine may be shared: compare rows of one run).
 
 Amazon data: ``../shared/data/amazon-seq`` next to the repository (``--amazon``); skipped when absent.
 
 Scale: ``--users`` x ``--per-user`` interactions drawn Zipf(``--zipf``) over ``--items`` items (as
 columns: no object per row); build seconds and peak RSS, ``extend`` by 1% more users,
-``similar_users`` and ``generate_candidates`` p50/p95.
+the similar-user search and ``query`` p50/p95.
 
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py                      # everything
     OMP_NUM_THREADS=1 python bench/bench_retrieval.py --datasets ml-100k --skip-scale
@@ -36,7 +36,19 @@ from pathlib import Path
 
 import numpy as np
 
-from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, Interactions, tune_index
+from msrkit.retrieval import (
+    DEFAULT_BLEND,
+    BlendWeights,
+    CollaborativeIndex,
+    Interactions,
+    build,
+    extend,
+    query,
+    tune_index,
+    with_weights,
+)
+from msrkit.retrieval.components import query_items
+from msrkit.retrieval.neighbourhood import similar_users
 from msrkit.retrieval.select import select_blend
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,11 +105,11 @@ PLAIN = replace(only("transitions"), t_window=1, t_gap_power=0.0, t_max_row=None
 
 
 def evaluate(idx: CollaborativeIndex, hists: Sequences, targets: dict[str, str]) -> tuple[float, np.ndarray, float]:
-    """HR@10 over all users, each user's NDCG@10, and ms per user of ``generate_candidates``."""
+    """HR@10 over all users, each user's NDCG@10, and ms per user of ``query``."""
     nd = np.zeros(len(hists))
     t0 = time.perf_counter()
     for n, (user, hist) in enumerate(hists.items()):
-        top = [i for i, _ in idx.generate_candidates(hist, n=10, exclude_user=user)]
+        top = [i for i, _ in query(idx, hist, n=10, exclude_user=user, context_k=0, support=False).candidates]
         if targets[user] in top:
             nd[n] = 1 / np.log2(top.index(targets[user]) + 2)
     ms = 1000 * (time.perf_counter() - t0) / len(hists)
@@ -117,7 +129,7 @@ def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, publish
     targets = {u: seqs[u][-1] for u in hists}
     rows = columns({u: s[:-1] for u, s in seqs.items()})
     t = time.perf_counter()
-    idx = CollaborativeIndex.build(rows, catalog=catalog)  # type: ignore[arg-type]
+    idx = build(rows, catalog=catalog)  # type: ignore[arg-type]
     build_s = time.perf_counter() - t
     n_items = len(idx.item_ids)
     print(f"\n### {name}: {len(hists)} users, {n_items} items, {len(rows) + len(hists)} interactions "
@@ -125,8 +137,7 @@ def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, publish
     print("| method | HR@10 | NDCG@10 [95 % interval] | ms/user |\n|---|---:|---:|---:|")
 
     def row(label: str, weights: BlendWeights) -> np.ndarray:
-        idx.set_weights(weights)
-        hr, nd, ms = evaluate(idx, hists, targets)
+        hr, nd, ms = evaluate(with_weights(idx, weights), hists, targets)
         lo, hi = interval(nd)
         print(f"| {label} | {hr:.4f} | {nd.mean():.4f} [{lo:.4f}, {hi:.4f}] | {ms:.2f} |", flush=True)
         return nd
@@ -139,13 +150,11 @@ def table(name: str, seqs: Sequences, catalog: dict[str, object] | None, publish
         row("X: item-text BM25 alone", only("text"))
     row("L: long-history co-occurrence alone", only("long"))
     before = row("**fixed default blend** (before: what every index used)", DEFAULT_BLEND)
-    idx.set_weights(DEFAULT_BLEND)
     cpu = time.process_time()
     chosen = select_blend(idx)
     cpu = time.process_time() - cpu
     after = row("**self-selected blend** (the new default: msrkit index build)", chosen.weights)
     if full_tune:
-        idx.set_weights(DEFAULT_BLEND)
         tuned = tune_index(idx)
         row("**tuned blend** (--tune: the full search)", tuned.weights)
     if published:
@@ -225,7 +234,7 @@ def scale(args: argparse.Namespace) -> None:
         rows = synthetic(args.users, args.per_user, args.items, args.zipf, args.seed)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
-    idx = CollaborativeIndex.build(rows, keyword_tokens=False)
+    idx = build(rows, keyword_tokens=False)
     build_s = time.perf_counter() - t
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n### Scale: {args.users:,} users x {args.per_user} items, Zipf({args.zipf}) over {args.items:,} items\n")
@@ -247,14 +256,16 @@ def scale(args: argparse.Namespace) -> None:
     seqs = {idx.user_ids[u]: [idx.item_ids[i] for i in idx.seq_items[idx.seq_ptr[u] : idx.seq_ptr[u + 1]]]
             for u in picked}  # fmt: skip
     users = list(seqs)
-    sim = percentiles(lambda u: idx.similar_users(seqs[u], k=3, exclude_user=u), users)
-    gen = percentiles(lambda u: idx.generate_candidates(seqs[u], n=20, exclude_user=u), users)
-    print(f"similar_users(k=3): p50 {sim[0]:.2f} ms, p95 {sim[1]:.2f} ms; generate_candidates(n=20, blend): "
+    w = idx.weights
+    sim = percentiles(lambda u: similar_users(idx, query_items(idx.seen_indices(seqs[u]), recent=w.u_recent,
+                                                               decay=w.u_decay), 3, u), users)  # fmt: skip
+    gen = percentiles(lambda u: query(idx, seqs[u], n=20, exclude_user=u, context_k=0, support=False), users)
+    print(f"similar_users(k=3): p50 {sim[0]:.2f} ms, p95 {sim[1]:.2f} ms; query(n=20, blend): "
           f"p50 {gen[0]:.2f} ms, p95 {gen[1]:.2f} ms ({len(users) - 50} queries after 50 warm-up)")  # fmt: skip
     more = synthetic(args.users // 100, args.per_user, args.items, args.zipf, args.seed + 2)
     more.user_ids = [f"new{u}" for u in range(len(more.user_ids))]
     t = time.perf_counter()
-    idx.extend(more)
+    idx = extend(idx, more)
     print(f"extend by {len(more.user_ids):,} new users ({len(more):,} rows): {time.perf_counter() - t:.1f} s "
           f"(the transitions and the user BM25 matrix are recomputed from the stored sequences)")  # fmt: skip
 

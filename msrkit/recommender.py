@@ -389,13 +389,13 @@ def _make_index(
 ) -> Any:
     if interactions is None or isinstance(interactions, (str, Path)):
         if s.index is not None:
-            from .retrieval import CollaborativeIndex
+            from .retrieval import load
 
-            return CollaborativeIndex.load(s.index)
+            return load(s.index)
         if s.interactions is None:
             return None
         interactions = None
-    from .retrieval.build import build_index
+    from .retrieval import build_index
 
     rows = list(interactions) if interactions is not None else None
     return build_index(s, rows=rows, catalog=catalog, store=store)

@@ -8,7 +8,7 @@ from msrkit.agent.bus import CandidateBus
 from msrkit.agent.schema import check_arguments, example_arguments
 from msrkit.agent.textcalls import calls_from_text
 from msrkit.agent.tools import TOOLS
-from msrkit.retrieval import CollaborativeIndex
+from msrkit.retrieval import build
 from msrkit.retrieval.search import search_items
 
 KNOWN = list(TOOLS)
@@ -67,7 +67,7 @@ def test_bus_keeps_sources_order_and_its_allowed_ids() -> None:
 
 
 def test_catalog_search_by_keywords_is_bm25_over_item_text() -> None:
-    idx = CollaborativeIndex.build(interactions(), catalog=catalog())
+    idx = build(interactions(), catalog=catalog())
     hits = search_items(idx, "romance comedy", k=4)
     assert [i for i, _ in hits][:2] == ["6", "7"]  # both words: Comedy|Romance
     assert all(s > 0 for _, s in hits) and hits == sorted(hits, key=lambda h: -h[1])

@@ -62,7 +62,7 @@ def shard_records(folder: Path) -> dict[str, dict[str, Any]]:
 def movielens(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """MovieLens-100k as msrkit files (items, interactions, 943 leave-one-out cases) and a saved index."""
     from msrkit.datasets import load_movielens_100k, write_dataset
-    from msrkit.retrieval.build import build_index
+    from msrkit.retrieval import build_index, save
 
     folder = tmp_path_factory.mktemp("ml")
     try:
@@ -71,7 +71,7 @@ def movielens(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"MovieLens-100k not available: {exc}")
     write_dataset(folder, catalog, interactions)
     s = Settings(interactions=folder / "interactions.jsonl", catalog=folder / "items.jsonl", cache=False)
-    build_index(s).save(folder / "index")
+    save(build_index(s), folder / "index")
     return folder
 
 

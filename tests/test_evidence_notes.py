@@ -15,7 +15,7 @@ from msrkit.config import Settings
 from msrkit.data import History, Item
 from msrkit.io import Interaction, resolve
 from msrkit.ranking.prompting import evidence_notes
-from msrkit.retrieval import CollaborativeIndex, query
+from msrkit.retrieval import CollaborativeIndex, build, query
 
 SETTINGS = Settings(item_summaries=False, preference_summary=False, explain=False, n_candidates=6, cache=False)
 
@@ -35,7 +35,7 @@ def _world() -> tuple[dict[str, Item], CollaborativeIndex, History]:
     rows = [
         Interaction(user_id=f"u{u}", item_id=str((u + k) % 12), timestamp=float(k)) for u in range(10) for k in range(6)
     ]
-    index = CollaborativeIndex.build(rows, catalog=catalog)
+    index = build(rows, catalog=catalog)
     return catalog, index, History(user_id="new", history=["0", "1", "2"])
 
 

@@ -32,7 +32,7 @@ from msrkit.data import Item
 from msrkit.errors import InputError
 from msrkit.io import load_interactions
 from msrkit.recommender import Recommender
-from msrkit.retrieval import CollaborativeIndex
+from msrkit.retrieval import load
 from msrkit.retrieval.interactions import read_interactions
 from msrkit.summaries import ItemSummarizer
 from msrkit.summaries.store import STORE_FILE, CatalogStore, item_digest
@@ -252,7 +252,7 @@ def test_lone_surrogates_are_escaped_by_json_out_and_index_build(tmp_path: Path)
     assert keys == ["\udc00u0", "\udc00u1"]
     built = clirun.msrkit("index", "build", "--interactions", str(inter), "--out", str(tmp_path / "idx"))
     assert built.returncode == 0, built.stderr
-    assert "\ud800z" in CollaborativeIndex.load(tmp_path / "idx").user_ids  # read back as the very same id
+    assert "\ud800z" in load(tmp_path / "idx").user_ids  # read back as the very same id
 
 
 def test_a_surrogate_in_item_text_or_an_interactions_item_id_ranks_and_prints(tmp_path: Path) -> None:

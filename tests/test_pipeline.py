@@ -18,7 +18,7 @@ from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
 from msrkit.io import Interaction
 from msrkit.recommender import Recommender, Stages
-from msrkit.retrieval import CollaborativeIndex
+from msrkit.retrieval import CollaborativeIndex, build
 
 GENRES = {"a": "Comedy", "b": "Comedy|Drama", "c": "Drama", "d": "Sci-Fi", "e": "Sci-Fi|Action", "f": "Comedy"}
 CATALOG = {i: Item(item_id=i, title=f"Movie {i.upper()}", attributes={"genres": g}) for i, g in GENRES.items()}
@@ -28,7 +28,7 @@ ROWS += [Interaction("u9", "a", 0.0), Interaction("u9", "f", 1.0)]
 
 
 def index() -> CollaborativeIndex:
-    return CollaborativeIndex.build(ROWS, catalog=CATALOG)
+    return build(ROWS, catalog=CATALOG)
 
 
 def history(candidates: bool = True) -> dict[str, Any]:

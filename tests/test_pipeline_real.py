@@ -25,10 +25,10 @@ def movielens() -> Any:
         datasets.movielens_100k_dir()
     except Exception as exc:  # noqa: BLE001 - any reason the data is missing skips, saying why
         pytest.skip(str(exc))
-    from msrkit.retrieval import CollaborativeIndex
+    from msrkit.retrieval import build
 
     catalog, interactions = datasets.load_movielens_100k()
-    return catalog, interactions, CollaborativeIndex.build(interactions, catalog=catalog)
+    return catalog, interactions, build(interactions, catalog=catalog)
 
 
 def test_keywords_made_for_one_user_appear_in_another_users_collaborative_context(

@@ -17,7 +17,7 @@ from msrkit.data import Item
 from msrkit.io import Interaction
 from msrkit.ranking.reasons import NO_SIGNAL, OFTEN
 from msrkit.recommender import Recommender
-from msrkit.retrieval import CollaborativeIndex
+from msrkit.retrieval import CollaborativeIndex, build
 
 N_ITEMS = 40
 
@@ -31,7 +31,7 @@ def world(*, titles: bool, seed: int = 0) -> tuple[CollaborativeIndex, dict[str,
     names = ["Red", "Blue", "Green", "Dark", "Light"]
     catalog = {f"{i}": Item(item_id=f"{i}", title=f"{names[i % 5]} Quest {i}" if titles else None)
                for i in range(N_ITEMS)}  # fmt: skip
-    return CollaborativeIndex.build(rows, catalog=catalog), catalog
+    return build(rows, catalog=catalog), catalog
 
 
 FOLLOW = re.compile(r"(?:“([^”]+)”|item (\S+?)) \((\d+) users\)")
@@ -82,7 +82,7 @@ def test_often_needs_three_distinct_users_and_counts_exclude_the_user_themself()
     rows += [Interaction("w", i, float(t)) for t, i in enumerate("ac")]
     rows += [Interaction("me", i, float(t)) for t, i in enumerate("ac")]
     catalog = {i: Item(item_id=i) for i in "abc"}  # no titles
-    idx = CollaborativeIndex.build(rows, catalog=catalog)
+    idx = build(rows, catalog=catalog)
     with Recommender("none", catalog=catalog, index=idx, cache=False) as rec:
         ranking = rec.rank({"user_id": "me", "history": ["a"], "candidates": ["b", "c"]})
     reason = {r.item_id: r.reason for r in ranking.ranking}

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from msrkit.config import Settings
 from msrkit.data import History, Item
 from msrkit.errors import InputError
 from msrkit.io import Interaction
-from msrkit.retrieval import CollaborativeIndex, interactions_before, okapi_bm25
+from msrkit.retrieval import (
+    DEFAULT_BLEND,
+    CollaborativeIndex,
+    build,
+    build_index,
+    extend,
+    interactions_before,
+    load,
+    okapi_bm25,
+    query,
+    save,
+    with_weights,
+)
 from msrkit.retrieval.components import query_items
+from msrkit.retrieval.neighbourhood import similar_users
 
 CORPUS = [
     ["the", "cat", "sat", "on", "the", "mat"],
@@ -27,6 +42,16 @@ QUERIES = [["cat", "sat"], ["dog", "the"], ["bird", "hand", "fox"], ["space", "c
 
 def _vocab() -> dict[str, int]:
     return {w: n for n, w in enumerate(sorted({w for d in CORPUS for w in d}))}
+
+
+def similar(
+    idx: CollaborativeIndex, seen: list[str], *, k: int, exclude_user: str | None = None
+) -> list[tuple[str, float]]:
+    """The ``k`` users most similar to ``seen`` (the search S makes, with ``k`` users instead of ``u_k``)."""
+    w = idx.weights
+    q = query_items(idx.seen_indices(seen), recent=w.u_recent, decay=w.u_decay)
+    docs, scores = similar_users(idx, q, k, exclude_user)
+    return [(idx.user_ids[d], float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
 
 
 def test_bm25s_matches_rank_bm25_okapi() -> None:
@@ -98,21 +123,21 @@ CATALOG = {
 
 
 def test_similar_users_rank_by_overlap_and_exclude_self() -> None:
-    idx = CollaborativeIndex.build(_rows(TOY), keyword_tokens=False)
-    found = idx.similar_users(["a", "b", "c"], k=3, exclude_user="me")
+    idx = build(_rows(TOY), keyword_tokens=False)
+    found = similar(idx, ["a", "b", "c"], k=3, exclude_user="me")
     assert [u for u, _ in found][:2] == ["bob", "alice"] or [u for u, _ in found][:2] == ["alice", "bob"]
     assert "me" not in [u for u, _ in found] and "dave" not in [u for u, _ in found]
     assert found[0][1] >= found[1][1] >= found[-1][1] > 0
-    assert idx.similar_users(["a", "b", "c"], k=1)[0][0] in {"me", "alice", "bob"}
-    assert "me" in [u for u, _ in idx.similar_users(["a", "b", "c"], k=5)]
+    assert similar(idx, ["a", "b", "c"], k=1)[0][0] in {"me", "alice", "bob"}
+    assert "me" in [u for u, _ in similar(idx, ["a", "b", "c"], k=5)]
 
 
 def test_next_item_context_gives_next_items_only() -> None:
-    idx = CollaborativeIndex.build(_rows(TOY), catalog=CATALOG)
-    ctx = idx.next_item_context(["a", "b", "c"], k=2, exclude_user="me", per_user=3)
+    idx = build(_rows(TOY), catalog=CATALOG)
+    ctx = query(idx, ["a", "b", "c"], exclude_user="me", context_k=2, per_user=3, n=0, support=False).context(None, idx)
     # alice did d after c, bob did x after c; neither seen item nor later item y
     assert set(ctx) == {"desert, space", "Xanadu"}
-    plain = idx.next_item_context(["a", "b", "c"], k=2, catalog={}, exclude_user="me")
+    plain = query(idx, ["a", "b", "c"], exclude_user="me", context_k=2, n=0, support=False).context({}, idx)
     assert "Xanadu" in plain
 
 
@@ -120,10 +145,10 @@ def test_next_item_context_never_shows_own_future_in_eval() -> None:
     rows = _rows({**TOY, "me": ["a", "b", "c", "SECRET"]})
     case = History(user_id="me", history=["a", "b", "c"], candidates=["SECRET", "x"], target="SECRET",
                    target_timestamp=3.0)  # fmt: skip
-    idx = CollaborativeIndex.build(interactions_before(rows, [case]))
+    idx = build(interactions_before(rows, [case]))
     assert "SECRET" not in idx.item_index
     for k in (1, 5):
-        assert "SECRET" not in idx.next_item_context(["a", "b", "c"], k=k)
+        assert "SECRET" not in query(idx, ["a", "b", "c"], context_k=k, n=0, support=False).context(None, idx)
 
 
 def test_interactions_before_drops_target_and_later() -> None:
@@ -152,27 +177,35 @@ def test_interactions_before_with_leave_one_out_cases() -> None:
 
 
 def test_save_load_roundtrip(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    idx = CollaborativeIndex.build(_rows(TOY), catalog=CATALOG)
-    idx.save(tmp_path / "idx")
-    back = CollaborativeIndex.load(tmp_path / "idx")
+    idx = build(_rows(TOY), catalog=CATALOG)
+    save(idx, tmp_path / "idx")
+    back = load(tmp_path / "idx")
     seen = ["a", "b"]
-    assert back.similar_users(seen, k=4) == idx.similar_users(seen, k=4)
-    assert back.score_candidates(seen, list(CATALOG) + ["nope"]) == idx.score_candidates(seen, list(CATALOG) + ["nope"])
-    assert back.generate_candidates(seen, n=5) == idx.generate_candidates(seen, n=5)
-    assert back.next_item_context(seen) == idx.next_item_context(seen)
+    assert similar(back, seen, k=4) == similar(idx, seen, k=4)
+    assert (
+        query(back, seen, candidate_ids=list(CATALOG) + ["nope"], context_k=0, support=False).scores()
+        == query(idx, seen, candidate_ids=list(CATALOG) + ["nope"], context_k=0, support=False).scores()
+    )
+    assert (
+        query(back, seen, n=5, context_k=0, support=False).candidates
+        == query(idx, seen, n=5, context_k=0, support=False).candidates
+    )
+    assert query(back, seen, n=0, support=False).context(None, back) == query(idx, seen, n=0, support=False).context(
+        None, idx
+    )
     assert back.stats() == idx.stats()
 
 
 def test_load_missing_or_corrupt_raises_input_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InputError, match="no manifest"):
-        CollaborativeIndex.load(tmp_path / "absent")
-    CollaborativeIndex.build(_rows(TOY)).save(tmp_path / "idx")
+        load(tmp_path / "absent")
+    save(build(_rows(TOY)), tmp_path / "idx")
     (tmp_path / "idx" / "arrays.npz").write_bytes(b"garbage")
     with pytest.raises(InputError, match=str(tmp_path / "idx")):
-        CollaborativeIndex.load(tmp_path / "idx")
+        load(tmp_path / "idx")
     (tmp_path / "idx" / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match="msrkit index build"):
-        CollaborativeIndex.load(tmp_path / "idx")
+        load(tmp_path / "idx")
 
 
 def _random_rows(n_users: int, seed: int) -> list[Interaction]:
@@ -188,9 +221,9 @@ def test_extend_equals_full_build() -> None:
     rows = _random_rows(80, seed=1)
     more = _random_rows(100, seed=2)  # overlaps the first users (new rows at any time) and adds new users
     catalog = {f"i{n}": Item(item_id=f"i{n}", title=f"Film {n % 7}", keywords=[f"k{n % 5}"]) for n in range(70)}
-    full = CollaborativeIndex.build(rows + more, catalog=catalog)
-    grown = CollaborativeIndex.build(rows, catalog=catalog)
-    grown.extend(more, catalog=catalog)
+    full = build(rows + more, catalog=catalog)
+    grown = build(rows, catalog=catalog)
+    grown = extend(grown, more, catalog=catalog)
     assert sorted(grown.user_ids) == sorted(full.user_ids)
     for u in ("u3", "u90"):
         seen = [grown.item_ids[i] for i in grown.seq_items[grown.seq_ptr[grown.user_index[u]]:
@@ -198,17 +231,48 @@ def test_extend_equals_full_build() -> None:
         want = [full.item_ids[i] for i in full.seq_items[full.seq_ptr[full.user_index[u]]:
                                                       full.seq_ptr[full.user_index[u] + 1]]]  # fmt: skip
         assert seen == want
-        a, b = grown.similar_users(seen[:4], k=5), full.similar_users(seen[:4], k=5)
+        a, b = similar(grown, seen[:4], k=5), similar(full, seen[:4], k=5)
         assert [x for x, _ in a] == [x for x, _ in b]
         np.testing.assert_allclose([s for _, s in a], [s for _, s in b], rtol=1e-6)
         cands = sorted(catalog)
-        np.testing.assert_allclose(grown.score_candidates(seen, cands), full.score_candidates(seen, cands), rtol=1e-6)
-        assert grown.next_item_context(seen[:3], k=5) == full.next_item_context(seen[:3], k=5)
+        np.testing.assert_allclose(
+            query(grown, seen, candidate_ids=cands, context_k=0, support=False).scores(),
+            query(full, seen, candidate_ids=cands, context_k=0, support=False).scores(),
+            rtol=1e-6,
+        )
+        assert query(grown, seen[:3], context_k=5, n=0, support=False).context(None, grown) == query(
+            full, seen[:3], context_k=5, n=0, support=False
+        ).context(None, full)
+
+
+def test_extend_and_with_weights_leave_the_index_as_it_was() -> None:
+    """The index is data: the functions that make another one from it never change it."""
+    rows = _random_rows(80, seed=1)
+    idx = build(rows)
+    seen = ["i1", "i2", "i3"]
+    before, users = query(idx, seen, n=10).candidates, list(idx.user_ids)
+    other = with_weights(idx, replace(DEFAULT_BLEND, t_window=3, users=0.0))
+    grown = extend(idx, _random_rows(100, seed=2))
+    assert other.weights != idx.weights == DEFAULT_BLEND and len(grown.user_ids) > len(users)
+    assert query(idx, seen, n=10).candidates == before and idx.user_ids == users
+    assert query(other, seen, n=10).candidates == query(build(rows, weights=other.weights), seen, n=10).candidates
+
+
+def test_build_index_is_build_with_the_settings_blend_and_the_cases_cut() -> None:
+    """The one constructor: the cases' futures cut as ``interactions_before`` cuts them, the blend as set."""
+    rows = _random_rows(80, seed=3)
+    case = History(user_id="u5", history=["i1"], target=rows[[r.user_id for r in rows].index("u5")].item_id)
+    fixed = build_index(Settings(index_select=False, cache=False), rows=rows, cases=[case])
+    plain = build(interactions_before(rows, [case]))
+    assert fixed.tuning is None and fixed.stats() == plain.stats()
+    assert np.array_equal(fixed.seq_items, plain.seq_items) and fixed.user_ids == plain.user_ids
+    chosen = build_index(Settings(cache=False), rows=rows, cases=[case])
+    assert chosen.tuning is not None and chosen.tuning.mode == "auto" and chosen.weights == chosen.tuning.weights
 
 
 def test_pruned_top_k_equals_brute_force() -> None:
     rows = _random_rows(3000, seed=3)
-    idx = CollaborativeIndex.build(rows)
+    idx = build(rows)
     docs = idx.users_bm25.scores
     for seed in range(20):
         rng = random.Random(seed)
@@ -225,31 +289,42 @@ def test_pruned_top_k_equals_brute_force() -> None:
             dense[exclude] = 0.0
         order = [d for d in np.lexsort((np.arange(len(dense)), -dense)).tolist() if dense[d] > 0][:k]
         name = idx.user_ids[exclude] if exclude is not None else None
-        got = idx.similar_users(seen, k=k, exclude_user=name)
+        got = similar(idx, seen, k=k, exclude_user=name)
         assert [idx.user_index[u] for u, _ in got] == order
         assert [s for _, s in got] == pytest.approx(dense[order].tolist())
 
 
 def test_generate_candidates_sorted_unseen_length_n() -> None:
-    idx = CollaborativeIndex.build(_random_rows(200, seed=4))
+    idx = build(_random_rows(200, seed=4))
     seen = ["i1", "i2", "i3"]
-    found = idx.generate_candidates(seen, n=10)
+    found = query(idx, seen, n=10, context_k=0, support=False).candidates
     assert len(found) == 10 and not {i for i, _ in found} & set(seen)
     scores = [s for _, s in found]
     assert scores == sorted(scores, reverse=True) and all(math.isfinite(s) for s in scores)
-    assert found == idx.generate_candidates(seen, n=10)
-    assert {i for i, _ in idx.generate_candidates(seen, n=10, exclude_seen=False)} & set(seen)
-    by_id = dict(zip([i for i, _ in found], idx.score_candidates(seen, [i for i, _ in found]), strict=False))
+    assert found == query(idx, seen, n=10, context_k=0, support=False).candidates
+    assert {i for i, _ in query(idx, seen, n=10, exclude_seen=False, context_k=0, support=False).candidates} & set(seen)
+    by_id = dict(
+        zip(
+            [i for i, _ in found],
+            query(idx, seen, candidate_ids=[i for i, _ in found], context_k=0, support=False).scores(),
+            strict=False,
+        )
+    )
     assert all(by_id[i] == s for i, s in found)  # one blend for both
 
 
 def test_unknown_candidates_and_empty_history_get_finite_scores() -> None:
-    idx = CollaborativeIndex.build(_rows(TOY), catalog=CATALOG)
-    assert all(math.isfinite(s) for s in idx.score_candidates(["a"], ["never-seen", "x"]))
-    assert all(math.isfinite(s) for s in idx.score_candidates([], ["a", "zz"]))
-    assert all(math.isfinite(s) for s in idx.score_candidates(["unknown"], ["a"]))
-    assert len(idx.generate_candidates([], n=3)) == 3
-    assert idx.similar_users(["unknown"]) == []
+    idx = build(_rows(TOY), catalog=CATALOG)
+    assert all(
+        math.isfinite(s)
+        for s in query(idx, ["a"], candidate_ids=["never-seen", "x"], context_k=0, support=False).scores()
+    )
+    assert all(math.isfinite(s) for s in query(idx, [], candidate_ids=["a", "zz"], context_k=0, support=False).scores())
+    assert all(
+        math.isfinite(s) for s in query(idx, ["unknown"], candidate_ids=["a"], context_k=0, support=False).scores()
+    )
+    assert len(query(idx, [], n=3, context_k=0, support=False).candidates) == 3
+    assert similar(idx, ["unknown"], k=3) == []
 
 
 def test_blend_beats_popularity_on_movielens_sample() -> None:
@@ -258,12 +333,12 @@ def test_blend_beats_popularity_on_movielens_sample() -> None:
     catalog, interactions = load_movielens_100k()
     cases = leave_one_out(catalog, interactions, negatives=0)
     cases = random.Random(0).sample(cases, 200)
-    idx = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog)
+    idx = build(interactions_before(interactions, cases), catalog=catalog)
     hits = {"blend": 0, "popularity": 0}
     pop_order = [idx.item_ids[i] for i in np.lexsort((np.arange(len(idx.item_ids)), -idx.popularity))]
     for case in cases:
         seen = [e.item_id for e in case.history]
-        top = [i for i, _ in idx.generate_candidates(seen, n=10, exclude_user=case.user_id)]
+        top = [i for i, _ in query(idx, seen, n=10, exclude_user=case.user_id, context_k=0, support=False).candidates]
         hits["blend"] += case.target in top
         seen_set = set(seen)
         hits["popularity"] += case.target in [i for i in pop_order if i not in seen_set][:10]

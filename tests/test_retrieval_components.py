@@ -19,7 +19,9 @@ import pytest
 
 from msrkit.data import Item
 from msrkit.io import Interaction
-from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex
+from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, build, query, with_weights
+from msrkit.retrieval import neighbourhood as nb
+from msrkit.retrieval.components import query_items
 from msrkit.retrieval.cooccurrence import build_cooccurrence
 from msrkit.retrieval.transitions import build_transitions
 
@@ -290,11 +292,31 @@ IDS = ["default", "narrow", "wide", "long"]
 # ----------------------------------------------------------------------------- the tests
 
 
+def similar(
+    idx: CollaborativeIndex, seen: list[str], *, k: int, exclude_user: str | None = None
+) -> list[tuple[str, float]]:
+    """The ``k`` users most similar to ``seen`` (the search S makes, with ``k`` users instead of ``u_k``)."""
+    w = idx.weights
+    q = query_items(idx.seen_indices(seen), recent=w.u_recent, decay=w.u_decay)
+    docs, scores = nb.similar_users(idx, q, k, exclude_user)
+    return [(idx.user_ids[d], float(s)) for d, s in zip(docs.tolist(), scores.tolist(), strict=True)]
+
+
+def normalised_components(
+    idx: CollaborativeIndex, seen: list[str], *, exclude_user: str | None
+) -> dict[str, np.ndarray]:
+    """The blend components over all indexed items as ``query`` computes them, each scaled to [0, 1]."""
+    seen_idx = idx.seen_indices(seen)
+    _, found = nb.search(idx, seen_idx, exclude_user, 0)
+    parts = nb.components(idx, seen_idx, found)
+    return {name: v / v.max() if len(v) and v.max() > 0 else v for name, v in parts.items()}
+
+
 @pytest.mark.parametrize("window, gap_power, max_row, chunk", [(1, 0.0, None, 10**6), (4, 1.0, 3, 7),
                                                                (10, 0.5, 1000, 50), (2, 0.0, 2, 1)])  # fmt: skip
 def test_transitions_equal_brute_force(window: int, gap_power: float, max_row: int | None, chunk: int) -> None:
     seqs = fixture(1)
-    idx = CollaborativeIndex.build(rows_of(seqs))
+    idx = build(rows_of(seqs))
     code = idx.item_index
     tr = build_transitions(idx.seq_ptr, idx.seq_items, len(idx.item_ids), window=window, gap_power=gap_power,
                            max_row=max_row, chunk_pairs=chunk)  # fmt: skip
@@ -311,7 +333,7 @@ def test_transitions_equal_brute_force(window: int, gap_power: float, max_row: i
 @pytest.mark.parametrize("window, max_row, chunk", [(1, 1000, 10**6), (3, 4, 7), (20, 2, 1)])
 def test_cooccurrence_equals_brute_force(window: int, max_row: int, chunk: int) -> None:
     seqs = fixture(6)
-    idx = CollaborativeIndex.build(rows_of(seqs))
+    idx = build(rows_of(seqs))
     code = idx.item_index
     got_m = build_cooccurrence(idx.seq_ptr, idx.seq_items, len(idx.item_ids), window=window, max_row=max_row,
                                chunk_pairs=chunk)  # fmt: skip
@@ -328,14 +350,14 @@ def test_cooccurrence_equals_brute_force(window: int, max_row: int, chunk: int) 
 def test_each_component_equals_brute_force(w: BlendWeights) -> None:
     seqs = fixture(2)
     catalog = catalog_for(seqs, 2)
-    idx = CollaborativeIndex.build(rows_of(seqs), catalog=catalog, weights=w)
+    idx = build(rows_of(seqs), catalog=catalog, weights=w)
     rng = random.Random(3)
     for trial in range(12):
         user = rng.choice(list(seqs))
         history = seqs[user] if trial % 2 else [rng.choice(list(idx.item_index)) for _ in range(rng.randrange(1, 8))]
         exclude = user if trial % 2 else None
         twin = Twin(seqs, w, idx.item_index, catalog, exclude_user=exclude)
-        got = idx.components(history, exclude_user=exclude)
+        got = normalised_components(idx, history, exclude_user=exclude)
         for name, want in (("transitions", twin.transitions(history)), ("users", twin.users_component(history)),
                            ("text", twin.text(history)), ("popularity", twin.popularity()),
                            *((("long", twin.long(history)),) if w.long else ())):  # fmt: skip
@@ -343,7 +365,7 @@ def test_each_component_equals_brute_force(w: BlendWeights) -> None:
             top = want_vec.max()
             np.testing.assert_allclose(got[name], want_vec / top if top > 0 else want_vec, rtol=1e-5, atol=1e-9,
                                        err_msg=f"{name}, trial {trial}")  # fmt: skip
-        nbs = idx.similar_users(history, k=4, exclude_user=exclude)
+        nbs = similar(idx, history, k=4, exclude_user=exclude)
         want_nbs = twin.neighbours(history, 4)
         np.testing.assert_allclose([s for _, s in nbs], [s for _, s in want_nbs], rtol=1e-5)
 
@@ -353,28 +375,31 @@ def test_each_component_equals_brute_force(w: BlendWeights) -> None:
 def test_generated_candidates_equal_brute_force_blend(w: BlendWeights, with_catalog: bool) -> None:
     seqs = fixture(4)
     catalog = catalog_for(seqs, 4) if with_catalog else None
-    idx = CollaborativeIndex.build(rows_of(seqs), catalog=catalog, weights=w)
+    idx = build(rows_of(seqs), catalog=catalog, weights=w)
     for user in list(seqs)[:25]:
         twin = Twin(seqs, w, idx.item_index, catalog, exclude_user=user)
         for n in (1, 10, 45):  # 45 > the number of unseen items: every unseen item, zero scores by popularity
-            assert_same_ranking(idx.generate_candidates(seqs[user], n=n, exclude_user=user),
+            assert_same_ranking(query(idx, seqs[user], n=n, exclude_user=user, context_k=0, support=False).candidates,
                                 twin.top(seqs[user], n))  # fmt: skip
         given = sorted(idx.item_index)[::3]
         blend = twin.blend(seqs[user])
-        np.testing.assert_allclose(idx.score_candidates(seqs[user], given, exclude_user=user),
-                                   [blend[i] for i in given], rtol=1e-5, atol=1e-9)  # fmt: skip
+        hood = query(idx, seqs[user], candidate_ids=given, exclude_user=user, context_k=0, support=False)
+        np.testing.assert_allclose(hood.scores(), [blend[i] for i in given], rtol=1e-5, atol=1e-9)
 
 
 def test_changing_a_build_knob_equals_a_fresh_build() -> None:
     seqs = fixture(5)
-    idx = CollaborativeIndex.build(rows_of(seqs))
+    idx = build(rows_of(seqs))
     other = replace(DEFAULT_BLEND, t_window=2, t_gap_power=1.0, t_max_row=3)
-    idx.set_weights(other)
-    fresh = CollaborativeIndex.build(rows_of(seqs), weights=other)
+    idx = with_weights(idx, other)
+    fresh = build(rows_of(seqs), weights=other)
     for name in ("ptr", "nxt", "w", "rowsum"):
         np.testing.assert_array_equal(getattr(idx.transitions, name), getattr(fresh.transitions, name))
     history = seqs["u1"]
-    assert idx.generate_candidates(history, n=10) == fresh.generate_candidates(history, n=10)
+    assert (
+        query(idx, history, n=10, context_k=0, support=False).candidates
+        == query(fresh, history, n=10, context_k=0, support=False).candidates
+    )
 
 
 def test_blend_weights_reject_bad_values() -> None:

@@ -8,7 +8,7 @@
   useful order: transitions say little, similar users a lot.
 
 The validation target is each user's last indexed item (what the selection itself reads);
-"wins" is measured here again, independently, by ``generate_candidates`` on the validation index.
+"wins" is measured here again, independently, by ``query`` on the validation index.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import replace
 import numpy as np
 
 from msrkit.io import Interaction
-from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex
+from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, build, choose_blend, query, with_weights
 from msrkit.retrieval.select import data_stats, select_blend
 from msrkit.retrieval.tune import validation_index
 
@@ -49,19 +49,20 @@ def repeat_world(seed: int = 0) -> list[Interaction]:
 def validation_ndcg(idx: CollaborativeIndex, weights: BlendWeights, *, exclude_seen: bool = True) -> float:
     """Mean NDCG@10 of each user's last indexed item, from an index without it."""
     vidx, targets = validation_index(idx)
-    vidx.set_weights(weights)
+    vidx = with_weights(vidx, weights)
     total = 0.0
     for u, target in enumerate(targets.tolist()):
         seen = [vidx.item_ids[i] for i in vidx.seq_items[vidx.seq_ptr[u] : vidx.seq_ptr[u + 1]].tolist()]
-        top = [i for i, _ in vidx.generate_candidates(seen, n=10, exclude_seen=exclude_seen,
-                                                      exclude_user=vidx.user_ids[u])]  # fmt: skip
+        hood = query(vidx, seen, n=10, exclude_seen=exclude_seen, exclude_user=vidx.user_ids[u], context_k=0,
+                     support=False)  # fmt: skip
+        top = [i for i, _ in hood.candidates]
         if target >= 0 and idx.item_ids[target] in top:
             total += 1.0 / np.log2(top.index(idx.item_ids[target]) + 2)
     return total / len(targets)
 
 
 def test_the_worlds_differ_where_the_selection_looks() -> None:
-    long, rep = data_stats(CollaborativeIndex.build(long_world())), data_stats(CollaborativeIndex.build(repeat_world()))
+    long, rep = data_stats(build(long_world())), data_stats(build(repeat_world()))
     assert long["mean_length"] > 20 > rep["mean_length"]
     assert rep["repeat_rate"] > 0.2 > long["repeat_rate"] - 0.1
 
@@ -69,7 +70,7 @@ def test_the_worlds_differ_where_the_selection_looks() -> None:
 def test_self_selection_chooses_differently_on_each_world_and_wins_there() -> None:
     chosen = {}
     for name, rows in (("long", long_world()), ("repeat", repeat_world())):
-        idx = CollaborativeIndex.build(rows, tune="auto")
+        idx = choose_blend(build(rows), "auto")
         assert idx.tuning is not None and idx.tuning.mode == "auto"
         chosen[name] = idx.tuning.changed
         base, mine = validation_ndcg(idx, DEFAULT_BLEND), validation_ndcg(idx, idx.weights)
@@ -81,13 +82,13 @@ def test_self_selection_chooses_differently_on_each_world_and_wins_there() -> No
 
 
 def test_too_little_data_keeps_the_defaults_and_says_so() -> None:
-    idx = CollaborativeIndex.build(repeat_world()[:300], tune="auto")
+    idx = choose_blend(build(repeat_world()[:300]), "auto")
     assert idx.tuning is not None and idx.weights == DEFAULT_BLEND and idx.tuning.evaluations == 0
     assert "too few to tell" in idx.tuning.table()
 
 
 def test_repeats_allowed_find_the_targets_a_user_had_before() -> None:
-    idx = CollaborativeIndex.build(repeat_world())
+    idx = build(repeat_world())
     vidx, targets = validation_index(idx)
     repeats = sum(
         1
@@ -106,7 +107,7 @@ def test_the_repeats_setting_reaches_generated_candidates() -> None:
     from msrkit.recommender import Recommender
 
     rows = repeat_world()
-    idx = CollaborativeIndex.build(rows)
+    idx = build(rows)
     catalog = {i: Item(item_id=i) for i in idx.item_ids}
     history = [r.item_id for r in rows if r.user_id == "u3"]
     past = {}

@@ -161,7 +161,7 @@ def test_cli_retries_as_the_toml_says_and_a_rerun_resumes(server: FaultServer, t
 
 
 def test_index_build_reads_the_keywords_summarize_stored(server: FaultServer, tmp_path: Path) -> None:
-    from msrkit.retrieval import CollaborativeIndex
+    from msrkit.retrieval import load
 
     write_jsonl(tmp_path / "items.jsonl", ITEMS)
     write_jsonl(tmp_path / "interactions.jsonl", INTERACTIONS)
@@ -173,9 +173,9 @@ def test_index_build_reads_the_keywords_summarize_stored(server: FaultServer, tm
     built = msrkit("index", "build", "--interactions", "interactions.jsonl", "--catalog", "items.jsonl",
                    "--out", "idx", cwd=tmp_path)  # fmt: skip
     assert built.returncode == 0, built.stderr
-    index = CollaborativeIndex.load(tmp_path / "idx")
+    index = load(tmp_path / "idx")
     assert {"drama", "war", "number"} <= set(index.keywords)
     elsewhere = msrkit("index", "build", "--interactions", "interactions.jsonl", "--catalog", "items.jsonl",
                        "--out", "idx2", "--cache-dir", "other", cwd=tmp_path)  # fmt: skip
     assert elsewhere.returncode == 0, elsewhere.stderr
-    assert CollaborativeIndex.load(tmp_path / "idx2").keywords == []  # another store: nothing summarized there
+    assert load(tmp_path / "idx2").keywords == []  # another store: nothing summarized there

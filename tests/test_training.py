@@ -25,7 +25,7 @@ from msrkit.data import History, Item
 from msrkit.errors import ConfigError, InputError, MissingDependencyError
 from msrkit.evaluation.fusion_tuning import tune_fusion, weight_table
 from msrkit.io import Interaction, resolve
-from msrkit.retrieval import CollaborativeIndex, interactions_before
+from msrkit.retrieval import build, interactions_before
 from msrkit.training.base import require_train_extra, resolve_base
 from msrkit.training.examples import Recorder, build_examples, split_users
 from msrkit.training.tokens import IGNORE, Encoded, batches, encode
@@ -53,7 +53,7 @@ def test_rank_examples_are_the_request_the_pipeline_sends() -> None:
     case = next(c for c in cases if c.user_id == example.user_id)
     # the same case, with the same shown candidates, through the Recommender: the same bytes
     fake = FakeBackend()
-    index = CollaborativeIndex.build(interactions_before(rows, cases), catalog=catalog)
+    index = build(interactions_before(rows, cases), catalog=catalog)
     shown = resolve(case.model_copy(update={"candidates": list(example.shown), "target": None}), catalog)
     settings = SETTINGS.model_copy(update={"shown_order": "given"})
     with Recommender(fake, settings=settings, catalog=catalog, index=index, cache=False) as rec:
@@ -92,7 +92,7 @@ def test_the_index_never_sees_a_cases_target() -> None:
     built = build_examples([case], task="rank", settings=SETTINGS, catalog=catalog, interactions=rows)
     assert built.examples == [] and built.skipped == {"target not among retrieval's candidates": 1}
     # the control: an index that did see the target would have offered it
-    leaky = CollaborativeIndex.build(rows, catalog=catalog)
+    leaky = build(rows, catalog=catalog)
     seen = build_examples([case], task="rank", settings=SETTINGS, catalog=catalog, interactions=rows, index=leaky)
     assert [e.target for e in seen.examples] == ["T"]
 
@@ -236,7 +236,7 @@ def _ranking_world() -> tuple[dict[str, Item], list[Interaction], list[History]]
 
 def _tuned(answer: Any) -> Any:
     catalog, rows, cases = _ranking_world()
-    index = CollaborativeIndex.build(rows, catalog=catalog)
+    index = build(rows, catalog=catalog)
     recs: list[Recommender] = []
 
     def ranker(settings: Settings) -> Any:

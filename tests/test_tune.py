@@ -20,7 +20,17 @@ from typer.testing import CliRunner
 from msrkit.cli import app
 from msrkit.data import History
 from msrkit.io import Interaction
-from msrkit.retrieval import DEFAULT_BLEND, CollaborativeIndex, interactions_before, tune_index
+from msrkit.retrieval import (
+    DEFAULT_BLEND,
+    CollaborativeIndex,
+    build,
+    choose_blend,
+    interactions_before,
+    load,
+    query,
+    save,
+    tune_index,
+)
 from msrkit.retrieval.tune import validation_index
 
 
@@ -50,9 +60,9 @@ def world(planted: bool, seed: int = 0, n: int = 400) -> tuple[list[Interaction]
 def test_tuning_never_reads_a_test_target() -> None:
     rows, cases = world(planted=True)
     plain_rows, plain_cases = world(planted=False)
-    honest = tune_index(CollaborativeIndex.build(interactions_before(rows, cases)))
-    unplanted = tune_index(CollaborativeIndex.build(interactions_before(plain_rows, plain_cases)))
-    leaky = tune_index(CollaborativeIndex.build(rows))  # the index holds the test targets
+    honest = tune_index(build(interactions_before(rows, cases)))
+    unplanted = tune_index(build(interactions_before(plain_rows, plain_cases)))
+    leaky = tune_index(build(rows))  # the index holds the test targets
     assert honest.weights == unplanted.weights
     assert [(s.knob, s.value, s.ndcg) for s in honest.steps] == [(s.knob, s.value, s.ndcg) for s in unplanted.steps]
     assert honest.weights.users == 0.0  # the honest targets follow the transitions
@@ -61,7 +71,7 @@ def test_tuning_never_reads_a_test_target() -> None:
 
 def test_validation_targets_are_each_users_last_indexed_item() -> None:
     rows, cases = world(planted=True, n=50)
-    idx = CollaborativeIndex.build(interactions_before(rows, cases))
+    idx = build(interactions_before(rows, cases))
     vidx, targets = validation_index(idx)
     for case in cases:
         u = idx.user_index[case.user_id]
@@ -75,7 +85,7 @@ def test_validation_targets_are_each_users_last_indexed_item() -> None:
 
 def test_too_little_data_keeps_the_defaults() -> None:
     rows, _ = world(planted=False, n=8)
-    result = tune_index(CollaborativeIndex.build(rows))
+    result = tune_index(build(rows))
     assert result.weights == DEFAULT_BLEND and result.changed == {}
     assert [s.knob for s in result.steps] == ["start"]
     assert "no move beat the noise" in result.table()
@@ -83,17 +93,20 @@ def test_too_little_data_keeps_the_defaults() -> None:
 
 def test_tuned_weights_are_used_and_stored(tmp_path) -> None:  # type: ignore[no-untyped-def]
     rows, cases = world(planted=False)
-    idx = CollaborativeIndex.build(interactions_before(rows, cases), tune=True)
+    idx = choose_blend(build(interactions_before(rows, cases)), True)
     assert idx.tuning is not None and idx.weights == idx.tuning.weights != DEFAULT_BLEND
     assert idx.tuning.changed == {k: getattr(idx.weights, k) for k in idx.tuning.changed}
     assert idx.tuning.steps[-1].ndcg > idx.tuning.steps[0].ndcg
-    idx.save(tmp_path / "idx")
+    save(idx, tmp_path / "idx")
     manifest = json.loads((tmp_path / "idx" / "manifest.json").read_text())
     assert manifest["weights"]["users"] == idx.weights.users and manifest["tuning"]["changed"] == idx.tuning.changed
-    loaded = CollaborativeIndex.load(tmp_path / "idx")
+    loaded = load(tmp_path / "idx")
     assert loaded.weights == idx.weights and loaded.tuning == idx.tuning
     for case in cases[:20]:
-        assert loaded.generate_candidates(case.history, n=10) == idx.generate_candidates(case.history, n=10)
+        assert (
+            query(loaded, case.history, n=10, context_k=0, support=False).candidates
+            == query(idx, case.history, n=10, context_k=0, support=False).candidates
+        )
     np.testing.assert_array_equal(loaded.transitions.w, idx.transitions.w)
 
 
@@ -124,11 +137,11 @@ def test_an_older_or_unknown_manifest_says_how_to_rebuild(tmp_path, bad) -> None
     from msrkit.errors import InputError
 
     rows, _ = world(planted=False, n=20)
-    CollaborativeIndex.build(rows).save(tmp_path / "i")
+    save(build(rows), tmp_path / "i")
     path = tmp_path / "i" / "manifest.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **bad}))
     with pytest.raises(InputError, match="msrkit index build"):
-        CollaborativeIndex.load(tmp_path / "i")
+        load(tmp_path / "i")
 
 
 def test_eval_tune_tunes_the_evaluations_index_from_python_and_the_cli(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -152,7 +165,7 @@ def test_eval_tune_tunes_the_evaluations_index_from_python_and_the_cli(tmp_path,
         tuned.append(idx)
         return real(idx, **kw)
 
-    monkeypatch.setattr(retrieval.index, "tune_index", spy)  # where the build looks it up
+    monkeypatch.setattr(retrieval.stage, "tune_index", spy)  # where the build looks it up
     paths = {"catalog": tmp_path / "d" / "items.jsonl", "interactions": tmp_path / "d" / "interactions.jsonl"}
     run_experiment(Experiment(cases=tmp_path / "d" / "cases.jsonl", out=tmp_path / "py",
                               settings=Settings(backend="none", cache=False, tune_index=True, **paths)))  # fmt: skip

@@ -108,11 +108,11 @@ def index_build(
     """
 
     def run() -> None:
-        from ..retrieval.build import build_index
+        from ..retrieval import build_index, save
 
         idx = build_index(settings(config=config, interactions=interactions, catalog=catalog, cache_dir=cache_dir,
                                    tune_index=tune, index_select=select))  # fmt: skip
-        idx.save(out)
+        save(idx, out)
         _print_index(idx, out, json_out)
 
     guard(run)
@@ -126,9 +126,9 @@ def index_info(
     """Show an index: its counts, the blend's weights and knobs, and how they were tuned."""
 
     def run() -> None:
-        from ..retrieval import CollaborativeIndex
+        from ..retrieval import load
 
-        _print_index(CollaborativeIndex.load(directory), directory, json_out, built=False)
+        _print_index(load(directory), directory, json_out, built=False)
 
     guard(run)
 

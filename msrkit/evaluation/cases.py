@@ -26,13 +26,10 @@ def load_cases(cases: str | Path | Sequence[History], *, limit: int | None = Non
 
 
 def load_index(settings: Settings, cases: Sequence[History], catalog: dict[str, Item]) -> CollaborativeIndex | None:
-    """The evaluation's index: the interactions less each case's target and what came after it."""
-    from ..retrieval import CollaborativeIndex, interactions_before
-    from ..retrieval.build import tune_mode
-    from ..retrieval.interactions import read_interactions
+    """The evaluation's index (:func:`~msrkit.retrieval.build_index`, as every path builds it): the
+    interactions less each case's target and what came after it; none without interactions."""
+    from ..retrieval import build_index
 
     if settings.interactions is None:
         return None
-    rows = interactions_before(read_interactions(settings.interactions), cases)
-    return CollaborativeIndex.build(rows, catalog=catalog or None, tune=tune_mode(settings),
-                                    exclude_seen=settings.repeats == "exclude")  # fmt: skip
+    return build_index(settings, catalog=catalog, cases=cases)

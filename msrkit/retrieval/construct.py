@@ -1,36 +1,29 @@
-"""Building and growing a :class:`~.index.CollaborativeIndex`: encoding rows, sequences, derived arrays.
+"""Making a :class:`~.index.CollaborativeIndex`: encoding rows, sequences, derived arrays.
 
-Everything here fills the index's arrays in place, vectorised over columns
-(:class:`~.interactions.Interactions`); no Python object per interaction is made.
+:func:`build` indexes rows with fixed weights, :func:`extend` makes the index of more rows and
+:func:`with_weights` the same index with other weights; each returns a new index and leaves the
+one it was given as it was. Everything is vectorised over columns
+(:class:`~.interactions.Interactions`); no Python object per interaction is made. The private
+helpers below fill the fields of the index being made, and only that one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 import numpy as np
 
 from ..data import Item
+from ..io import Interaction
 from ..text import item_words
 from .bm25 import column_max, okapi_bm25
-from .interactions import Interactions
-from .transitions import build_transitions, expand
+from .index import CollaborativeIndex
+from .interactions import Interactions, as_columns
+from .transitions import Transitions, build_transitions, expand
+from .weights import DEFAULT_BLEND, BlendWeights
 
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
-
-__all__ = [
-    "ITEM_PREFIX",
-    "KEYWORD_PREFIX",
-    "csr",
-    "derive",
-    "derive_from_sequences",
-    "grow",
-    "label",
-    "rebuild_transitions",
-    "set_rows",
-]
+__all__ = ["ITEM_PREFIX", "KEYWORD_PREFIX", "build", "csr", "derive_from_sequences", "extend", "label", "with_weights"]
 
 ITEM_PREFIX = "i:"
 KEYWORD_PREFIX = "kw:"
@@ -53,6 +46,73 @@ def label(item: Item | None, item_id: str) -> str:
     return item_id
 
 
+def build(
+    interactions: Interactions | Sequence[Interaction],
+    catalog: Mapping[str, Item] | None = None,
+    *,
+    keyword_tokens: bool = True,
+    weights: BlendWeights = DEFAULT_BLEND,
+) -> CollaborativeIndex:
+    """Index ``interactions`` (columns, or rows) and the text and keywords of ``catalog`` items, with ``weights``.
+
+    The blend chosen on the data: :func:`.build.build` (``tune=``) or, from the settings, :func:`.build.build_index`.
+    """
+    idx = CollaborativeIndex(keyword_tokens=keyword_tokens, weights=weights)
+    _set_sequences(idx, *_encode(idx, as_columns(interactions), catalog or {}))
+    idx.popularity = np.bincount(idx.seq_items, minlength=len(idx.item_ids)).astype(np.int64)
+    idx.transitions = _transitions(idx, weights)
+    _extend_catalog(idx, catalog or {})
+    _user_bm25(idx)
+    idx.refresh()
+    return idx
+
+
+def extend(
+    idx: CollaborativeIndex,
+    interactions: Interactions | Sequence[Interaction],
+    catalog: Mapping[str, Item] | None = None,
+) -> CollaborativeIndex:
+    """The index of ``idx``'s rows and ``interactions`` (new users or more rows for known ones): equal to
+    :func:`build` on all of them with ``idx``'s weights (and its tuning record); ``idx`` is left as it was.
+
+    The merged sequences equal a build on all rows. Popularity is counted on; the
+    transitions are rebuilt from the stored sequences (pruning each row to its largest
+    entries makes an incremental update inexact: a pair cut from a row cannot be put back),
+    which costs one transitions build; the user BM25 matrix is recomputed vectorised
+    (its scores depend on the number of users, the average length and every document
+    frequency). Known items keep their text; new ones get theirs from ``catalog``.
+    """
+    cols, catalog = as_columns(interactions), catalog or {}
+    if not len(cols):
+        return idx
+    out = replace(idx, user_index=dict(idx.user_index), item_index=dict(idx.item_index), labels=list(idx.labels))
+    old_n_items = len(out.popularity)
+    u_new, it_new, ts_new = _encode(out, cols, catalog)
+    old_owner = np.repeat(np.arange(len(out.seq_ptr) - 1), np.diff(out.seq_ptr))
+    _set_sequences(
+        out,
+        np.concatenate([old_owner, u_new]),
+        np.concatenate([out.seq_items.astype(np.int64), it_new]),
+        np.concatenate([out.seq_ts, ts_new]),
+    )
+    n_items = len(out.item_ids)
+    out.popularity = np.concatenate([out.popularity, np.zeros(n_items - old_n_items, dtype=np.int64)])
+    np.add.at(out.popularity, it_new, 1)
+    out.transitions = _transitions(out, out.weights)
+    if catalog or len(out.labels) < n_items:
+        _extend_catalog(out, catalog)
+    _user_bm25(out)
+    out.refresh()
+    return out
+
+
+def with_weights(idx: CollaborativeIndex, weights: BlendWeights) -> CollaborativeIndex:
+    """``idx`` with ``weights`` (the transitions rebuilt when one of their build knobs changed); ``idx``
+    is left as it was. What is built from the sequences on first use is shared by the two."""
+    same = weights.build_knobs() == idx.weights.build_knobs()
+    return replace(idx, weights=weights, transitions=idx.transitions if same else _transitions(idx, weights))
+
+
 def _keywords(item: Item | None) -> list[str]:
     if item is None or not item.keywords:
         return []
@@ -69,11 +129,6 @@ def _encode(idx: CollaborativeIndex, cols: Interactions, catalog: Mapping[str, I
         idx.item_index.setdefault(item_id, len(idx.item_index))
     idx.user_ids, idx.item_ids = list(idx.user_index), list(idx.item_index)
     return users[cols.users], items[cols.items], cols.ts
-
-
-def set_rows(idx: CollaborativeIndex, cols: Interactions, catalog: Mapping[str, Item]) -> None:
-    """Encode ``cols`` and make them the index's sequences (a fresh index)."""
-    _set_sequences(idx, *_encode(idx, cols, catalog))
 
 
 def _set_sequences(idx: CollaborativeIndex, users: np.ndarray, items: np.ndarray, ts: np.ndarray) -> None:
@@ -96,42 +151,30 @@ def _set_sequences(idx: CollaborativeIndex, users: np.ndarray, items: np.ndarray
     np.cumsum(np.bincount(users, minlength=n_users), out=idx.seq_ptr[1:])
 
 
-def derive(idx: CollaborativeIndex, catalog: Mapping[str, Item]) -> None:
-    """Everything computed from the sequences and the catalog: popularity, transitions, BM25 indexes."""
-    n_items = len(idx.item_ids)
-    idx.popularity = np.bincount(idx.seq_items, minlength=n_items).astype(np.int64)
-    rebuild_transitions(idx)
-    _extend_catalog(idx, catalog)
-    _user_bm25(idx)
-    idx.refresh()
-
-
 def derive_from_sequences(
     idx: CollaborativeIndex, seq_ptr: np.ndarray, seq_items: np.ndarray, seq_ts: np.ndarray,
     *, user_ids: list[str] | None = None,
 ) -> CollaborativeIndex:  # fmt: skip
     """A new index over the same users (or ``user_ids``, one per sequence), items and catalog data with
     other sequences (tuning's validation index, the self-selection's sample of users)."""
-    out = type(idx)()
+    out = CollaborativeIndex(weights=idx.weights)
     for name in ("user_ids", "item_ids", "user_index", "item_index", "keywords", "kw_ptr", "kw_ids", "labels",
                  "text_ptr", "text_ids", "words", "keyword_tokens", "items_bm25", "items_colmax"):  # fmt: skip
         setattr(out, name, getattr(idx, name))
     if user_ids is not None:
         out.user_ids, out.user_index = user_ids, {u: n for n, u in enumerate(user_ids)}
     out.seq_ptr, out.seq_items, out.seq_ts = seq_ptr, seq_items, seq_ts
-    out._weights = idx.weights
     out.popularity = np.bincount(seq_items, minlength=len(idx.item_ids)).astype(np.int64)
-    rebuild_transitions(out)
+    out.transitions = _transitions(out, idx.weights)
     _user_bm25(out)
     out.refresh()
     return out
 
 
-def rebuild_transitions(idx: CollaborativeIndex) -> None:
-    """The transitions of the stored sequences with the index's build knobs."""
-    w = idx.weights
-    idx.transitions = build_transitions(idx.seq_ptr, idx.seq_items, len(idx.item_ids), window=w.t_window,
-                                        gap_power=w.t_gap_power, max_row=w.t_max_row)  # fmt: skip
+def _transitions(idx: CollaborativeIndex, w: BlendWeights) -> Transitions:
+    """The transitions of the stored sequences with the build knobs of ``w``."""
+    return build_transitions(idx.seq_ptr, idx.seq_items, len(idx.item_ids), window=w.t_window,
+                             gap_power=w.t_gap_power, max_row=w.t_max_row)  # fmt: skip
 
 
 def _extend_catalog(idx: CollaborativeIndex, catalog: Mapping[str, Item]) -> None:
@@ -171,32 +214,3 @@ def _user_bm25(idx: CollaborativeIndex) -> None:
     names = [ITEM_PREFIX + i for i in idx.item_ids] + [KEYWORD_PREFIX + k for k in idx.keywords]
     idx.users_bm25 = okapi_bm25(docs, toks, len(idx.user_ids), n_vocab, vocab=names)
     idx.users_colmax = column_max(idx.users_bm25)
-
-
-def grow(idx: CollaborativeIndex, cols: Interactions, catalog: Mapping[str, Item]) -> None:
-    """Add rows (new users or more rows for known ones) to the stored sequences and re-derive.
-
-    The merged sequences equal a build on all rows. Popularity is updated in place; the
-    transitions are rebuilt from the stored sequences (pruning each row to its largest
-    entries makes an incremental update inexact: a pair cut from a row cannot be put back),
-    which costs one transitions build; the user BM25 matrix is recomputed vectorised
-    (its scores depend on the number of users, the average length and every document
-    frequency). Known items keep their text; new ones get theirs from ``catalog``.
-    """
-    old_n_items = len(idx.popularity)
-    u_new, it_new, ts_new = _encode(idx, cols, catalog)
-    old_owner = np.repeat(np.arange(len(idx.seq_ptr) - 1), np.diff(idx.seq_ptr))
-    _set_sequences(
-        idx,
-        np.concatenate([old_owner, u_new]),
-        np.concatenate([idx.seq_items.astype(np.int64), it_new]),
-        np.concatenate([idx.seq_ts, ts_new]),
-    )
-    n_items = len(idx.item_ids)
-    idx.popularity = np.concatenate([idx.popularity, np.zeros(n_items - old_n_items, dtype=np.int64)])
-    np.add.at(idx.popularity, it_new, 1)
-    rebuild_transitions(idx)
-    if catalog or len(idx.labels) < n_items:
-        _extend_catalog(idx, catalog)
-    _user_bm25(idx)
-    idx.refresh()

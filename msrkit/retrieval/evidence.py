@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .components import Proposals
+from .index import CollaborativeIndex
 from .transitions import expand
-
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
 
 __all__ = ["MAX_FOLLOWS", "Support", "follow_users", "support"]
 

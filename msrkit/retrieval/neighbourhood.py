@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,10 +30,8 @@ from .components import (
 from .construct import label
 from .evidence import Support
 from .evidence import support as evidence
+from .index import CollaborativeIndex
 from .transitions import expand
-
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
 
 __all__ = ["Neighbourhood", "Support", "components", "query", "search", "similar_users"]
 

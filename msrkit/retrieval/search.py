@@ -10,15 +10,12 @@ vocabulary and the exact top ``k`` items found with MaxScore pruning
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..text import words
 from .bm25 import score_docs, top_docs
-
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
+from .index import CollaborativeIndex
 
 __all__ = ["search_items"]
 

@@ -19,22 +19,20 @@ random (seeded): what the blend does on a large sample is what it does on all, a
 bounded (1M users: see ``bench/bench_retrieval.py --select``). With fewer than :data:`MIN_USERS`
 validation users nothing is searched: the defaults stay, and
 the result says why. ``msrkit index info`` prints what was chosen and why
-(:meth:`.tune.TuneResult.table`).
+(:meth:`.weights.TuneResult.table`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from .construct import derive_from_sequences
-from .tune import TuneResult, TuneStep, tune_index
-from .weights import BlendWeights
-
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
+from .index import CollaborativeIndex
+from .tune import tune_index
+from .weights import BlendWeights, TuneResult, TuneStep
 
 __all__ = ["LONG_HISTORY", "MAX_USERS", "MIN_USERS", "REPEAT_HEAVY", "SAMPLE", "data_stats", "quick_grid",
            "select_blend"]  # fmt: skip

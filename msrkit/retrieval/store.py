@@ -2,7 +2,7 @@
 
 The manifest holds the format version, the blend's weights and knobs
 (:class:`~.weights.BlendWeights`) and, for a tuned index, how they were chosen
-(:class:`~.tune.TuneResult`). The arrays are read with ``allow_pickle=False`` and the
+(:class:`~.weights.TuneResult`). The arrays are read with ``allow_pickle=False`` and the
 strings from JSON, so loading an index never runs code from the folder. A missing,
 damaged or older index is an :class:`~msrkit.errors.InputError` that says how to rebuild it.
 """
@@ -12,21 +12,18 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 from ..escape import ENCODE_ERRORS
 from .bm25 import column_max
+from .index import CollaborativeIndex
 from .transitions import Transitions
-from .tune import TuneResult
-from .weights import BlendWeights
+from .weights import BlendWeights, TuneResult
 
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
-
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_index", "load_index"]
+__all__ = ["FORMAT", "FORMAT_VERSION", "load", "save"]
 
 FORMAT = "msrkit-collaborative-index"
 #: 2: windowed transitions with weights and row sums, the blend's knobs and tuning in the manifest
@@ -36,7 +33,7 @@ TRANSITIONS = {"trans_ptr": "ptr", "trans_next": "nxt", "trans_weight": "w", "tr
 HINT = "rebuild it with: msrkit index build --interactions F [--catalog F] --out DIR"
 
 
-def save_index(idx: CollaborativeIndex, directory: str | Path) -> None:
+def save(idx: CollaborativeIndex, directory: str | Path) -> None:
     """Write ``idx`` to ``directory`` (created)."""
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
@@ -54,8 +51,8 @@ def save_index(idx: CollaborativeIndex, directory: str | Path) -> None:
     (d / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
 
 
-def load_index(directory: str | Path, cls: type[CollaborativeIndex]) -> CollaborativeIndex:
-    """Read an index written by :func:`save_index`."""
+def load(directory: str | Path) -> CollaborativeIndex:
+    """Read an index written by :func:`save`."""
     d = Path(directory)
     manifest_path = d / "manifest.json"
     if not manifest_path.is_file():
@@ -73,15 +70,15 @@ def load_index(directory: str | Path, cls: type[CollaborativeIndex]) -> Collabor
             source=str(d),
         )
     try:
-        return _read(d, manifest, cls)
+        return _read(d, manifest)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise InputError(f"damaged index ({type(exc).__name__}: {exc}): {HINT}", source=str(d)) from None
 
 
-def _read(d: Path, manifest: dict[str, Any], cls: type[CollaborativeIndex]) -> CollaborativeIndex:
+def _read(d: Path, manifest: dict[str, Any]) -> CollaborativeIndex:
     import bm25s
 
-    idx = cls()
+    idx = CollaborativeIndex()
     with np.load(d / "arrays.npz", allow_pickle=False) as arrays:
         for name in ARRAYS:
             setattr(idx, name, arrays[name])
@@ -92,7 +89,7 @@ def _read(d: Path, manifest: dict[str, Any], cls: type[CollaborativeIndex]) -> C
     idx.user_index = {u: n for n, u in enumerate(idx.user_ids)}
     idx.item_index = {i: n for n, i in enumerate(idx.item_ids)}
     idx.keyword_tokens = bool(manifest.get("keyword_tokens", True))
-    idx._weights = BlendWeights.from_dict(manifest["weights"])
+    idx.weights = BlendWeights.from_dict(manifest["weights"])
     idx.tuning = TuneResult.from_dict(manifest["tuning"]) if manifest.get("tuning") else None
     for sub in ("users_bm25", "items_bm25"):
         if not (d / sub / "params.index.json").is_file():

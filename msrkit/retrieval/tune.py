@@ -25,19 +25,17 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from .construct import derive_from_sequences
+from .construct import derive_from_sequences, with_weights
+from .index import CollaborativeIndex
 from .neighbourhood import components, search
-from .weights import BlendWeights, changed_knobs
+from .weights import BlendWeights, TuneResult, TuneStep
 
-if TYPE_CHECKING:
-    from .index import CollaborativeIndex
-
-__all__ = ["GRID", "TuneResult", "TuneStep", "tune_index", "validation_index"]
+__all__ = ["GRID", "TuneResult", "TuneStep", "tune_index", "validation_index"]  # the results: in .weights
 
 log = logging.getLogger("msrkit")
 
@@ -69,73 +67,6 @@ COMPONENT_KNOBS = {
 K = 10
 #: component vectors kept (each at most 5,000 users x 300 entries x 8 bytes = 12 MB)
 CACHE_SIZE = 24
-
-
-@dataclass(frozen=True)
-class TuneStep:
-    """One row of the validation table: a kept move (or the start), and the validation metrics after it."""
-
-    knob: str
-    value: Any
-    hr: float
-    ndcg: float
-    gain: float = 0.0
-    se: float = 0.0
-    net_users: int = 0
-
-
-@dataclass(frozen=True)
-class TuneResult:
-    """What tuning chose and how: the weights, the validation table, the cost."""
-
-    weights: BlendWeights
-    start: BlendWeights
-    steps: tuple[TuneStep, ...]
-    users: int
-    evaluations: int
-    seconds: float
-    #: ``"full"`` (``--tune``) or ``"auto"`` (the quick self-selection of :mod:`.select`)
-    mode: str = "full"
-    #: why this search, in words (the data statistics that chose its knobs)
-    why: tuple[str, ...] = ()
-    #: the data statistics it read (:func:`.select.data_stats`)
-    stats: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def changed(self) -> dict[str, Any]:
-        """The knobs tuning moved away from where it started."""
-        return changed_knobs(self.weights, self.start)
-
-    def table(self) -> str:
-        """The validation table: the start and every kept move, with the metrics after it (Markdown)."""
-        what = "self-selected (quick search)" if self.mode == "auto" else "tuned"
-        lines = [*self.why, f"{what} on {self.users} validation users (each user's last indexed interaction): "
-                 f"{self.evaluations} evaluations in {self.seconds:.1f} s",
-                 "", "| step | HR@10 | NDCG@10 | gain | SE | users + minus - |",
-                 "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
-        for s in self.steps:
-            name = "start" if s.knob == "start" else f"{s.knob} = {s.value}"
-            extra = f"{s.gain:+.4f} | {s.se:.4f} | {s.net_users:+d}" if s.knob != "start" else "- | - | -"
-            lines.append(f"| {name} | {s.hr:.4f} | {s.ndcg:.4f} | {extra} |")
-        if len(self.steps) == 1:
-            lines.append("\nno move beat the noise: the starting weights stay")
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (the index manifest stores it)."""
-        out = asdict(self)
-        out["steps"] = [asdict(s) for s in self.steps]
-        out["changed"] = self.changed  # for a reader of the manifest; derived again on loading
-        return out
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TuneResult:
-        return cls(
-            weights=BlendWeights.from_dict(data["weights"]), start=BlendWeights.from_dict(data["start"]),
-            steps=tuple(TuneStep(**s) for s in data["steps"]), users=int(data["users"]),
-            evaluations=int(data["evaluations"]), seconds=float(data["seconds"]), mode=str(data.get("mode", "full")),
-            why=tuple(data.get("why", ())), stats=dict(data.get("stats", {})),
-        )  # fmt: skip
 
 
 def validation_index(idx: CollaborativeIndex) -> tuple[CollaborativeIndex, np.ndarray]:
@@ -171,7 +102,7 @@ def tune_index(
     t0 = time.perf_counter()
     start = start or idx.weights
     vidx, targets = validation_index(idx)
-    vidx.set_weights(start)
+    vidx = with_weights(vidx, start)
     users = np.flatnonzero((targets >= 0) & (np.diff(vidx.seq_ptr) > 0))
     if len(users) > sample:
         users = np.sort(np.random.default_rng(seed).choice(users, sample, replace=False))
@@ -298,7 +229,7 @@ class _Evaluator:
         if key in self.cache:
             self.cache.move_to_end(key)
             return self.cache[key]
-        self.vidx.set_weights(w)
+        self.vidx = with_weights(self.vidx, w)
         rows = []
         for u, seen, excluded in zip(self.users.tolist(), self.seen, self.excluded, strict=True):
             found = search(self.vidx, seen, self.vidx.user_ids[u], 0)[1] if name == "users" else None

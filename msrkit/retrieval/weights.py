@@ -1,4 +1,4 @@
-"""The blend's weights and knobs: one frozen record, stored in the index manifest.
+"""The blend's weights and knobs, and how they were chosen: frozen records, stored in the index manifest.
 
 The defaults were chosen on leave-one-out *validation* splits (each user's second-to-last
 item as the target, never a test target) of MovieLens-100k, Amazon Beauty and Amazon Sports:
@@ -9,10 +9,10 @@ wins when chosen from any two with the third held out. ``msrkit index build --tu
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-__all__ = ["BlendWeights", "DEFAULT_BLEND", "TRANSITION_BUILD_KNOBS", "changed_knobs"]
+__all__ = ["BlendWeights", "DEFAULT_BLEND", "TRANSITION_BUILD_KNOBS", "TuneResult", "TuneStep", "changed_knobs"]
 
 #: knobs read when the transitions are built (changing one rebuilds them); the rest are read per query
 TRANSITION_BUILD_KNOBS = ("t_window", "t_gap_power", "t_max_row")
@@ -98,3 +98,73 @@ def changed_knobs(weights: BlendWeights, base: BlendWeights = DEFAULT_BLEND) -> 
     """The knobs of ``weights`` that differ from ``base``."""
     a, b = asdict(weights), asdict(base)
     return {k: v for k, v in a.items() if b[k] != v}
+
+
+@dataclass(frozen=True)
+class TuneStep:
+    """One row of the validation table: a kept move (or the start), and the validation metrics after it."""
+
+    #: the knob moved (``"start"``: the starting weights) and its new value
+    knob: str
+    value: Any
+    #: validation HR@10 and NDCG@10 after the move
+    hr: float
+    ndcg: float
+    #: the mean paired NDCG@10 gain over the weights before it, its standard error, users gaining less losing
+    gain: float = 0.0
+    se: float = 0.0
+    net_users: int = 0
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """What tuning chose and how: the weights, the validation table, the cost."""
+
+    weights: BlendWeights
+    start: BlendWeights
+    steps: tuple[TuneStep, ...]
+    users: int
+    evaluations: int
+    seconds: float
+    #: ``"full"`` (``--tune``) or ``"auto"`` (the quick self-selection of :mod:`.select`)
+    mode: str = "full"
+    #: why this search, in words (the data statistics that chose its knobs)
+    why: tuple[str, ...] = ()
+    #: the data statistics it read (:func:`.select.data_stats`)
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> dict[str, Any]:
+        """The knobs tuning moved away from where it started."""
+        return changed_knobs(self.weights, self.start)
+
+    def table(self) -> str:
+        """The validation table: the start and every kept move, with the metrics after it (Markdown)."""
+        what = "self-selected (quick search)" if self.mode == "auto" else "tuned"
+        lines = [*self.why, f"{what} on {self.users} validation users (each user's last indexed interaction): "
+                 f"{self.evaluations} evaluations in {self.seconds:.1f} s",
+                 "", "| step | HR@10 | NDCG@10 | gain | SE | users + minus - |",
+                 "|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+        for s in self.steps:
+            name = "start" if s.knob == "start" else f"{s.knob} = {s.value}"
+            extra = f"{s.gain:+.4f} | {s.se:.4f} | {s.net_users:+d}" if s.knob != "start" else "- | - | -"
+            lines.append(f"| {name} | {s.hr:.4f} | {s.ndcg:.4f} | {extra} |")
+        if len(self.steps) == 1:
+            lines.append("\nno move beat the noise: the starting weights stay")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (the index manifest stores it)."""
+        out = asdict(self)
+        out["steps"] = [asdict(s) for s in self.steps]
+        out["changed"] = self.changed  # for a reader of the manifest; derived again on loading
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TuneResult:
+        return cls(
+            weights=BlendWeights.from_dict(data["weights"]), start=BlendWeights.from_dict(data["start"]),
+            steps=tuple(TuneStep(**s) for s in data["steps"]), users=int(data["users"]),
+            evaluations=int(data["evaluations"]), seconds=float(data["seconds"]), mode=str(data.get("mode", "full")),
+            why=tuple(data.get("why", ())), stats=dict(data.get("stats", {})),
+        )  # fmt: skip

@@ -37,7 +37,7 @@ from ..config import Settings
 from ..data import History, Item
 from ..errors import InputError
 from ..io import Interaction, resolve
-from ..retrieval import CollaborativeIndex, interactions_before, query
+from ..retrieval import CollaborativeIndex, build_index, query
 from ..retrieval.interactions import Interactions
 
 __all__ = ["Example", "ExampleSet", "Recorder", "build_examples", "split_users"]
@@ -154,14 +154,15 @@ def build_examples(
 ) -> ExampleSet:
     """Examples for ``task`` from evaluation cases (each with a ``target``); see the module docstring.
 
-    The index is built from ``interactions`` less each case's target and what
-    came after it (:func:`msrkit.retrieval.interactions_before`), unless given.
+    The index, unless given, is built as every path builds it (:func:`msrkit.retrieval.build_index`) from
+    ``interactions`` less each case's target and what came after it, so the candidates are those
+    ``msrkit rank --interactions`` generates.
     """
     if task not in ("rank", "pointwise"):
         raise InputError(f"unknown task {task!r}: choose rank or pointwise")
     _check_targets(cases)
     if index is None:
-        index = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog or None)
+        index = build_index(settings, rows=interactions, catalog=catalog, cases=cases)
     out = ExampleSet()
     for case in cases:
         out.cases += 1

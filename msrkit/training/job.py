@@ -77,9 +77,9 @@ def training_sets(
     seed: int,
 ) -> tuple[ExampleSet, ExampleSet]:
     """Training and validation examples, validation users cut by user (seeded)."""
-    from ..retrieval import CollaborativeIndex, interactions_before
+    from ..retrieval import build_index
 
-    index = CollaborativeIndex.build(interactions_before(interactions, cases), catalog=catalog or None)
+    index = build_index(settings, rows=interactions, catalog=catalog, cases=cases)
     train_cases, val_cases = split_users(cases, fraction=validation_fraction, seed=seed)
     tasks = ["rank", "pointwise"] if task == "mix" else [task]
     train_set, val_set = ExampleSet(), ExampleSet()
