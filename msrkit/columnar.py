@@ -32,6 +32,7 @@ from typing import Any
 from .data import History, Item, RankedItem, Ranking, Usage
 from .errors import InputError, MissingDependencyError
 from .escape import escape_value, json_data
+from .outcomes import FAILURES, SCORE_KIND_NAMES, listed
 
 __all__ = [
     "ITEM_COLUMNS",
@@ -74,8 +75,8 @@ RANKING_COLUMNS: dict[str, str] = {
     "reason": "string",
     "n_items": "int32: the user's number of ranked items (its rows; 0 on an error row)",
     "degraded": "bool: the order fell back to retrieval",
-    "degraded_by": "string: why (backend_unavailable, backend_permanent, backend_transient, unparseable)",
-    "score_kind": "string: what score measures (fused, p_yes, retrieval, rank: a stand-in from the order)",
+    "degraded_by": f"string: why ({listed(FAILURES)})",
+    "score_kind": f"string: what score measures ({listed(SCORE_KIND_NAMES)}; rank: a stand-in from the order)",
     "backend": "string",
     "preference_summary": "string",
     "warnings": "list<string>",

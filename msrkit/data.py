@@ -14,13 +14,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .escape import escape_value
+from .outcomes import FAILURES, Failure, ScoreKind
 
 __all__ = ["FAILURES", "Item", "HistoryEntry", "History", "RankedItem", "Ranking", "Usage", "failure_of"]
-
-#: Why a ranking is degraded (``Ranking.degraded_by``): the backend could not be reached, refused
-#: for good (bad key, no quota, unknown model), kept failing after its retries, answered unusably,
-#: or the request's deadline passed before the model had ranked.
-FAILURES = ("backend_unavailable", "backend_permanent", "backend_transient", "unparseable", "deadline")
 
 _ITEM_FIELDS = {"item_id", "title", "description", "image", "attributes", "keywords", "image_description"}
 
@@ -193,8 +189,9 @@ class Ranking(BaseModel):
     ``ranking`` is always a permutation of the candidates: none lost, none
     invented, whatever the model answered. ``degraded`` is true when the LLM
     stage failed or was unusable and the order fell back to retrieval;
-    ``degraded_by`` then says why (one of :data:`FAILURES`). ``score_kind``
-    says what the items' ``score`` measures: ``fused``, ``p_yes``,
+    ``degraded_by`` then says why (a :data:`~msrkit.outcomes.Failure`: one of
+    :data:`FAILURES`). ``score_kind`` says what the items' ``score`` measures
+    (a :data:`~msrkit.outcomes.ScoreKind`): ``fused``, ``p_yes``,
     ``retrieval`` or ``rank`` (a stand-in made from the order alone); see
     :mod:`msrkit.ranking.scale`. ``None`` where the ranking was made by hand.
     """
@@ -203,8 +200,8 @@ class Ranking(BaseModel):
     ranking: list[RankedItem]
     preference_summary: str | None = None
     degraded: bool = False
-    degraded_by: str | None = None
-    score_kind: str | None = None
+    degraded_by: Failure | None = None
+    score_kind: ScoreKind | None = None
     warnings: list[str] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     backend: str | None = None
@@ -216,7 +213,7 @@ class Ranking(BaseModel):
         return [r.item_id for r in self.ranking]
 
 
-def failure_of(exc: BaseException) -> str:
+def failure_of(exc: BaseException) -> Failure:
     """The :data:`FAILURES` entry for a backend error (by class, never by message).
 
     An open circuit breaker reports the kind of the failures that opened it.

@@ -35,6 +35,8 @@ import re
 import threading
 from collections.abc import Sequence
 
+from .outcomes import Failure
+
 
 class MsrkitError(Exception):
     """Base of every error msrkit raises on purpose (its message never holds a registered secret)."""
@@ -122,10 +124,10 @@ class BackendUnavailableError(BackendTransientError):
 class CircuitOpenError(BackendUnavailableError):
     """The backend failed too often in a row: calls fail at once until ``until`` (a ``time.time()``).
 
-    ``failure`` is the :data:`~msrkit.data.FAILURES` entry of the failures that opened it.
+    ``failure`` is the :data:`~msrkit.outcomes.Failure` of the failures that opened it.
     """
 
-    def __init__(self, message: str, *, until: float, failure: str, backend: str = "", model: str = "") -> None:
+    def __init__(self, message: str, *, until: float, failure: Failure, backend: str = "", model: str = "") -> None:
         super().__init__(message, backend=backend, model=model)
         self.until = until
         self.failure = failure

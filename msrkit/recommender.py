@@ -18,7 +18,6 @@ the cache, the catalog and its store, the index, the worker threads of
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,19 +32,18 @@ from .config import Settings, settings_from
 from .data import History, Item, Ranking
 from .deadline import Deadline, active, current
 from .errors import ConfigError, InputError
-from .io import Interaction, load_catalog, load_histories, parse_history, resolve
+from .holdings import make_cache, make_catalog, make_index, make_store, tuned_fusion
+from .io import Interaction, load_histories, parse_history, resolve
 from .meter import Meter
 from .pipeline import Parts, run
 from .prompts import PromptSet
-from .summaries.store import STORE_FILE, CatalogStore
+from .summaries.store import CatalogStore
 
 if TYPE_CHECKING:
     from .agent import Agent, AgentResult, Tool, TurnState
     from .summaries import ItemSummarizer
 
 __all__ = ["Recommender", "Stages"]
-
-log = logging.getLogger("msrkit")
 
 
 @dataclass(frozen=True)
@@ -110,17 +108,17 @@ class Recommender:
         for name, value in (("catalog", catalog), ("interactions", interactions), ("prompts", prompts)):
             if isinstance(value, (str, Path)):
                 overrides[name] = Path(value)
-        self.settings = s = _tuned_fusion(settings_from(settings, **overrides))
+        self.settings = s = tuned_fusion(settings_from(settings, **overrides))
         self.prompts = prompts if isinstance(prompts, PromptSet) else PromptSet.load(s.prompts)
-        self.cache = _make_cache(cache, s)
-        self.store = store if store is not None else _make_store(self.cache)
+        self.cache = make_cache(cache, s)
+        self.store = store if store is not None else make_store(self.cache)
         from .backends.stack import backend_stack
 
         self.backend = backend_stack(backend if not isinstance(backend, str) else None, s, self.cache, api_key=api_key)
         vision = vision_backend if vision_backend is not None and not isinstance(vision_backend, str) else None
         self.vision_backend = backend_stack(vision, s, self.cache, vision=True) if self.backend else None
-        self.catalog: dict[str, Item] = _make_catalog(catalog, s)
-        self.index = index if index is not None else _make_index(interactions, s, self.catalog, self.store)
+        self.catalog: dict[str, Item] = make_catalog(catalog, s)
+        self.index = index if index is not None else make_index(interactions, s, self.catalog, self.store)
         self._executor: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._local = threading.local()
@@ -327,19 +325,6 @@ class _LoopBridge(Wrapper):
         pass  # the recommender closes the backend it wraps
 
 
-def _tuned_fusion(s: Settings) -> Settings:
-    """``s`` with the adapter's tuned fusion weight where ``fusion_weight`` is unset and the manifest has one."""
-    if s.fusion_weight is not None or s.adapter is None:
-        return s
-    from .training.adapter import load_adapter
-
-    weight = load_adapter(s.adapter).manifest.fusion_weight
-    if weight is None:
-        return s
-    log.info("fusion weight %s, as tuned for the adapter %s", weight, s.adapter)
-    return settings_from(s, fusion_weight=weight)
-
-
 def _check_images(history: History, policy: Any) -> None:
     """A local or ``data:`` image that is missing, not allowed or not an image fails now, naming the item."""
     from .images import check_image
@@ -358,44 +343,3 @@ def _check_images(history: History, policy: Any) -> None:
                     source=history.source,
                     path=f"{field}[{i}].image",
                 ) from None
-
-
-def _make_cache(cache: bool | str | Path | ResponseCache | None, s: Settings) -> ResponseCache | None:
-    if isinstance(cache, ResponseCache):
-        return cache
-    if cache is None:
-        cache = (s.cache_dir or True) if s.cache else False
-    if cache is False:
-        return None
-    return ResponseCache(None if cache is True else cache)
-
-
-def _make_store(cache: ResponseCache | None) -> CatalogStore | None:
-    """The catalog store next to the response cache (none when nothing is cached)."""
-    return CatalogStore(cache.directory / STORE_FILE) if cache is not None else None
-
-
-def _make_catalog(catalog: str | Path | Mapping[str, Item] | None, s: Settings) -> dict[str, Item]:
-    if catalog is None or isinstance(catalog, (str, Path)):
-        return load_catalog(s.catalog) if s.catalog is not None else {}
-    return dict(catalog)
-
-
-def _make_index(
-    interactions: str | Path | Sequence[Interaction] | None,
-    s: Settings,
-    catalog: dict[str, Item],
-    store: CatalogStore | None,
-) -> Any:
-    if interactions is None or isinstance(interactions, (str, Path)):
-        if s.index is not None:
-            from .retrieval import load
-
-            return load(s.index)
-        if s.interactions is None:
-            return None
-        interactions = None
-    from .retrieval import build_index
-
-    rows = list(interactions) if interactions is not None else None
-    return build_index(s, rows=rows, catalog=catalog, store=store)

@@ -115,7 +115,7 @@ def test_repeated_call_is_answered_from_memory_then_the_loop_stops(fake: FakeBac
     assert statuses == ["ok", "repeat", "repeat", "repeat"]
     nudge = fake.requests[2].messages[-1].text_content
     assert "You made this exact call before" in nudge and "Call finish" in nudge
-    assert "repeated the same call" in (result.trace.fallback or "")
+    assert "repeated the same call" in (result.trace.fallback or "") and result.trace.fallback_kind == "repeats"
     assert any(FALLBACK in w for w in result.ranking.warnings)
 
 
@@ -125,6 +125,7 @@ def test_turn_budget_exhausted_falls_back_and_the_last_turn_forces_finish(fake: 
     agent_requests = [r for r in fake.requests if r.tools]
     assert [r.tool_choice for r in agent_requests] == ["auto", "auto", "finish"]
     assert result.trace.fallback == "turn budget exhausted (3 model turns without finish)"
+    assert result.trace.summary()["fallback_kind"] == "turn_budget"
     assert result.ranking.diagnostics["agent"]["model_turns"] == 3
     assert any("turn budget exhausted" in w for w in result.ranking.warnings)
 
@@ -135,6 +136,7 @@ def test_tool_call_budget_and_the_ranking_budget(fake: FakeBackend) -> None:
     result = _run(fake, history(), agent_max_tool_calls=3)
     assert _tools(result) == [("rank_candidates", "ok"), ("rank_candidates", "budget"), ("user_profile", "ok")]
     assert result.trace.fallback == "tool-call budget exhausted (3 calls without finish)"
+    assert result.trace.fallback_kind == "tool_budget"
 
 
 def test_a_tool_that_raises_is_an_observation_not_a_crash(fake: FakeBackend, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,7 +159,7 @@ def test_empty_bus_finish_with_invented_ids_then_fallback(fake: FakeBackend) -> 
     assert _tools(result) == [("finish", "invalid"), ("rank_candidates", "invalid")]
     assert "none of ['999', 'abc'] is a candidate on the bus" in fake.requests[1].messages[-1].text_content
     assert "the candidate list is empty" in fake.requests[2].messages[-1].text_content
-    assert result.trace.fallback == "3 invalid tool calls (limit 3)"
+    assert (result.trace.fallback, result.trace.fallback_kind) == ("3 invalid tool calls (limit 3)", "invalid_calls")
     assert "999" not in result.ranking.item_ids()
 
 
@@ -183,6 +185,7 @@ def test_a_failing_model_falls_back_and_says_why(fake: FakeBackend) -> None:
     fake.enqueue(BackendUnavailableError("connection refused", backend="fake", model="m"))
     result = _run(fake, history(), retries=0)
     assert (result.trace.fallback or "").startswith("the model failed: fake/m: connection refused")
+    assert result.trace.fallback_kind == "model_failed"
     failed = result.trace.steps[0]
     assert (failed.kind, failed.status, failed.reason) == ("model", "error", "fake/m: connection refused")
     assert any(FALLBACK in w for w in result.ranking.warnings)
@@ -227,7 +230,7 @@ def test_backend_none_falls_back_to_retrieval() -> None:
     with Recommender("none", catalog=catalog(), interactions=interactions(), cache=False) as rec:
         result = rec.chat(history())
     assert_valid(result.ranking, history(), catalog())
-    assert result.trace.fallback == "no model to call (backend none)"
+    assert (result.trace.fallback, result.trace.fallback_kind) == ("no model to call (backend none)", "no_backend")
 
 
 def test_scores_never_rise_down_the_list_when_the_conversation_moves_items_last(fake: FakeBackend) -> None:

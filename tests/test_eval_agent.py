@@ -43,18 +43,19 @@ def test_eval_agent_reports_metrics_cost_and_the_loop(tmp_path: Path) -> None:
     agent, fixed = result.reports["agent"], result.reports["retrieval"]
     assert [r.ranking for r in agent.results] == [r.ranking for r in fixed.results]  # no model: the same fallback
     assert "| agent runs |" in result.markdown and "| 3 | 0.00 | 0.00 | 0.00 | 0.00 | 1.00 |" in result.markdown
-    assert "Fallback reasons: no model to call (3)" in result.markdown
+    assert "Fallback reasons: no_backend (3)" in result.markdown
 
 
 def test_agent_stats_rates_from_trace_summaries() -> None:
     stats = AgentStats()
     runs = [{"model_turns": 3, "tool_calls": 4, "invalid_calls": 2, "no_call_turns": 1, "repeats": 1, "fallback": None},
             {"model_turns": 2, "tool_calls": 1, "invalid_calls": 0, "no_call_turns": 0, "repeats": 0,
-             "fallback": "turn budget exhausted (2 model turns without finish)"}]  # fmt: skip
+             "fallback": "turn budget exhausted (2 model turns without finish)",
+             "fallback_kind": "turn_budget"}]  # fmt: skip
     stats.runs = {f"u{k}:t": r for k, r in enumerate(runs)}
     row = stats.row()
     assert row["invalid_rate"] == 2 / 6 and row["repeat_rate"] == 1 / 5 and row["fallback_rate"] == 0.5
-    assert row["turns_per_run"] == 2.5 and "turn budget exhausted (1)" in stats.table()
+    assert row["turns_per_run"] == 2.5 and "Fallback reasons: turn_budget (1)" in stats.table()
 
 
 def test_simulated_user_reveals_attributes_never_the_title() -> None:

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from ..backends.base import ToolCall
 from ..deadline import MIN_CALL_SECONDS, current
-from .trace import Step, Trace
+from ..outcomes import FallbackKind
+from .trace import Fallback, Step, Trace
 
 __all__ = ["MAX_OBSERVATION_CHARS", "MAX_TRACED_CALLS", "Budget", "cap_observation", "out_of_time", "run_calls"]
 
@@ -36,7 +37,7 @@ class Budget:
     invalid: int = 0
     repeats: int = 0
     refused: int = 0
-    stop: str | None = None
+    stop: Fallback | None = None
     memo: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
@@ -50,18 +51,19 @@ def run_calls(
     the refused calls get one observation and one trace step between them, whatever their number.
     """
     why = f"the tool-call budget is {max_calls} calls per request"
+    kind: FallbackKind = "tool_budget"
     done: list[ToolCall] = []
     results: list[str] = []
     for call in calls[: max(0, max_calls - budget.calls)]:
         if (late := out_of_time()) is not None:
-            why = late
+            why, kind = late, "deadline"
             break
         done.append(call)
         results.append(execute(call))
     refused = calls[len(done) :]
     if refused:
         budget.refused += len(refused)
-        budget.stop = budget.stop or f"{len(refused)} tool call(s) refused ({why})"
+        budget.stop = budget.stop or Fallback(kind, f"{len(refused)} tool call(s) refused ({why})")
         text = (f"Refused, not run: this call and the {len(refused) - 1} after it in your answer ({why}). "
                 "Call finish with the candidates found so far.")  # fmt: skip
         trace.add(Step("tool", turn, tool=refused[0].name, status="refused", observation=text,

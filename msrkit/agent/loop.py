@@ -35,7 +35,7 @@ from .plan import run_plan
 from .result import fallback_ranking, ranking_from
 from .state import TurnState, apply_feedback
 from .tools import TOOLS, AgentContext, Tool
-from .trace import Step, Trace
+from .trace import Fallback, Step, Trace
 from .turns import Turns
 
 if TYPE_CHECKING:
@@ -105,9 +105,9 @@ class Agent:
         ctx = self._context(history, meter, state)
         reason = self._drive(ctx, trace, message or DEFAULT_REQUEST)
         if reason is None and ctx.finished is None and not len(ctx.bus):
-            reason = "the run ended with no candidates"
+            reason = Fallback("no_candidates", "the run ended with no candidates")
         if reason is not None:
-            trace.add(Step("fallback", len(trace.steps), reason=reason))
+            trace.add(Step("fallback", len(trace.steps), reason=reason.message, fallback_kind=reason.kind))
             ranking = fallback_ranking(ctx, reason, trace)
         else:
             trace.add(Step("finish", len(trace.steps), bus_after=len(ctx.bus)))
@@ -131,20 +131,20 @@ class Agent:
         return AgentContext(self.parts, self.backend, history, meter, bus, state, catalog,
                             shown=self.settings.agent_shown)  # fmt: skip
 
-    def _drive(self, ctx: AgentContext, trace: Trace, request: str) -> str | None:
+    def _drive(self, ctx: AgentContext, trace: Trace, request: str) -> Fallback | None:
         """Run the model's turns; ``None`` when it finished, else why the run falls back."""
         if self.backend is None:
-            return "no model to call (backend none)"
+            return Fallback("no_backend", "no model to call (backend none)")
         try:
             if self.settings.agent_plan_first:
                 return run_plan(self.turns, ctx, trace, request)
             return self._loop(ctx, trace, request)
         except BackendError as exc:
-            return f"the model failed: {exc}"
+            return Fallback("model_failed", f"the model failed: {exc}")
 
     # -- the loop ------------------------------------------------------------------------------------------
 
-    def _loop(self, ctx: AgentContext, trace: Trace, request: str) -> str | None:
+    def _loop(self, ctx: AgentContext, trace: Trace, request: str) -> Fallback | None:
         assert self.backend is not None
         s, turns = self.settings, self.turns
         native = self.backend.capabilities.tools
@@ -152,7 +152,7 @@ class Agent:
         budget = Budget()
         for turn in range(s.agent_max_turns):
             if (late := out_of_time()) is not None:
-                return f"no time left for another model turn ({late})"
+                return Fallback("deadline", f"no time left for another model turn ({late})")
             last = turn == s.agent_max_turns - 1
             choice = "finish" if last and "finish" in self.tools else s.agent_tool_choice
             chat = ChatRequest(tuple(messages), max_tokens=s.agent_max_tokens, tag=self.parts.prompts["agent"].tag,
@@ -172,4 +172,4 @@ class Agent:
             stop = budget.stop or turns.stop(budget)
             if stop is not None:
                 return stop
-        return f"turn budget exhausted ({s.agent_max_turns} model turns without finish)"
+        return Fallback("turn_budget", f"turn budget exhausted ({s.agent_max_turns} model turns without finish)")

@@ -18,7 +18,7 @@ from ..modeltext import loads_json, strip_think
 from .bounds import Budget, out_of_time
 from .textcalls import calls_from_text
 from .tools import AgentContext, Finish
-from .trace import Step, Trace
+from .trace import Fallback, Step, Trace
 from .turns import Turns
 
 __all__ = ["plan_schema", "read_plan", "run_plan"]
@@ -46,7 +46,7 @@ def read_plan(text: str, known: list[str], *, limit: int) -> list[ToolCall]:
     ]
 
 
-def run_plan(turns: Turns, ctx: AgentContext, trace: Trace, request: str) -> str | None:
+def run_plan(turns: Turns, ctx: AgentContext, trace: Trace, request: str) -> Fallback | None:
     """Ask for a plan, run it; ``None`` when it produced candidates, else why the run falls back."""
     assert turns.backend is not None
     s = turns.settings
@@ -61,14 +61,14 @@ def run_plan(turns: Turns, ctx: AgentContext, trace: Trace, request: str) -> str
     trace.steps[-1].status = "" if calls else "no_call"
     if not calls:
         forget(turns.backend, chat)  # an unreadable plan is not kept as the answer to this request
-        return "the plan could not be read (no valid steps)"
+        return Fallback("plan_unreadable", "the plan could not be read (no valid steps)")
     budget = Budget()
     for n, call in enumerate(calls):
         if (late := out_of_time()) is not None:
-            return f"the plan stopped after {n} of {len(calls)} step(s): {late}"
+            return Fallback("deadline", f"the plan stopped after {n} of {len(calls)} step(s): {late}")
         turns.execute(ctx, call, budget, trace, n + 1)
     if not len(ctx.bus):
-        return f"the plan's {len(calls)} step(s) found no candidates"
+        return Fallback("no_candidates", f"the plan's {len(calls)} step(s) found no candidates")
     ctx.finished = Finish(ctx.bus.ids()[: s.agent_shown], "found and ranked by the planned tool calls")
     trace.add(Step("model", 0, status="plan_done", reason=f"{len(calls)} step(s), {budget.invalid} invalid"))
     return None

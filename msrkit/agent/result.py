@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ..data import RankedItem, Ranking
 from ..ranking.scale import rank_scores
-from .trace import Trace
+from .trace import Fallback, Trace
 
 if TYPE_CHECKING:
     from .tools import AgentContext
@@ -69,12 +69,12 @@ def ranking_from(ctx: AgentContext, trace: Trace) -> Ranking:
     )
 
 
-def fallback_ranking(ctx: AgentContext, reason: str, trace: Trace) -> Ranking:
+def fallback_ranking(ctx: AgentContext, reason: Fallback, trace: Trace) -> Ranking:
     """The fixed pipeline's ranking of the same history, saying why the agent's run fell back."""
     from ..pipeline import run
 
     ranking = run(ctx.parts, ctx.history, ctx.meter, ctx.backend)
-    ranking.warnings.append(f"the agent fell back to the fixed pipeline: {reason}")
+    ranking.warnings.append(f"the agent fell back to the fixed pipeline: {reason.message}")
     ranking.diagnostics["agent"] = trace.summary()
     return _honour_state(ranking, ctx)
 

@@ -5,7 +5,9 @@ the cache answered, the raw answer, the calls parsed and the repairs made, the
 latency and the tokens. A tool step records the call, what became of it
 (``ok``, ``invalid``, ``repeat``, ``budget``, ``error``; ``refused``: the calls of one answer over the
 budget or past the deadline, not run, in one step), the bus size before
-and after and the observation sent back. A run that falls back says why.
+and after and the observation sent back. A run that falls back says why: a
+:class:`Fallback`, its kind (a :data:`~msrkit.outcomes.FallbackKind`, what an
+evaluation counts) beside the message for a person.
 """
 
 from __future__ import annotations
@@ -14,18 +16,34 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["Step", "Trace"]
+from ..outcomes import FallbackKind
+
+__all__ = ["Fallback", "Step", "StepKind", "Trace"]
+
+#: What a step records: a model call, a tool call, the fallback, the finish, the user's feedback.
+StepKind = Literal["model", "tool", "fallback", "finish", "feedback"]
 
 log = logging.getLogger("msrkit")
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Why a run falls back to the fixed pipeline: its ``kind`` and a ``message`` for a person."""
+
+    kind: FallbackKind
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass
 class Step:
     """One record of the trace (fields not used by a kind stay empty)."""
 
-    kind: str  # model | tool | fallback | finish | feedback
+    kind: StepKind
     turn: int
     model: str = ""
     request_hash: str = ""
@@ -43,6 +61,7 @@ class Step:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reason: str = ""
+    fallback_kind: FallbackKind | None = None
 
 
 class Trace:
@@ -57,13 +76,18 @@ class Trace:
                  f": {step.reason}" if step.reason else "")  # fmt: skip
         return step
 
-    def count(self, kind: str, status: str | None = None) -> int:
+    def count(self, kind: StepKind, status: str | None = None) -> int:
         return sum(1 for s in self.steps if s.kind == kind and (status is None or s.status == status))
 
     @property
     def fallback(self) -> str | None:
         """Why the run fell back to the fixed pipeline, or ``None``."""
         return next((s.reason for s in self.steps if s.kind == "fallback"), None)
+
+    @property
+    def fallback_kind(self) -> FallbackKind | None:
+        """The kind of :attr:`fallback`, or ``None``."""
+        return next((s.fallback_kind for s in self.steps if s.kind == "fallback"), None)
 
     def summary(self) -> dict[str, Any]:
         """Counts for a ranking's diagnostics and for evaluation."""
@@ -80,6 +104,7 @@ class Trace:
             "tool_errors": self.count("tool", "error"),
             "repairs": sum(len(s.repairs) for s in self.steps),
             "fallback": self.fallback,
+            "fallback_kind": self.fallback_kind,
         }
 
     def records(self) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from .bus import describe
 from .schema import check_arguments, example_arguments
 from .textcalls import calls_from_text
 from .tools import TOOLS, AgentContext, Tool, ToolInputError, tool_specs
-from .trace import Step, Trace
+from .trace import Fallback, Step, Trace
 
 if TYPE_CHECKING:
     from ..pipeline import Parts
@@ -63,12 +63,12 @@ class Turns:
         ids = ctx.bus.ids() or ([c.item_id for c in ctx.history.candidate_items()] if ctx.bus.allowed else [])
         return tool_specs(self.tools, candidates=[i for i in ids if ctx.state.allows(i, ctx.catalog)])
 
-    def stop(self, budget: Budget) -> str | None:
+    def stop(self, budget: Budget) -> Fallback | None:
         limit = self.settings.agent_max_invalid
         if budget.invalid >= limit:
-            return f"{budget.invalid} invalid tool calls (limit {limit})"
+            return Fallback("invalid_calls", f"{budget.invalid} invalid tool calls (limit {limit})")
         if budget.repeats > limit:
-            return f"the model repeated the same call {budget.repeats} times"
+            return Fallback("repeats", f"the model repeated the same call {budget.repeats} times")
         return None
 
     def ask(self, ctx: AgentContext, trace: Trace, chat: ChatRequest, turn: int) -> tuple[ChatResponse, list[ToolCall]]:
@@ -124,7 +124,7 @@ class Turns:
         observation = cap_observation(observation)
         budget.calls += 1
         if budget.calls >= self.settings.agent_max_tool_calls and ctx.finished is None:
-            budget.stop = f"tool-call budget exhausted ({budget.calls} calls without finish)"
+            budget.stop = Fallback("tool_budget", f"tool-call budget exhausted ({budget.calls} calls without finish)")
         trace.add(Step(
             "tool", turn, tool=call.name, arguments=args or dict(call.arguments), status=status,
             observation=observation[:2000], repairs=repairs, bus_before=before, bus_after=len(ctx.bus),

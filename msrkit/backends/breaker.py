@@ -45,6 +45,7 @@ from ..errors import (
     ConfigError,
     redact,
 )
+from ..outcomes import Failure
 
 __all__ = ["CircuitBreaker", "counts_against"]
 
@@ -64,7 +65,7 @@ def counts_against(error: BaseException) -> bool:
 class _Opened:
     at: float
     why: str
-    failure: str
+    failure: Failure
 
 
 class CircuitBreaker:

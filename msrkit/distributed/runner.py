@@ -17,14 +17,17 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..config import Settings, settings_from
 from ..data import Item, Usage
 from ..escape import to_json
 from .shards import Kind, Layout, Record, Rows, open_layout
 
-__all__ = ["ShardRun", "rank_to_shards", "summarize_to_shards", "RANK", "SUMMARIZE"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["ShardOptions", "ShardRun", "rank_to_shards", "summarize_to_shards", "RANK", "SUMMARIZE"]
 
 log = logging.getLogger("msrkit")
 
@@ -33,6 +36,14 @@ SHARD_SIZE = 1000
 
 #: ``on_progress(finished, total)``: records finished so far in this run, of ``total`` to run.
 Progress = Callable[[int, int], None]
+
+
+class ShardOptions(TypedDict, total=False):
+    """How :func:`rank_to_shards` and :func:`summarize_to_shards` write and report (each may be left out)."""
+
+    fmt: str  #: the shards' format: ``jsonl`` (the default) or ``parquet``
+    shard_size: int  #: records per shard (default :data:`SHARD_SIZE`)
+    on_progress: Progress | None  #: called as records finish
 
 
 @dataclass
@@ -106,15 +117,7 @@ SUMMARIZE = Kind(
 # --------------------------------------------------------------------------- the two commands
 
 
-def rank_to_shards(
-    path: str | Path,
-    out: str | Path,
-    settings: Settings,
-    *,
-    fmt: str = "jsonl",
-    shard_size: int = SHARD_SIZE,
-    on_progress: Progress | None = None,
-) -> ShardRun:
+def rank_to_shards(path: str | Path, out: str | Path, settings: Settings, **options: Unpack[ShardOptions]) -> ShardRun:
     """Rank every user of ``path`` (JSON, JSONL or Parquet histories) on Ray into shards under ``out``.
 
     Each record is the line ``msrkit rank --out`` writes for that user (in a
@@ -128,7 +131,7 @@ def rank_to_shards(
     p = Path(path)
     users = _user_records(p)
     keys = batch_keys([History.model_construct(user_id=uid) for uid, _, _ in users])
-    layout = open_layout(out, kind=RANK, fmt=fmt, shard_size=shard_size, keys=keys)
+    layout = _layout(out, RANK, keys, options)
     inputs = [{"key": key, "text": text, "source": src} for key, (_, text, src) in zip(keys, users, strict=True)]
 
     def process(ds: Any, s: Settings) -> Any:
@@ -136,17 +139,11 @@ def rank_to_shards(
 
         return rank_dataset(ds, s, base_dir=p.resolve().parent)
 
-    return _run(layout, inputs, settings, process, on_progress=on_progress, on_record=_count_ranking)
+    return _run(layout, inputs, settings, process, on_progress=options.get("on_progress"), on_record=_count_ranking)
 
 
 def summarize_to_shards(
-    path: str | Path,
-    out: str | Path,
-    settings: Settings,
-    *,
-    fmt: str = "jsonl",
-    shard_size: int = SHARD_SIZE,
-    on_progress: Progress | None = None,
+    path: str | Path, out: str | Path, settings: Settings, **options: Unpack[ShardOptions]
 ) -> ShardRun:
     """Summarize every item of the catalog ``path`` on Ray: enriched items in shards under ``out``.
 
@@ -159,7 +156,7 @@ def summarize_to_shards(
     p = Path(path)
     items = list(load_catalog(p).values())
     keys = [item.item_id for item in items]
-    layout = open_layout(out, kind=SUMMARIZE, fmt=fmt, shard_size=shard_size, keys=keys)
+    layout = _layout(out, SUMMARIZE, keys, options)
     inputs = [{"key": i.item_id, "text": json.dumps(i.model_dump(mode="json", exclude_none=True)),
                "source": f"{p} item {i.item_id}"} for i in items]  # fmt: skip
     store = _driver_store(settings)
@@ -176,10 +173,15 @@ def summarize_to_shards(
             _keep_summaries(store, rows)
 
     try:
-        return _run(layout, inputs, settings, process, on_progress=on_progress, on_rows=on_rows)
+        return _run(layout, inputs, settings, process, on_progress=options.get("on_progress"), on_rows=on_rows)
     finally:
         if store is not None:
             store.close()
+
+
+def _layout(out: str | Path, kind: Kind, keys: Sequence[str], options: ShardOptions) -> Layout:
+    fmt, size = options.get("fmt", "jsonl"), options.get("shard_size", SHARD_SIZE)
+    return open_layout(out, kind=kind, fmt=fmt, shard_size=size, keys=keys)
 
 
 def _user_records(path: Path) -> list[tuple[str | None, str, str]]:

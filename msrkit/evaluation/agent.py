@@ -3,7 +3,7 @@
 :class:`AgentStats` wraps the agent's rank function during ``msrkit eval --agent`` and keeps each case's
 trace summary, so the report can say what the loop did: model turns, tool calls, the invalid-call rate
 (invalid calls and answers without a call, per call made) and the fallback rate (runs that ended in the
-fixed pipeline).
+fixed pipeline), with the runs of each fallback kind (:data:`~msrkit.outcomes.FallbackKind`).
 
 :func:`simulate` talks to the agent as a user who knows the item they want next (the case's held-back
 target): each turn reveals one more of its attributes (genres one by one, then the others; never its
@@ -13,6 +13,7 @@ whose target is in the first ``k`` shown by turn ``t``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -61,11 +62,7 @@ class AgentStats:
     def table(self) -> str:
         """A Markdown table of the agent's loop."""
         r = self.row()
-        reasons: dict[str, int] = {}
-        for run in self.runs.values():
-            if run.get("fallback"):
-                why = str(run["fallback"]).split(":")[0].split(" (")[0]
-                reasons[why] = reasons.get(why, 0) + 1
+        reasons = Counter(str(run.get("fallback_kind")) for run in self.runs.values() if run.get("fallback"))
         lines = ["| agent runs | model turns/run | tool calls/run | invalid-call rate | repeat rate | fallback rate |",
                  "|---|---|---|---|---|---|",
                  f"| {r['runs']:.0f} | {r['turns_per_run']:.2f} | {r['calls_per_run']:.2f} | {r['invalid_rate']:.2f} "

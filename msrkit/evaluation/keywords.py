@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from ..backends.base import Backend, ChatRequest, Message
 from ..backends.cache import forget
@@ -47,6 +47,8 @@ from ..text import WORD as _WORD
 from ..text import source_text
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from ..config import Settings
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "reconstruction_accuracy",
     "reconstruction_request",
     "parse_choice",
+    "KeywordEvalOptions",
     "compare_keyword_prompts",
     "evaluate_keyword_prompts",
 ]
@@ -297,18 +300,28 @@ def _variants(prompt_sets: Mapping[str, Any], batches: Sequence[int]) -> list[tu
             for b in batches]  # fmt: skip
 
 
+class KeywordEvalOptions(TypedDict, total=False):
+    """The options :func:`compare_keyword_prompts` passes on to :func:`evaluate_keyword_prompts` (same defaults)."""
+
+    budget: int
+    distractors: int
+    seed: int
+    on_item: Any
+    batches: Sequence[int]
+
+
 def compare_keyword_prompts(
     settings: Settings,
     items: Sequence[Item],
     *,
     prompt_dirs: Sequence[Path] = (),
-    budget: int = 5,
-    distractors: int = 4,
-    seed: int = 0,
-    on_item: Any = None,
-    batches: Sequence[int] = (1,),
+    **options: Unpack[KeywordEvalOptions],
 ) -> dict[str, dict[str, float]]:
-    """:func:`evaluate_keyword_prompts` with the settings' backend stack (retries, cache) and prompt folders."""
+    """:func:`evaluate_keyword_prompts` with the settings' backend stack (retries, cache) and prompt folders.
+
+    ``options`` are :func:`evaluate_keyword_prompts`'s (``budget``, ``distractors``, ``seed``, ``on_item``,
+    ``batches``), with its defaults.
+    """
     from ..backends.cache import ResponseCache
     from ..backends.stack import backend_stack
     from ..errors import ConfigError
@@ -322,7 +335,6 @@ def compare_keyword_prompts(
         raise ConfigError("comparing keyword prompts needs an LLM backend, not 'none'")
     variants = {str(d): PromptSet.load(d) for d in prompt_dirs} or {"shipped": PromptSet.load(settings.prompts)}
     try:
-        return evaluate_keyword_prompts(items, backend, variants, budget=budget, distractors=distractors, seed=seed,
-                                        on_item=on_item, batches=batches)  # fmt: skip
+        return evaluate_keyword_prompts(items, backend, variants, **options)
     finally:
         backend.close()

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..outcomes import Failure, ScoreMethod
+
 __all__ = ["Scored", "finite"]
 
 
@@ -22,26 +24,26 @@ class Scored:
     ``order`` is a permutation of ``range(n)``, best first; ``scores[i]`` is
     candidate ``i``'s score (higher is better) and agrees with ``order``.
     ``reasons`` holds model-written reasons by candidate index, where a model gave them;
-    ``failure`` says why a degraded verdict is degraded (see :data:`msrkit.data.FAILURES`).
+    ``method`` names the scorer; ``failure`` says why a degraded verdict is degraded (both from :mod:`msrkit.outcomes`).
     """
 
     order: list[int]
     scores: list[float]
-    method: str
+    method: ScoreMethod
     degraded: bool = False
     reasons: dict[int, str] = field(default_factory=dict)
     diagnostics: dict[str, Any] = field(default_factory=dict)
-    failure: str | None = None
+    failure: Failure | None = None
 
     @classmethod
-    def from_scores(cls, scores: Sequence[float], method: str, **extra: Any) -> Scored:
+    def from_scores(cls, scores: Sequence[float], method: ScoreMethod, **extra: Any) -> Scored:
         """Order by score (ties: the earlier candidate first)."""
         values = [float(s) for s in scores]
         order = sorted(range(len(values)), key=lambda i: (-finite(values[i]), i))
         return cls(order, values, method, **extra)
 
     @classmethod
-    def from_order(cls, order: Sequence[int], method: str, **extra: Any) -> Scored:
+    def from_order(cls, order: Sequence[int], method: ScoreMethod, **extra: Any) -> Scored:
         """Scores ``(n - position) / n`` from an order (the given order of a list, say)."""
         n = len(order)
         scores = [0.0] * n

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import math
 
+from ..outcomes import ScoreKind
 from .fusion import RRF_K, rescale
 from .result import Scored
 
 __all__ = ["SCORE_KINDS", "format_score", "rank_scores", "score_caption", "shows_score", "unit_rank", "unit_scores"]
 
-#: ``Ranking.score_kind`` -> what ``score`` measures (the caption the table and the report show).
-SCORE_KINDS = {
+#: ``Ranking.score_kind`` -> what ``score`` measures (the caption the table and the report show); one
+#: for each :data:`~msrkit.outcomes.ScoreKind`, in its order (a test checks).
+SCORE_KINDS: dict[ScoreKind, str] = {
     "fused": "LLM order fused with retrieval (1 = both rank it first, 0 = both last)",
     "p_yes": "the model's p(yes) that the user takes it next",
     "retrieval": "retrieval score relative to the best candidate",
@@ -58,19 +60,20 @@ def _relative(scores: list[float]) -> list[float]:
     return [_clip(s / top) if top > 0 else 0.0 for s in scores]
 
 
-def unit_scores(verdict: Scored) -> tuple[list[float], str]:
+def unit_scores(verdict: Scored) -> tuple[list[float], ScoreKind]:
     """``(score of each candidate by index, score_kind)`` of a final verdict (see the module docstring)."""
     if verdict.method == "retrieval":
         return _relative(verdict.scores), "retrieval"
     # a degraded verdict's scores are its incoming order's, whatever scorer failed
-    kind = "rank" if verdict.degraded else {"fused": "fused", "pointwise": "p_yes"}.get(verdict.method, "rank")
+    kinds: dict[str, ScoreKind] = {"fused": "fused", "pointwise": "p_yes"}
+    kind: ScoreKind = "rank" if verdict.degraded else kinds.get(verdict.method, "rank")
     if kind == "rank":
         n = len(verdict.order)
         return [unit_rank(r, n) for r in verdict.ranks()], kind
     return [_clip(s) for s in verdict.scores], kind
 
 
-def shows_score(kind: str | None) -> bool:
+def shows_score(kind: ScoreKind | None) -> bool:
     """Whether a table of a ranking shows its scores (not for the ``rank`` stand-in)."""
     return kind != "rank"
 
@@ -80,7 +83,7 @@ def format_score(score: float) -> str:
     return f"{score:.3f}"
 
 
-def score_caption(kind: str | None) -> str:
+def score_caption(kind: ScoreKind | None) -> str:
     """One line saying what the score column means (the same in the terminal and the HTML report)."""
     if kind is None or kind not in SCORE_KINDS:
         return "score: higher is better"

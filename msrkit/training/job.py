@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from ..config import Settings
 from ..data import History, Item
@@ -29,9 +29,22 @@ from .base import BaseSpec, require_train_extra, resolve_base
 from .examples import ExampleSet, build_examples, split_users
 from .trainer import Progress, TrainConfig, TrainResult, train
 
-__all__ = ["FinetuneResult", "finetune", "train_and_write", "training_sets"]
+__all__ = [
+    "DEFAULT_BASE",
+    "VALIDATION_FRACTION",
+    "FinetuneOptions",
+    "FinetuneResult",
+    "finetune",
+    "train_and_write",
+    "training_sets",
+]
 
 log = logging.getLogger("msrkit")
+
+#: the base model trained when none is named
+DEFAULT_BASE = "llamacpp/default"
+#: the share of users (or items) held back for validation
+VALIDATION_FRACTION = 0.1
 
 #: the templates each task's prompts come from (their hashes go into the manifest)
 TASK_TEMPLATES = {
@@ -52,6 +65,18 @@ class FinetuneResult:
     validation_examples: int
     skipped: dict[str, int]
     manifest: dict[str, Any]
+
+
+class FinetuneOptions(TypedDict, total=False):
+    """The keyword options of :func:`finetune`, which :func:`~msrkit.training.finetune_keywords` takes too."""
+
+    catalog: str | Path | dict[str, Item] | None
+    interactions: str | Path | None
+    base: str
+    config: TrainConfig | None
+    settings: Settings | None
+    validation_fraction: float
+    on_progress: Callable[[Progress], None] | None
 
 
 def _load(
@@ -97,10 +122,10 @@ def finetune(
     out: str | Path,
     catalog: str | Path | dict[str, Item] | None = None,
     interactions: str | Path | None = None,
-    base: str = "llamacpp/default",
+    base: str = DEFAULT_BASE,
     config: TrainConfig | None = None,
     settings: Settings | None = None,
-    validation_fraction: float = 0.1,
+    validation_fraction: float = VALIDATION_FRACTION,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> FinetuneResult:
     """Build the examples, train, write the three artifacts (see the module docstring)."""

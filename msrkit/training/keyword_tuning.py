@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..data import Item
@@ -31,8 +32,13 @@ from ..summaries.best_of import keyword_request
 from ..summaries.catalog import summarize_catalog
 from .base import require_train_extra, resolve_base
 from .examples import Example, ExampleSet
-from .job import FinetuneResult, train_and_write
-from .trainer import Progress, TrainConfig
+from .job import DEFAULT_BASE, VALIDATION_FRACTION, FinetuneResult, train_and_write
+from .trainer import TrainConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .job import FinetuneOptions
 
 __all__ = ["DEFAULT_BEST_OF", "MAX_KEYWORDS", "finetune_keywords", "keyword_examples"]
 
@@ -43,38 +49,28 @@ MAX_KEYWORDS = 8
 
 
 def finetune_keywords(
-    items_path: str | Path | Sequence[Item],
-    *,
-    out: str | Path,
-    catalog: str | Path | dict[str, Item] | None = None,
-    interactions: str | Path | None = None,
-    base: str = "llamacpp/default",
-    config: TrainConfig | None = None,
-    settings: Settings | None = None,
-    validation_fraction: float = 0.1,
-    on_progress: Callable[[Progress], None] | None = None,
+    items_path: str | Path | Sequence[Item], *, out: str | Path, **options: Unpack[FinetuneOptions]
 ) -> FinetuneResult:
     """Best-of-N winners as answers, train, write ``peft/``, ``adapter.gguf``, ``manifest.json`` (task keywords).
 
     ``items_path``: the items to learn from (a catalog ``items.jsonl`` or items).
     N is ``settings.best_of``, or :data:`DEFAULT_BEST_OF` when that is 1; the
     winners come from the settings' backend (it should be ``base``'s model).
-    ``catalog`` and ``interactions`` are accepted for the same call as
-    :func:`~msrkit.training.finetune` and not used (keywords need no retrieval).
+    ``options`` are :func:`~msrkit.training.finetune`'s, with its defaults, for the same call;
+    ``catalog`` and ``interactions`` are not used (keywords need no retrieval).
     """
-    del catalog, interactions
     require_train_extra()
-    config = config or TrainConfig(task="keywords")
+    config = options.get("config") or TrainConfig(task="keywords")
     if config.task != "keywords":
         raise InputError(f"finetune_keywords trains task 'keywords', not {config.task!r}")
-    s = settings or Settings()
-    spec = resolve_base(base)
+    s = options.get("settings") or Settings()
+    spec = resolve_base(options.get("base", DEFAULT_BASE))
     items = list(load_catalog(items_path).values()) if isinstance(items_path, (str, Path)) else list(items_path)
     started = time.time()
-    train_set, val_set = keyword_examples(items, settings=s, validation_fraction=validation_fraction,
-                                          seed=config.seed)  # fmt: skip
-    return train_and_write(spec, (train_set, val_set), out=Path(out), config=config, settings=s,
-                           on_progress=on_progress, started=started)  # fmt: skip
+    fraction = options.get("validation_fraction", VALIDATION_FRACTION)
+    sets = keyword_examples(items, settings=s, validation_fraction=fraction, seed=config.seed)
+    return train_and_write(spec, sets, out=Path(out), config=config, settings=s,
+                           on_progress=options.get("on_progress"), started=started)  # fmt: skip
 
 
 def keyword_examples(
