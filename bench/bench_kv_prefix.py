@@ -104,7 +104,7 @@ def main() -> None:
         for mode in ("reuse", "reset") if r % 2 == 0 else ("reset", "reuse"):
             with instrumented(counters[mode], reset=mode == "reset"):
                 for case in cases:  # a fresh Recommender per user: a cold user, nothing kept in memory
-                    options = {"preference_mode": args.preference_mode, "pointwise": args.pointwise}
+                    options = {"preference_mode": args.preference_mode, "pointwise": args.pointwise, "deadline": 3600.0}
                     with Recommender("llamacpp/default", catalog=args.data / "items.jsonl", cache=False,
                                      **options) as rec:  # fmt: skip
                         started = time.perf_counter()

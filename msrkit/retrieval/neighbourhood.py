@@ -142,14 +142,28 @@ def query(
 
 
 def search(
-    idx: CollaborativeIndex, seen_idx: np.ndarray, exclude_user: str | None, context_k: int
+    idx: CollaborativeIndex,
+    seen_idx: np.ndarray,
+    exclude_user: str | None,
+    context_k: int,
+    *,
+    found_before: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], Proposals]:
-    """The one similar-user search: the neighbours (S's ``u_k``, at least ``context_k``) and their proposals."""
+    """The one similar-user search: the neighbours (S's ``u_k``, at least ``context_k``) and their proposals.
+
+    ``found_before``: this very query's best users searched earlier with a ``k`` at least as large
+    (the search is exact, ties to the lower id, so its first ``k`` are the top ``k``): taken, not searched.
+    """
     w = idx.weights
     q = query_items(seen_idx, recent=w.u_recent, decay=w.u_decay)
     k = max(w.u_k if w.users > 0 else 0, context_k)
     none = (np.zeros(0, dtype=np.int64), np.zeros(0))
-    users = similar_users(idx, q, k, exclude_user) if k > 0 and len(q[0]) else none
+    if not (k > 0 and len(q[0])):
+        users = none
+    elif found_before is not None:
+        users = (found_before[0][:k], found_before[1][:k])
+    else:
+        users = similar_users(idx, q, k, exclude_user)
     found = neighbour_proposals(idx.seq_ptr, idx.seq_items, users, q, window=w.u_window, gap_power=w.u_gap_power,
                                 backward=w.u_backward)  # fmt: skip
     return users, found

@@ -106,9 +106,10 @@ def tune_index(
     users = np.flatnonzero((targets >= 0) & (np.diff(vidx.seq_ptr) > 0))
     if len(users) > sample:
         users = np.sort(np.random.default_rng(seed).choice(users, sample, replace=False))
+    grid = GRID if grid is None else grid
     ev = _Evaluator(vidx, users, targets[users], top_m=None if len(idx.item_ids) <= 5000 else 300,
-                    exclude_seen=exclude_seen)  # fmt: skip
-    best, steps = _ascent(ev, start, GRID if grid is None else grid, passes=passes, z=z, min_net=min_net)
+                    exclude_seen=exclude_seen, k_max=max((start.u_k, *grid.get("u_k", ()))))  # fmt: skip
+    best, steps = _ascent(ev, start, grid, passes=passes, z=z, min_net=min_net)
     seconds = time.perf_counter() - t0
     log.info("tuned on %d validation users: %d evaluations, %.1f s", len(users), ev.evaluations, seconds)
     return TuneResult(best, start, tuple(steps), len(users), ev.evaluations, seconds)
@@ -179,13 +180,15 @@ class _Evaluator:
     """Per-user validation NDCG@10 of a configuration, with each component's vectors cached."""
 
     def __init__(self, vidx: CollaborativeIndex, users: np.ndarray, targets: np.ndarray, *, top_m: int | None,
-                 exclude_seen: bool = True) -> None:  # fmt: skip
+                 exclude_seen: bool = True, k_max: int = 0) -> None:  # fmt: skip
         self.vidx, self.users, self.targets, self.top_m = vidx, users, targets, top_m
         self.seen = [vidx.seq_items[vidx.seq_ptr[u] : vidx.seq_ptr[u + 1]].astype(np.int64) for u in users.tolist()]
         self.excluded = self.seen if exclude_seen else [np.zeros(0, dtype=np.int64)] * len(self.seen)
         self.has_text = vidx.items_bm25 is not None and len(vidx.words) > 0
         self.pop = vidx.popularity.astype(np.float64)
         self.cache: OrderedDict[tuple[Any, ...], _Vectors] = OrderedDict()
+        self.k_max = k_max
+        self.neighbours: dict[tuple[Any, ...], tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = {}
         self.evaluations = 0
         self.scratch = np.zeros(len(self.pop))
         head = min(len(self.pop), K + (3 * top_m if top_m else len(self.pop)))
@@ -230,14 +233,28 @@ class _Evaluator:
             self.cache.move_to_end(key)
             return self.cache[key]
         self.vidx = with_weights(self.vidx, w)
+        before = self._neighbours(w) if name == "users" else None
         rows = []
-        for u, seen, excluded in zip(self.users.tolist(), self.seen, self.excluded, strict=True):
-            found = search(self.vidx, seen, self.vidx.user_ids[u], 0)[1] if name == "users" else None
+        for j, (u, seen, excluded) in enumerate(zip(self.users.tolist(), self.seen, self.excluded, strict=True)):
+            found = (search(self.vidx, seen, self.vidx.user_ids[u], 0, found_before=before[j])[1]
+                     if before is not None else None)  # fmt: skip
             rows.append(self._truncate(components(self.vidx, seen, found, only=name)[name], excluded))
         self.cache[key] = _Vectors.of(rows)
         if len(self.cache) > CACHE_SIZE:
             self.cache.popitem(last=False)
         return self.cache[key]
+
+    def _neighbours(self, w: BlendWeights) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each validation user's best ``max(k_max, u_k)`` users for ``w``'s query (kept per query): one
+        search serves every ``u_k`` the grid tries, each taking its first ``u_k``."""
+        key, k = (w.u_recent, w.u_decay), max(self.k_max, w.u_k)
+        held = self.neighbours.get(key)
+        if held is None or held[0] < k:
+            wide = with_weights(self.vidx, replace(w, u_k=k))
+            found = [search(wide, seen, wide.user_ids[u], 0)[0] for u, seen in zip(self.users.tolist(), self.seen,
+                                                                                     strict=True)]  # fmt: skip
+            held = self.neighbours[key] = (k, found)
+        return held[1]
 
     def _truncate(self, v: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """The positive unseen entries (the ``top_m`` largest where set) and the max over all items."""
