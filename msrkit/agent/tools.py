@@ -33,7 +33,7 @@ from .state import Constraint, TurnState
 if TYPE_CHECKING:
     from ..pipeline import Parts
 
-__all__ = ["TOOLS", "AgentContext", "Finish", "Tool", "ToolInputError", "tool_specs"]
+__all__ = ["TOOLS", "AgentContext", "Finish", "Tool", "ToolInputError", "tool_specs", "validated"]
 
 ItemIds = Annotated[list[Annotated[str, Field(max_length=24)]], Field(max_length=10, examples=[["1", "2"]])]
 Limit = Annotated[int, Field(ge=1, le=50)]
