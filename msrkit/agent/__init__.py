@@ -1,14 +1,15 @@
 """The agent: a model that uses msrkit's own tools in a bounded loop, and keeps a conversation's state.
 
 - :mod:`.tools` — the tools (user profile, similar users, catalog search, similar items, filter,
-  rank, inspect, finish) over the existing stages, each with a JSON schema;
+  rank, inspect, finish) over the existing stages, each a typed function its JSON schema is made from;
 - :mod:`.bus` — the candidate bus the tools read and write (the model sees counts and a few titles);
 - :mod:`.loop` — :class:`Agent`: the bounded loop, repairs, repeats, fallback to the fixed pipeline;
 - :mod:`.plan` — plan-first mode (one validated plan, then executed);
 - :mod:`.turns` — what both share: the opening messages, one model turn, one checked tool call;
 - :mod:`.state` — :class:`TurnState`: shown, accepted, rejected, constraints between turns;
 - :mod:`.trace` — every step, as records that can be written as JSONL;
-- :mod:`.schema`, :mod:`.textcalls` — argument checks and calls read from text.
+- :mod:`.schema` — a tool's arguments model and schema from its signature, and the checks with repairs;
+- :mod:`.textcalls` — calls read from text.
 """
 
 from __future__ import annotations

@@ -1,4 +1,11 @@
-"""Checking a tool call's arguments against the tool's JSON schema, with the repairs small models need.
+"""A tool's arguments: their pydantic model and JSON schema made from its function, and the checks with repairs.
+
+:func:`arguments_model` reads a tool function's keyword parameters (their
+annotations, ``Annotated[..., Field(...)]`` limits and examples, and defaults)
+into a pydantic model; :func:`parameters_schema` is that model's JSON schema in
+the flat form the model is shown (an optional ``T | None = None`` shown as ``T``,
+not required; no titles). So a tool's schema cannot drift from its function,
+and its arguments are validated by the same model before it runs.
 
 The agent's tools take flat objects (strings, integers, booleans, arrays of
 strings), so a small checker covers them: required keys, types, ``enum``,
@@ -10,13 +17,60 @@ everything else is an error the model is told about, with an example.
 
 from __future__ import annotations
 
+import inspect
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, get_type_hints
 
-__all__ = ["check_arguments", "example_arguments"]
+from pydantic import BaseModel, ConfigDict, create_model
+
+__all__ = ["arguments_model", "check_arguments", "example_arguments", "parameters_schema"]
+
+#: the order of a property's keys in the schema shown to the model (any others follow)
+_KEY_ORDER = (
+    "type",
+    "description",
+    "items",
+    "enum",
+    "minimum",
+    "maximum",
+    "maxItems",
+    "maxLength",
+    "default",
+    "examples",
+)
 
 _BRACKETED = re.compile(r"^\s*[\[(<#]\s*([^\[\]()<>]+?)\s*[\])>]?\s*$")  # "[12]", "(12)", "#12" -> "12"
+
+
+def arguments_model(fn: Callable[..., Any]) -> type[BaseModel]:
+    """A pydantic model of ``fn``'s parameters after the first (the tool's context): name, type, default."""
+    hints = get_type_hints(fn, include_extras=True)
+    params = list(inspect.signature(fn).parameters.values())[1:]
+    fields: dict[str, Any] = {p.name: (hints[p.name], ... if p.default is p.empty else p.default) for p in params}
+    config = ConfigDict(extra="forbid")
+    model: type[BaseModel] = create_model(f"{fn.__name__}_arguments", __config__=config, **fields)
+    return model
+
+
+def _shown(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """One property as the model is shown it: ``T | None = None`` as ``T``, no title, keys in a fixed order."""
+    prop = {k: v for k, v in prop.items() if k != "title"}
+    branches = prop.get("anyOf", [])
+    if len(branches) == 2 and {"type": "null"} in branches and prop.get("default", ...) is None:
+        rest = {k: v for k, v in prop.items() if k not in ("anyOf", "default")}
+        prop = {**next(b for b in branches if b != {"type": "null"}), **rest}
+    if isinstance(prop.get("items"), Mapping):
+        prop["items"] = _shown(prop["items"])
+    ordered = {k: prop[k] for k in _KEY_ORDER if k in prop}
+    return {**ordered, **{k: v for k, v in prop.items() if k not in ordered}}
+
+
+def parameters_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """The JSON schema of a tool's arguments model, as the model is shown it (see the module docstring)."""
+    schema = model.model_json_schema()
+    properties = {name: _shown(prop) for name, prop in schema.get("properties", {}).items()}
+    return {"type": "object", "properties": properties, "required": list(schema.get("required", []))}
 
 
 def _as_int(value: Any) -> int | None:

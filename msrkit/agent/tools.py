@@ -1,4 +1,4 @@
-"""The agent's tools: msrkit's own stages as typed functions with JSON schemas.
+"""The agent's tools: msrkit's own stages as typed functions, their JSON schemas made from them.
 
 Each tool reads and writes the :class:`~.bus.CandidateBus` of one run (an
 :class:`AgentContext`) and answers with a short observation for the model:
@@ -7,27 +7,36 @@ collaborative index (:mod:`msrkit.retrieval`), ranking the fixed pipeline
 (:func:`msrkit.pipeline.run`) over the current candidates, item summaries the
 catalog store. A tool that cannot do what was asked raises :class:`ToolInputError`
 (the model is told, with an example); any other exception is a tool failure.
+
+A tool is a function ``(ctx, *, arguments...) -> str``: its docstring's first line is
+what the model is told it does, its keyword parameters (types, ``Field`` limits and
+examples, defaults) its arguments (:func:`~.schema.arguments_model`); :meth:`Tool.of`
+makes the spec and the model from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, ValidationError
 
 from ..backends.base import Backend, ToolSpec
 from ..data import History, Item, Ranking
 from ..meter import Meter
 from ..prompts import quote, render_item
 from .bus import CandidateBus, describe
+from .schema import arguments_model, parameters_schema
 from .state import Constraint, TurnState
 
 if TYPE_CHECKING:
     from ..pipeline import Parts
 
-__all__ = ["TOOLS", "AgentContext", "Finish", "Tool", "ToolInputError", "tool_specs"]
+__all__ = ["TOOLS", "AgentContext", "Finish", "Tool", "ToolInputError", "tool_specs", "validated"]
 
-IDS = {"type": "array", "items": {"type": "string", "maxLength": 24}, "maxItems": 10, "examples": [["1", "2"]]}
+ItemIds = Annotated[list[Annotated[str, Field(max_length=24)]], Field(max_length=10, examples=[["1", "2"]])]
+Limit = Annotated[int, Field(ge=1, le=50)]
 
 
 class ToolInputError(ValueError):
@@ -105,15 +114,38 @@ class AgentContext:
 
 @dataclass(frozen=True)
 class Tool:
-    """A tool: its spec (what the model is shown), its function, and whether it is expensive (ranking)."""
+    """A tool: its spec (what the model is shown), its function, and whether it is expensive (ranking).
+
+    ``arguments`` is the pydantic model the spec's parameters were made from (:meth:`of`);
+    ``run`` then takes the checked arguments through it.
+    """
 
     spec: ToolSpec
     run: Callable[[AgentContext, dict[str, Any]], str]
     expensive: bool = False
+    arguments: type[BaseModel] | None = None
+
+    @classmethod
+    def of(cls, fn: Callable[..., str], *, name: str | None = None, expensive: bool = False) -> Tool:
+        """The tool of a typed function ``fn(ctx, *, arguments...)`` (see the module docstring)."""
+        model = arguments_model(fn)
+        description = " ".join((fn.__doc__ or "").strip().split("\n\n")[0].split())
+        spec = ToolSpec(name or fn.__name__, description, parameters_schema(model))
+
+        def run(ctx: AgentContext, args: dict[str, Any]) -> str:
+            return fn(ctx, **validated(model, args))
+
+        return cls(spec, run, expensive, model)
 
 
-def _schema(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(required)}
+def validated(model: type[BaseModel], args: Mapping[str, Any]) -> dict[str, Any]:
+    """``args`` through a tool's arguments model, as keyword arguments of its function."""
+    try:
+        checked = model.model_validate(dict(args))
+    except ValidationError as exc:
+        said = "; ".join(f"'{'.'.join(map(str, e['loc']))}': {e['msg']}" for e in exc.errors())
+        raise ToolInputError(f"invalid arguments: {said}") from None
+    return {name: getattr(checked, name) for name in type(checked).model_fields}
 
 
 def _known_ids(ctx: AgentContext, ids: list[str], *, what: str, candidates_only: bool = True) -> list[str]:
@@ -136,7 +168,8 @@ def _index(ctx: AgentContext) -> Any:
 # -- the tools ---------------------------------------------------------------------------------------------
 
 
-def user_profile(ctx: AgentContext, args: dict[str, Any]) -> str:
+def user_profile(ctx: AgentContext) -> str:
+    """The user's preference summary and most recent items."""
     from ..pipeline import preference
 
     items = ctx.history.items()
@@ -148,47 +181,60 @@ def user_profile(ctx: AgentContext, args: dict[str, Any]) -> str:
             f"{recent or '(no history)'}\nConversation: {ctx.state.summary()}")  # fmt: skip
 
 
-def similar_users(ctx: AgentContext, args: dict[str, Any]) -> str:
+def similar_users(ctx: AgentContext, *, k: Annotated[int, Field(ge=1, le=10)] = 3) -> str:
+    """Find users like this one and add what they took next to the candidates."""
     from ..retrieval import query
 
-    hood = query(_index(ctx), ctx.seen, n=0, exclude_user=ctx.history.user_id, context_k=args["k"])
+    hood = query(_index(ctx), ctx.seen, n=0, exclude_user=ctx.history.user_id, context_k=k)
     nexts = [i for _, i in hood.next_items]
-    users = ", ".join(u for u, _ in hood.similar_users[: args["k"]]) or "none"
+    users = ", ".join(u for u, _ in hood.similar_users[:k]) or "none"
     return f"Similar users: {users}. They took next {len(nexts)} item(s). " + ctx.put(nexts, "similar_users")
 
 
-def search_catalog(ctx: AgentContext, args: dict[str, Any]) -> str:
+def search_catalog(
+    ctx: AgentContext, *, query: Annotated[str, Field(max_length=80, examples=["space adventure"])], limit: Limit = 10
+) -> str:
+    """Search the catalog by keywords (title, genre, keywords); adds matches."""
     from ..retrieval.search import search_items
 
-    hits = search_items(_index(ctx), args["query"], k=args["limit"], exclude=ctx.seen, only=ctx.only())
-    return f"{len(hits)} match(es) for {quote(args['query'])!r}. " + ctx.put([i for i, _ in hits], "search")
+    hits = search_items(_index(ctx), query, k=limit, exclude=ctx.seen, only=ctx.only())
+    return f"{len(hits)} match(es) for {quote(query)!r}. " + ctx.put([i for i, _ in hits], "search")
 
 
-def similar_items(ctx: AgentContext, args: dict[str, Any]) -> str:
+def similar_items(ctx: AgentContext, *, item_ids: ItemIds, limit: Limit = 10) -> str:
+    """Add items similar to the given item ids (taken after them, similar text)."""
     from ..retrieval import query
 
-    given = _known_ids(ctx, args["item_ids"], what="similar_items", candidates_only=False)
+    given = _known_ids(ctx, item_ids, what="similar_items", candidates_only=False)
     only = ctx.only()
     hood = query(
         _index(ctx),
         given,
-        n=args["limit"],
+        n=limit,
         candidate_ids=only,
         exclude_user=ctx.history.user_id,
         context_k=0,
         support=False,
     )
-    found = sorted((h for h in hood.candidates if only is None or h[1] > 0), key=lambda h: -h[1])[: args["limit"]]
+    found = sorted((h for h in hood.candidates if only is None or h[1] > 0), key=lambda h: -h[1])[:limit]
     return f"{len(found)} item(s) like {given[:5]}. " + ctx.put([i for i, _ in found], "similar")
 
 
-def filter_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
-    drop = [i for i in args.get("exclude_ids", []) if i in ctx.bus]
-    if args.get("exclude_seen"):
+def filter_candidates(
+    ctx: AgentContext,
+    *,
+    exclude_ids: ItemIds | None = None,
+    exclude_seen: bool | None = None,
+    attribute: Annotated[str | None, Field(max_length=40, examples=["genres"])] = None,
+    equals: Annotated[str | None, Field(max_length=60, examples=["Comedy"])] = None,
+) -> str:
+    """Remove candidates: by id, those already seen, or keep only attribute == value."""
+    drop = [i for i in exclude_ids or [] if i in ctx.bus]
+    if exclude_seen:
         drop += [i for i in ctx.bus.ids() if i in set(ctx.seen)]
     rule = None
-    if args.get("attribute") and args.get("equals"):
-        rule = Constraint(attribute=args["attribute"], op="eq", value=args["equals"])
+    if attribute and equals:
+        rule = Constraint(attribute=attribute, op="eq", value=equals)
         drop += [i for i in ctx.bus.ids() if not rule.holds(ctx.catalog.get(i))]
     if len(ctx.bus) and set(drop) >= set(ctx.bus.ids()):
         why = f" (no candidate has {rule.text()})" if rule is not None else ""
@@ -197,13 +243,13 @@ def filter_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
     return f"{len(gone)} removed. Bus: {ctx.view()}"
 
 
-def rank_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
+def rank_candidates(ctx: AgentContext, *, method: Literal["listwise", "pointwise", "fusion"] = "fusion") -> str:
+    """Rank the current candidates for this user with the model (expensive)."""
     from ..config import settings_from
     from ..pipeline import run
 
     if not len(ctx.bus):
         raise ToolInputError("the candidate list is empty: add candidates first (search_catalog, similar_users)")
-    method = args["method"]
     if method == "pointwise" and not ctx.model.capabilities.logprobs:
         raise ToolInputError("pointwise needs log-probabilities, which this model does not give: use listwise")
     overrides = {"pointwise": method == "pointwise", "fusion_weight": 1.0 if method != "fusion" else None}
@@ -218,8 +264,9 @@ def rank_candidates(ctx: AgentContext, args: dict[str, Any]) -> str:
     return f"Ranked {len(top)} candidate(s) {how}. Bus: {ctx.view()}"
 
 
-def inspect_items(ctx: AgentContext, args: dict[str, Any]) -> str:
-    ids = _known_ids(ctx, args["item_ids"], what="inspect_items", candidates_only=False)
+def inspect_items(ctx: AgentContext, *, item_ids: ItemIds) -> str:
+    """Show the details and summaries of some items."""
+    ids = _known_ids(ctx, item_ids, what="inspect_items", candidates_only=False)
     items = {i: ctx.catalog[i] for i in ids if i in ctx.catalog}
     if ctx.parts.store is not None:
         items = ctx.parts.store.enrich(items)
@@ -227,45 +274,35 @@ def inspect_items(ctx: AgentContext, args: dict[str, Any]) -> str:
     return "\n".join(lines) or "no details for these items"
 
 
-def finish(ctx: AgentContext, args: dict[str, Any]) -> str:
-    """Only candidates on the bus may be named (never an item of the history, nor any other catalog item)."""
-    named = list(dict.fromkeys(args["item_ids"]))
+def finish(
+    ctx: AgentContext,
+    *,
+    item_ids: ItemIds,
+    explanation: Annotated[str | None, Field(max_length=300, examples=["close to the last films watched"])] = None,
+) -> str:
+    """Give the final recommendation: item ids, best first, and a short explanation."""
+    # only candidates on the bus may be named (never an item of the history, nor any other catalog item)
+    named = list(dict.fromkeys(item_ids))
     ids = [i for i in named if ctx.finishable(i)]
     if not ids:
         sample = ", ".join(ctx.bus.ids()[:3]) or "none yet: add candidates first (search_catalog, similar_users)"
         raise ToolInputError(f"none of {named[:5]} is a candidate on the bus; candidates: {sample}")
-    ctx.finished = Finish(ids, str(args.get("explanation") or ""))
+    ctx.finished = Finish(ids, explanation or "")
     ignored = [i for i in named if i not in set(ids)]
     note = f" Ignored {len(ignored)} id(s) that are not candidates: {ignored[:5]}." if ignored else ""
     return f"Finished with {len(ids)} item(s).{note}"
 
 
 _TOOLS = [
-    Tool(ToolSpec("user_profile", "The user's preference summary and most recent items.", _schema({})), user_profile),
-    Tool(ToolSpec("similar_users", "Find users like this one and add what they took next to the candidates.",
-                  _schema({"k": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3}})), similar_users),
-    Tool(ToolSpec("search_catalog", "Search the catalog by keywords (title, genre, keywords); adds matches.",
-                  _schema({"query": {"type": "string", "maxLength": 80, "examples": ["space adventure"]},
-                           "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}}, ("query",))),
-         search_catalog),
-    Tool(ToolSpec("similar_items", "Add items similar to the given item ids (taken after them, similar text).",
-                  _schema({"item_ids": IDS, "limit": {"type": "integer", "minimum": 1, "maximum": 50, "default": 10}},
-                          ("item_ids",))), similar_items),
-    Tool(ToolSpec("filter", "Remove candidates: by id, those already seen, or keep only attribute == value.",
-                  _schema({"exclude_ids": IDS, "exclude_seen": {"type": "boolean"},
-                           "attribute": {"type": "string", "maxLength": 40, "examples": ["genres"]},
-                           "equals": {"type": "string", "maxLength": 60, "examples": ["Comedy"]}})), filter_candidates),
-    Tool(ToolSpec("rank_candidates", "Rank the current candidates for this user with the model (expensive).",
-                  _schema({"method": {"type": "string", "enum": ["listwise", "pointwise", "fusion"],
-                                      "default": "fusion"}})), rank_candidates, expensive=True),
-    Tool(ToolSpec("inspect_items", "Show the details and summaries of some items.", _schema({"item_ids": IDS},
-                                                                                           ("item_ids",))),
-         inspect_items),
-    Tool(ToolSpec("finish", "Give the final recommendation: item ids, best first, and a short explanation.",
-                  _schema({"item_ids": IDS, "explanation": {"type": "string", "maxLength": 300,
-                                                            "examples": ["close to the last films watched"]}},
-                          ("item_ids",))), finish),
-]  # fmt: skip
+    Tool.of(user_profile),
+    Tool.of(similar_users),
+    Tool.of(search_catalog),
+    Tool.of(similar_items),
+    Tool.of(filter_candidates, name="filter"),
+    Tool.of(rank_candidates, expensive=True),
+    Tool.of(inspect_items),
+    Tool.of(finish),
+]
 TOOLS: dict[str, Tool] = {t.spec.name: t for t in _TOOLS}
 
 

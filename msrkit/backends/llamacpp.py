@@ -53,14 +53,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDependencyError
-from .base import (
-    Capabilities,
-    ChatRequest,
-    ChatResponse,
-    read_tool_calls,
-    with_temperature,
-)
+from .auto import embedded_model_path
+from .base import Capabilities, ChatRequest, ChatResponse, read_tool_calls, with_temperature
+from .kind import BackendKind
 from .llamacpp_wire import completion_kwargs, llamacpp_tool_choice, parse_top_logprobs, to_llamacpp_messages
+from .options import LlamaCppOptions
 
 if TYPE_CHECKING:
     from ..training.adapter import Adapter
@@ -168,10 +165,14 @@ def _handler_class(name: str) -> Any:
 # --------------------------------------------------------------------------- backend
 
 
-class LlamaCppBackend:
-    """A GGUF model run in-process by llama-cpp-python."""
+class LlamaCppBackend(BackendKind):
+    """A GGUF model run in-process by llama-cpp-python (``llamacpp/default``: the embedded model)."""
 
     name = "llamacpp"
+    options_model = LlamaCppOptions
+    package = "llama_cpp"
+    extra = "local"
+    loads_adapters = True
 
     def __init__(
         self,
@@ -225,6 +226,21 @@ class LlamaCppBackend:
         self._vision = bool(self.mmproj) if vision is None else vision
         self._held: dict[tuple[Any, ...], _Loaded] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_spec(
+        cls, model: str, *, base_url: str | None, api_key: str | None, adapter: Adapter | None, **options: Any
+    ) -> LlamaCppBackend:
+        return cls(str(embedded_model_path()) if model == "default" else model, adapter=adapter, **options)
+
+    @classmethod
+    def status(cls, env: Mapping[str, str]) -> str:
+        if not cls.installed():
+            return super().status(env)
+        try:
+            return f"embedded model: {embedded_model_path()}"
+        except MissingDependencyError as exc:
+            return str(exc)
 
     @property
     def capabilities(self) -> Capabilities:

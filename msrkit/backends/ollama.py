@@ -25,8 +25,7 @@ A model without tool support answers HTTP 400: a :class:`~msrkit.errors.BackendP
 Whether the model sees images is asked of the server once (``POST /api/show``,
 its ``capabilities`` list holding ``"vision"``) unless ``vision=`` is given.
 
-Every call is limited in wall-clock time, in total: ``min(timeout, the time left
-to the request)`` (see :mod:`.aio`: httpx's own timeouts are per socket read).
+A call's time limit is the whole call's, not a socket read's (:mod:`.aio`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 import ollama
@@ -53,9 +52,14 @@ from ..errors import (
 )
 from ..images import to_base64
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
+from .auto import ollama_host, ollama_models
 from .base import Capabilities, ChatRequest, ChatResponse, Message, read_tool_calls, with_temperature
+from .kind import BackendKind
 from .openai_wire import guess_vision, images_left_out_warning
-from .registry import ollama_host
+from .options import OllamaOptions
+
+if TYPE_CHECKING:
+    from ..training.adapter import Adapter
 
 __all__ = ["OllamaBackend", "to_ollama_messages", "ollama_params", "parse_ollama_response"]
 
@@ -142,7 +146,7 @@ def parse_ollama_response(resp: Any) -> ChatResponse:
     )
 
 
-class OllamaBackend(OnLoopThread):
+class OllamaBackend(OnLoopThread, BackendKind):
     """A model served by Ollama (``ollama serve``), e.g. ``OllamaBackend("llava:7b")``.
 
     ``host`` falls back to ``OLLAMA_HOST``, then ``http://127.0.0.1:11434``.
@@ -154,6 +158,8 @@ class OllamaBackend(OnLoopThread):
     """
 
     name = "ollama"
+    options_model = OllamaOptions
+    package = "ollama"
 
     def __init__(
         self,
@@ -177,6 +183,26 @@ class OllamaBackend(OnLoopThread):
         self._capabilities = capabilities
         self._clients = PerLoop(lambda: ollama.AsyncClient(host=self.host, timeout=self.timeout))
         self._loop = LoopThread(f"msrkit-ollama-{model}")
+
+    @classmethod
+    def from_spec(
+        cls, model: str, *, base_url: str | None, api_key: str | None, adapter: Adapter | None, **options: Any
+    ) -> OllamaBackend:
+        """``base_url`` (``--base-url``) wins over the ``host`` option; an Ollama server needs no key."""
+        host = options.pop("host", None)
+        return cls(model, host=base_url or host, **options)
+
+    @classmethod
+    def status(cls, env: Mapping[str, str]) -> str:
+        models, host = ollama_models(ollama_host(env)), ollama_host(env)
+        listed = ", ".join(models) if models else ("no models" if models == [] else "not reachable")
+        return f"{super().status(env)}; server at {host}: {listed}"
+
+    @classmethod
+    def adapter_hint(cls, model: str, adapter: Adapter) -> str:
+        return (f"the ollama backend does not load adapters itself: write a Modelfile with 'FROM {model}' and "
+                f"'ADAPTER {adapter.directory / 'adapter.gguf'}', run 'ollama create NAME -f Modelfile', then use "
+                f"--backend ollama/NAME without --adapter")  # fmt: skip
 
     def __repr__(self) -> str:
         return f"OllamaBackend(model={self.model!r}, host={self.host!r})"

@@ -8,8 +8,7 @@ refusal, not a rate limit), never by message text. No message msrkit builds
 carries the API key: it is registered as a secret (:func:`~msrkit.errors.register_secret`)
 and masked wherever it would show.
 
-Every call is limited in wall-clock time, in total: ``min(timeout, the time left
-to the request)`` (see :mod:`.aio`: httpx's own timeouts are per socket read).
+Each call is bounded in total, ``min(timeout, the time left to the request)``, by :mod:`.aio`.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -37,12 +36,8 @@ from ..errors import (
     register_secret,
 )
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
-from .base import (
-    Capabilities,
-    ChatRequest,
-    ChatResponse,
-    with_temperature,
-)
+from .base import Capabilities, ChatRequest, ChatResponse, with_temperature
+from .kind import BackendKind
 from .openai_wire import (
     guess_vision,
     images_left_out_warning,
@@ -51,6 +46,10 @@ from .openai_wire import (
     parse_retry_after,
     to_openai_messages,
 )
+from .options import OpenAIOptions
+
+if TYPE_CHECKING:
+    from ..training.adapter import Adapter
 
 __all__ = [
     "OpenAIBackend",
@@ -110,7 +109,7 @@ def _without_userinfo(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-class OpenAIBackend(OnLoopThread):
+class OpenAIBackend(OnLoopThread, BackendKind):
     """A model behind an OpenAI-compatible Chat Completions endpoint.
 
     >>> OpenAIBackend("gpt-4o-mini")                                            # doctest: +SKIP
@@ -135,6 +134,8 @@ class OpenAIBackend(OnLoopThread):
     """
 
     name = "openai"
+    options_model = OpenAIOptions
+    package = "openai"
 
     def __init__(
         self,
@@ -187,6 +188,26 @@ class OpenAIBackend(OnLoopThread):
     @property
     def capabilities(self) -> Capabilities:
         return self._capabilities
+
+    @classmethod
+    def from_spec(
+        cls, model: str, *, base_url: str | None, api_key: str | None, adapter: Adapter | None, **options: Any
+    ) -> OpenAIBackend:
+        return cls(model, base_url=base_url, api_key=api_key, **options)
+
+    @classmethod
+    def status(cls, env: Mapping[str, str]) -> str:
+        key = "set" if env.get("OPENAI_API_KEY") else "not set"
+        return (
+            f"{super().status(env)}; OPENAI_BASE_URL={env.get('OPENAI_BASE_URL') or '(default)'}; OPENAI_API_KEY {key}"
+        )
+
+    @classmethod
+    def adapter_hint(cls, model: str, adapter: Adapter) -> str:
+        where = adapter.directory
+        return (f"an OpenAI-compatible server applies the adapter itself: vLLM 'vllm serve BASE --enable-lora "
+                f"--lora-modules NAME={where / 'peft'}', or llama.cpp's server '--lora {where / 'adapter.gguf'}'; "
+                f"then use --backend openai/NAME without --adapter (see docs/finetune-serving.md)")  # fmt: skip
 
     def _where(self) -> str:
         return _without_userinfo(self.base_url) if self.base_url else "default"

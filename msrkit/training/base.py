@@ -51,7 +51,7 @@ def resolve_base(name: str) -> BaseSpec:
     """The base named ``name`` (see the module docstring); a wrong one is a one-line :class:`ConfigError`."""
     spec = name.strip()
     if spec in ("default", "embedded", "llamacpp/default", "auto"):
-        from ..backends.registry import embedded_model_path
+        from ..backends.auto import embedded_model_path
 
         path = embedded_model_path()
     else:
