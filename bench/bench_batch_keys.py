@@ -1,7 +1,7 @@
 """How long computing batch keys takes before the first user is ranked (issue 14: 40,000 users took 21 s).
 
 Users with unique ids, with a tenth missing their id and a tenth repeated.
-Prints the seconds :func:`msrkit.runs.record_keys` takes for each size, and
+Prints the seconds :func:`msrkit.jobs.runs.record_keys` takes for each size, and
 the old scheme (``ids.count(uid)`` per user, quadratic) for the small sizes.
 
     python bench/bench_batch_keys.py
@@ -13,7 +13,7 @@ import argparse
 import time
 from collections.abc import Callable, Sequence
 
-from msrkit.runs import record_keys
+from msrkit.jobs.runs import record_keys
 
 
 def quadratic_keys(ids: Sequence[str | None]) -> list[str]:

@@ -90,8 +90,8 @@ def sharded(kind: str, path: Path, out: Path, s: Any) -> tuple[float, Any]:
 
 def single(path: Path, s: Any) -> float:
     """Seconds of ``rank_batch`` (the single-process ``msrkit rank --out``) over ``path``."""
-    from msrkit.batch import rank_batch
-    from msrkit.io import load_histories
+    from msrkit.inputs.io import load_histories
+    from msrkit.jobs.batch import rank_batch
     from msrkit.recommender import Recommender
 
     histories = load_histories(path)
@@ -105,7 +105,7 @@ def single(path: Path, s: Any) -> float:
 
 def concurrent(path: Path, s: Any) -> float:
     """Seconds of ``Recommender.arank`` over ``path`` with ``s.concurrency`` at once (one process)."""
-    from msrkit.io import load_histories
+    from msrkit.inputs.io import load_histories
     from msrkit.recommender import Recommender
 
     histories = load_histories(path)

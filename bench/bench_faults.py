@@ -134,7 +134,7 @@ def trust_inputs() -> None:
 
 
 def history_fifo() -> None:
-    from msrkit.io import load_histories
+    from msrkit.inputs.io import load_histories
 
     fifo = Path(tempfile.mkdtemp()) / "history.json"
     os.mkfifo(fifo)

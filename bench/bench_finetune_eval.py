@@ -16,7 +16,7 @@ from msrkit.config import Settings, settings_from
 from msrkit.data import History, Ranking
 from msrkit.evaluation.fusion_tuning import GRID, choose_weight, fused_ndcg, store_weight, weight_table
 from msrkit.evaluation.metrics import ndcg_at_k
-from msrkit.io import load_catalog, load_histories, resolve
+from msrkit.inputs.io import load_catalog, load_histories, resolve
 from msrkit.retrieval import build_index, query
 from msrkit.retrieval.interactions import read_interactions
 from msrkit.training.examples import split_users
@@ -116,7 +116,7 @@ def first_pick_prompts(work: Path) -> Path:
     The text the model reads is unchanged (the template's hash changes with ``max_tokens``); the
     repair appends the candidates it did not name in the order shown, as for any short answer.
     """
-    from msrkit.prompts import PromptSet
+    from msrkit.runtime.prompts import PromptSet
 
     shipped = PromptSet.load()["listwise_rank"].source
     folder = work / "prompts-first-pick"

@@ -27,7 +27,7 @@ import time
 
 from msrkit import evaluation as ev
 from msrkit.datasets import leave_one_out, load_movielens_100k
-from msrkit.io import resolve
+from msrkit.inputs.io import resolve
 from msrkit.recommender import Recommender, Stages
 from msrkit.retrieval import build, interactions_before
 

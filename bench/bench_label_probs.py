@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_finetune import _meta, _settings  # noqa: E402
 
 from msrkit.evaluation.metrics import ndcg_at_k  # noqa: E402
-from msrkit.io import load_catalog, load_histories  # noqa: E402
+from msrkit.inputs.io import load_catalog, load_histories  # noqa: E402
 from msrkit.retrieval.interactions import read_interactions  # noqa: E402
 from msrkit.training.job import training_sets  # noqa: E402
 

@@ -20,8 +20,8 @@ from mcp import Client
 
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
-from msrkit.io import Interaction
-from msrkit.mcp_server import build_server
+from msrkit.inputs.io import Interaction
+from msrkit.mcp.server import build_server
 from msrkit.recommender import Recommender
 
 CALL_SECONDS = 0.05

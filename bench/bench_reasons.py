@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from msrkit.data import Item
-from msrkit.io import load_catalog, load_histories, load_interactions
+from msrkit.inputs.io import load_catalog, load_histories, load_interactions
 from msrkit.ranking.reasons import NO_SIGNAL
 from msrkit.recommender import Recommender
 from msrkit.retrieval import build, interactions_before

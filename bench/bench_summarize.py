@@ -30,7 +30,7 @@ def main() -> None:
 
     from msrkit.backends import get_backend
     from msrkit.data import Item
-    from msrkit.meter import Meter
+    from msrkit.runtime.meter import Meter
     from msrkit.summaries import ItemSummarizer
 
     proc, url = start(args.latency, queue_size=512)

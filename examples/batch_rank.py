@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from msrkit import Recommender, load_histories, load_settings
-from msrkit.batch import rank_batch
+from msrkit.jobs.batch import rank_batch
 
 
 def main() -> None:

@@ -40,20 +40,20 @@ _EXPORTS: dict[str, str] = {
     "FakeBackend": "msrkit.backends.fake",
     "ToolCall": "msrkit.backends.base",
     "ToolSpec": "msrkit.backends.base",
-    "PromptSet": "msrkit.prompts",
-    "PromptTemplate": "msrkit.prompts",
+    "PromptSet": "msrkit.runtime.prompts",
+    "PromptTemplate": "msrkit.runtime.prompts",
     "Recommender": "msrkit.recommender",
     "Stages": "msrkit.recommender",
     "ItemSummarizer": "msrkit.summaries",
     "PreferenceSummarizer": "msrkit.summaries.preferences",
-    "load_histories": "msrkit.io",
-    "load_catalog": "msrkit.io",
-    "load_interactions": "msrkit.io",
+    "load_histories": "msrkit.inputs.io",
+    "load_catalog": "msrkit.inputs.io",
+    "load_interactions": "msrkit.inputs.io",
     "CollaborativeIndex": "msrkit.retrieval",
     "ListwiseReranker": "msrkit.ranking",
     "PointwiseScorer": "msrkit.ranking",
-    "load_image": "msrkit.images",
-    "write_html": "msrkit.report",
+    "load_image": "msrkit.inputs.images",
+    "write_html": "msrkit.jobs.report",
     "load_settings": "msrkit.config",
     "Settings": "msrkit.config",
     "Agent": "msrkit.agent",
@@ -90,18 +90,18 @@ if TYPE_CHECKING:  # the same names as explicit re-exports, for type checkers
     from .errors import OutputParseError as OutputParseError
     from .errors import TemplateError as TemplateError
     from .errors import UsageError as UsageError
-    from .images import load_image as load_image
-    from .io import load_catalog as load_catalog
-    from .io import load_histories as load_histories
-    from .io import load_interactions as load_interactions
-    from .prompts import PromptSet as PromptSet
-    from .prompts import PromptTemplate as PromptTemplate
+    from .inputs.images import load_image as load_image
+    from .inputs.io import load_catalog as load_catalog
+    from .inputs.io import load_histories as load_histories
+    from .inputs.io import load_interactions as load_interactions
+    from .jobs.report import write_html as write_html
     from .ranking import ListwiseReranker as ListwiseReranker
     from .ranking import PointwiseScorer as PointwiseScorer
     from .recommender import Recommender as Recommender
     from .recommender import Stages as Stages
-    from .report import write_html as write_html
     from .retrieval import CollaborativeIndex as CollaborativeIndex
+    from .runtime.prompts import PromptSet as PromptSet
+    from .runtime.prompts import PromptTemplate as PromptTemplate
     from .summaries import ItemSummarizer as ItemSummarizer
     from .summaries.preferences import PreferenceSummarizer as PreferenceSummarizer
 

@@ -94,7 +94,7 @@ class HistoryEntry(Item):
 class History(BaseModel):
     """One user's history (oldest first) and the candidates to rank.
 
-    Entries may be bare item ids; :func:`msrkit.io.resolve` replaces them with
+    Entries may be bare item ids; :func:`msrkit.inputs.io.resolve` replaces them with
     catalog items. ``target`` is used by evaluation cases only.
     """
 
@@ -139,7 +139,7 @@ class History(BaseModel):
         """The resolved history entries (raises if a bare id is left)."""
         out = [e for e in self.history if isinstance(e, HistoryEntry)]
         if len(out) != len(self.history):
-            raise ValueError("history holds unresolved item ids: call msrkit.io.resolve() first")
+            raise ValueError("history holds unresolved item ids: call msrkit.inputs.io.resolve() first")
         return out
 
     def candidate_items(self) -> list[Item]:
@@ -147,7 +147,7 @@ class History(BaseModel):
         cands = self.candidates or []
         out = [c for c in cands if isinstance(c, Item)]
         if len(out) != len(cands):
-            raise ValueError("candidates hold unresolved item ids: call msrkit.io.resolve() first")
+            raise ValueError("candidates hold unresolved item ids: call msrkit.inputs.io.resolve() first")
         return out
 
 

@@ -4,7 +4,7 @@ The response cache, the catalog store next to it, the catalog and the
 collaborative index, each taken as given (an object) or made from the paths of
 :class:`~msrkit.config.Settings`; and the settings themselves with an
 adapter's tuned fusion weight. What a request needs is built from these by
-:func:`msrkit.pipeline.run`.
+:func:`msrkit.runtime.pipeline.run`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from .backends.cache import ResponseCache
 from .config import Settings, settings_from
 from .data import Item
-from .io import Interaction, load_catalog
+from .inputs.io import Interaction, load_catalog
 from .summaries.store import STORE_FILE, CatalogStore
 
 __all__ = ["make_cache", "make_catalog", "make_index", "make_store", "tuned_fusion"]

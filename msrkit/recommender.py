@@ -7,11 +7,11 @@
     interactions ──> CollaborativeIndex ──> one Neighbourhood per request
     candidates ──> ListwiseReranker (or PointwiseScorer) ──> fused with retrieval ──> Ranking
 
-The request itself flows through :func:`msrkit.pipeline.run`; this class owns
+The request itself flows through :func:`msrkit.runtime.pipeline.run`; this class owns
 what lives longer than a request (the backend stack and its circuit breaker,
 the cache, the catalog and its store, the index, the worker threads of
 :meth:`Recommender.arank`). Each request gets its own
-:class:`~msrkit.deadline.Deadline` (``Settings.deadline``), and cancelling
+:class:`~msrkit.runtime.deadline.Deadline` (``Settings.deadline``), and cancelling
 :meth:`Recommender.arank` cancels it. The ranking is always a permutation of the candidates.
 """
 
@@ -30,13 +30,13 @@ from .backends.cache import ResponseCache
 from .backends.wrapper import Wrapper
 from .config import Settings, settings_from
 from .data import History, Item, Ranking
-from .deadline import Deadline, active, current
 from .errors import ConfigError, InputError
 from .holdings import make_cache, make_catalog, make_index, make_store, tuned_fusion
-from .io import Interaction, load_histories, parse_history, resolve
-from .meter import Meter
-from .pipeline import Parts, run
-from .prompts import PromptSet
+from .inputs.io import Interaction, load_histories, parse_history, resolve
+from .runtime.deadline import Deadline, active, current
+from .runtime.meter import Meter
+from .runtime.pipeline import Parts, run
+from .runtime.prompts import PromptSet
 from .summaries.store import CatalogStore
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class Recommender:
     :class:`~msrkit.errors.ConfigError`. Objects may stand in for the paths of
     the settings: ``catalog`` (a mapping of items), ``interactions`` (rows),
     ``index`` (a :class:`~msrkit.retrieval.CollaborativeIndex`), ``prompts``
-    (a :class:`~msrkit.prompts.PromptSet`), ``cache`` (``True``, ``False``, a
+    (a :class:`~msrkit.runtime.prompts.PromptSet`), ``cache`` (``True``, ``False``, a
     folder or a :class:`~msrkit.backends.cache.ResponseCache`) and ``store``
     (a :class:`~msrkit.summaries.store.CatalogStore`; by default the one next
     to the cache).
@@ -160,8 +160,8 @@ class Recommender:
 
     @property
     def image_policy(self) -> Any:
-        """Where item images may come from (:class:`~msrkit.images.ImagePolicy`, from the settings)."""
-        from .images import ImagePolicy
+        """Where item images may come from (:class:`~msrkit.inputs.images.ImagePolicy`, from the settings)."""
+        from .inputs.images import ImagePolicy
 
         return ImagePolicy.from_settings(self.settings)
 
@@ -170,7 +170,8 @@ class Recommender:
     def rank(self, history: History | Mapping[str, Any] | str | Path) -> Ranking:
         """Rank one user's candidates within ``settings.deadline`` seconds. Returns a :class:`~msrkit.data.Ranking`.
 
-        Within a caller's own deadline (:func:`msrkit.deadline.active`: an MCP tool call's), the earlier one holds.
+        Within a caller's own deadline (:func:`msrkit.runtime.deadline.active`: an MCP tool call's), the
+        earlier one holds.
         """
         return self._rank(history, current().child(self.settings.deadline))
 
@@ -327,7 +328,7 @@ class _LoopBridge(Wrapper):
 
 def _check_images(history: History, policy: Any) -> None:
     """A local or ``data:`` image that is missing, not allowed or not an image fails now, naming the item."""
-    from .images import check_image
+    from .inputs.images import check_image
 
     candidates: list[Item] = history.candidate_items() if history.candidates else []
     entries: list[tuple[str, Sequence[Item]]] = [("history", history.items()), ("candidates", candidates)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from msrkit.data import Item, Ranking
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 
 MOVIES = [
     ("1", "Star Voyage", "Sci-Fi|Adventure", 12.0), ("2", "Galaxy Quest Return", "Sci-Fi|Comedy", 9.0),

@@ -25,7 +25,7 @@ from clirun import msrkit
 from msrkit.backends.base import ChatRequest, Message
 from msrkit.backends.cache import CachedBackend, ResponseCache, request_key
 from msrkit.errors import ConfigError, InputError
-from msrkit.prompts import PromptSet
+from msrkit.runtime.prompts import PromptSet
 from msrkit.training.adapter import (
     BaseModelInfo,
     DataInfo,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from clirun import msrkit
 
-from msrkit.batch import HistoryFile, batch_keys, rank_batch
 from msrkit.data import History, RankedItem, Ranking
 from msrkit.errors import BackendTransientError, InputError
-from msrkit.io import load_histories
+from msrkit.inputs.io import load_histories
+from msrkit.jobs.batch import HistoryFile, batch_keys, rank_batch
 
 
 def users(n: int) -> list[History]:

@@ -20,7 +20,6 @@ from msrkit.backends.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from msrkit.backends.fake import FakeBackend
 from msrkit.backends.guard import GuardedBackend
 from msrkit.data import failure_of
-from msrkit.deadline import Deadline, active
 from msrkit.errors import (
     BackendError,
     BackendPermanentError,
@@ -32,6 +31,7 @@ from msrkit.errors import (
     DeadlineExceededError,
     OutputParseError,
 )
+from msrkit.runtime.deadline import Deadline, active
 
 
 def req() -> ChatRequest:

@@ -20,10 +20,10 @@ from clirun import msrkit
 from msrkit.backends.base import Capabilities, ChatRequest
 from msrkit.backends.fake import FakeBackend
 from msrkit.config import Settings
-from msrkit.cost import predict
 from msrkit.data import History, Item
-from msrkit.meter import Meter
+from msrkit.jobs.cost import predict
 from msrkit.recommender import Recommender
+from msrkit.runtime.meter import Meter
 from msrkit.summaries import ItemSummarizer
 from msrkit.summaries.batched import batch_schema, parse_batch
 from msrkit.summaries.store import STORE_FILE, CatalogStore
@@ -202,7 +202,7 @@ def test_cli_dry_run_of_a_batch_without_a_model_costs_nothing(tmp_path: Path) ->
 
 
 def test_a_batch_out_of_time_leaves_its_items_as_they_are() -> None:
-    from msrkit.deadline import Deadline, active
+    from msrkit.runtime.deadline import Deadline, active
 
     fake = FakeBackend(default=answer)
     seen: list[str] = []

@@ -21,7 +21,7 @@ from msrkit.datasets import (
     write_jsonl,
 )
 from msrkit.errors import InputError, MissingDependencyError
-from msrkit.io import Interaction, load_catalog, load_histories, resolve
+from msrkit.inputs.io import Interaction, load_catalog, load_histories, resolve
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("recbole") is None, reason="needs: pip install --no-deps recbole"

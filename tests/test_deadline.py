@@ -12,9 +12,9 @@ from fakeclock import Clock
 from msrkit.backends.base import ChatRequest, Message
 from msrkit.backends.fake import FakeBackend
 from msrkit.backends.retry import RetryingBackend
-from msrkit.deadline import Deadline, active, call_limit, current
 from msrkit.errors import BackendTransientError, CircuitOpenError, DeadlineExceededError
 from msrkit.recommender import Recommender, Stages
+from msrkit.runtime.deadline import Deadline, active, call_limit, current
 
 
 def req() -> ChatRequest:

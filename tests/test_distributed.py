@@ -87,8 +87,8 @@ def first_users(ml: Path, n: int, out: Path, *extra: dict[str, Any]) -> Path:
 
 def single_process(path: Path, s: Settings, out: Path) -> dict[str, dict[str, Any]]:
     """What ``msrkit rank path --out out`` writes, by key."""
-    from msrkit.batch import rank_batch
-    from msrkit.io import load_histories
+    from msrkit.inputs.io import load_histories
+    from msrkit.jobs.batch import rank_batch
     from msrkit.recommender import Recommender
 
     with Recommender(settings=s) as rec:
@@ -101,7 +101,7 @@ def single_process(path: Path, s: Settings, out: Path) -> dict[str, dict[str, An
 
 
 def test_import_msrkit_imports_no_ray_and_no_pyarrow() -> None:
-    code = ("import sys, msrkit, msrkit.distributed, msrkit.columnar, msrkit.cli;"
+    code = ("import sys, msrkit, msrkit.distributed, msrkit.inputs.columnar, msrkit.cli;"
             "print(','.join(m for m in ('ray', 'pyarrow', 'pandas') if m in sys.modules))")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
@@ -124,9 +124,9 @@ def test_shards_are_fixed_by_the_input_and_the_manifest_guards_the_folder(tmp_pa
 
 
 def test_rankings_table_round_trips_a_ranking_and_an_error() -> None:
-    from msrkit.columnar import error_rows, ranking_record, ranking_rows
     from msrkit.data import RankedItem, Ranking, Usage
     from msrkit.errors import InputError
+    from msrkit.inputs.columnar import error_rows, ranking_record, ranking_rows
 
     ranking = Ranking(
         user_id="u1", ranking=[RankedItem(item_id=i, rank=n + 1, score=1.0 / (n + 1), reason=f"r{i}", title=None)
@@ -144,8 +144,8 @@ def test_rankings_table_round_trips_a_ranking_and_an_error() -> None:
 
 
 def test_catalog_and_histories_read_from_parquet_rank_the_same(movielens: Path, tmp_path: Path) -> None:
-    from msrkit.columnar import write_histories, write_items
-    from msrkit.io import load_catalog, load_histories
+    from msrkit.inputs.columnar import write_histories, write_items
+    from msrkit.inputs.io import load_catalog, load_histories
     from msrkit.recommender import Recommender
 
     catalog = load_catalog(movielens / "items.jsonl")
@@ -229,8 +229,8 @@ def test_ray_ranks_like_one_process_and_records_bad_users(movielens: Path, ray_c
     assert "no-such-item" in got["bad-id"]["error"] and "mixed.jsonl:122" in got["bad-id"]["error"]
     # the library call on a Dataset read by Ray itself: rows of a users.jsonl as text, keyed by their user ids
     ray = pytest.importorskip("ray")
-    from msrkit.columnar import ranking_record
     from msrkit.distributed import rank_dataset
+    from msrkit.inputs.columnar import ranking_record
 
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in rank_dataset(ray.data.read_text(str(good)), s).take_all():
@@ -246,7 +246,7 @@ def test_ray_ranks_like_one_process_and_records_bad_users(movielens: Path, ray_c
 
 
 def _parquet_records(folder: Path) -> dict[str, dict[str, Any]]:
-    from msrkit.columnar import ranking_record, read_table
+    from msrkit.inputs.columnar import ranking_record, read_table
 
     out: dict[str, dict[str, Any]] = {}
     for part in sorted(folder.glob("part-*.parquet")):
@@ -290,7 +290,7 @@ def test_through_a_model_server_same_rankings_and_at_most_actors_x_concurrency_i
 @pytest.mark.timeout(240)
 def test_summaries_made_on_ray_land_in_the_driver_store(movielens: Path, ray_cluster: str, tmp_path: Path) -> None:
     from msrkit.distributed import summarize_to_shards
-    from msrkit.io import load_catalog
+    from msrkit.inputs.io import load_catalog
     from msrkit.summaries.catalog import summarize_catalog
     from msrkit.summaries.store import STORE_FILE, CatalogStore
 
@@ -313,7 +313,7 @@ def test_summaries_made_on_ray_land_in_the_driver_store(movielens: Path, ray_clu
 
 
 def load_catalog_shards(folder: Path) -> dict[str, Any]:
-    from msrkit.io import load_catalog
+    from msrkit.inputs.io import load_catalog
 
     out: dict[str, Any] = {}
     for part in sorted(folder.glob("part-*.jsonl")):

@@ -13,7 +13,7 @@ from msrkit import Recommender
 from msrkit.backends.fake import FakeBackend
 from msrkit.config import Settings
 from msrkit.data import History, Item
-from msrkit.io import Interaction, resolve
+from msrkit.inputs.io import Interaction, resolve
 from msrkit.ranking.prompting import evidence_notes
 from msrkit.retrieval import CollaborativeIndex, build, query
 

@@ -24,7 +24,7 @@ from msrkit.data import Item
 from msrkit.datasets import write_dataset
 from msrkit.errors import ConfigError
 from msrkit.evaluation.experiments import Experiment, run_experiment, variants_for
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 
 pytestmark = pytest.mark.timeout(240)
 

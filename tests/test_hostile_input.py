@@ -1,7 +1,7 @@
 """Hostile input: every loader and parser answers garbage with an msrkit error, never a crash or a hang.
 
 Property tests (hypothesis) throw arbitrary bytes, JSON of any shape, and
-near-miss records at the loaders of ``msrkit.io`` and ``msrkit.datasets`` and at
+near-miss records at the loaders of ``msrkit.inputs.io`` and ``msrkit.datasets`` and at
 Item/History validation. The contract: a result of the right type, or an
 :class:`~msrkit.errors.MsrkitError` (the CLI turns it into one clear line and
 exit code 3), and every example finishes within its ``deadline``.
@@ -32,12 +32,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from msrkit import datasets, io
+from msrkit import datasets
 from msrkit.backends.base import ChatRequest
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import History, Item
 from msrkit.errors import MsrkitError
-from msrkit.prompts import quote, render_item
+from msrkit.inputs import io
+from msrkit.runtime.prompts import quote, render_item
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -99,7 +100,7 @@ def only_msrkit_errors(load: Callable[[], Any]) -> Any:
         return None
 
 
-# -- msrkit.io -----------------------------------------------------------------------
+# -- msrkit.inputs.io -----------------------------------------------------------------------
 
 
 @HOSTILE

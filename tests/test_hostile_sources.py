@@ -2,7 +2,7 @@
 
 Image references: any text, local files of any bytes, devices, FIFOs, folders,
 symlink loops, data URIs of any payload, URLs on non-public addresses and odd
-schemes. The contract: an :class:`~msrkit.images.ImagePart` or an
+schemes. The contract: an :class:`~msrkit.inputs.images.ImagePart` or an
 :class:`~msrkit.errors.InputError` naming the reference, within the example's
 deadline, and never a network connection to a non-public address.
 
@@ -31,7 +31,7 @@ from msrkit.backends.base import ChatRequest, ImagePart, Message
 from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
 from msrkit.errors import ConfigError, InputError
-from msrkit.images import ImagePolicy, load_image
+from msrkit.inputs.images import ImagePolicy, load_image
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -23,12 +23,12 @@ import pytest
 from faultserver import SlowImageServer, StaticServer
 from PIL import Image
 
-import msrkit.fetch as fetch_module
-from msrkit.deadline import Deadline, active
+import msrkit.inputs.fetch as fetch_module
 from msrkit.errors import InputError
-from msrkit.fetch import fetch_url, is_public
-from msrkit.images import ImagePolicy, check_image, load_image
+from msrkit.inputs.fetch import fetch_url, is_public
+from msrkit.inputs.images import ImagePolicy, check_image, load_image
 from msrkit.recommender import Recommender
+from msrkit.runtime.deadline import Deadline, active
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -200,8 +200,8 @@ def test_the_connection_goes_to_the_address_that_was_checked(
 
 
 def test_one_users_bad_image_is_that_users_recorded_error_never_the_batchs_end(tmp_path: Path) -> None:
-    from msrkit.batch import rank_batch
-    from msrkit.io import parse_history
+    from msrkit.inputs.io import parse_history
+    from msrkit.jobs.batch import rank_batch
 
     fifo = tmp_path / "fifo.jpg"
     os.mkfifo(fifo)

@@ -17,7 +17,7 @@ from faultserver import StaticServer
 from PIL import Image
 
 from msrkit.errors import InputError
-from msrkit.images import ImagePolicy, check_image, load_image, to_base64, to_data_uri
+from msrkit.inputs.images import ImagePolicy, check_image, load_image, to_base64, to_data_uri
 
 ASTRONAUT = Path(str(files("skimage") / "data" / "astronaut.png"))  # 512 x 512 RGB PNG
 ROCKET = Path(str(files("skimage") / "data" / "rocket.jpg"))

@@ -134,8 +134,8 @@ def test_the_reader_resolves_relative_and_submodule_imports() -> None:
     assert "msrkit.cli.admin" in imports_of("msrkit.cli")  # from . import admin
     assert "msrkit.cli" not in imports_of("msrkit.cli.rank")
     assert "msrkit.errors" in imports_of("msrkit.cli.common")  # from .. import errors, in a function
-    assert "msrkit.pipeline" not in imports_of("msrkit.agent.loop")  # under TYPE_CHECKING only
-    assert "msrkit.pipeline" in imports_of("msrkit.agent.loop", typing_too=True)
+    assert "msrkit.runtime.pipeline" not in imports_of("msrkit.agent.loop")  # under TYPE_CHECKING only
+    assert "msrkit.runtime.pipeline" in imports_of("msrkit.agent.loop", typing_too=True)
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set()}
     assert circles(graph) == [["a", "b", "c", "a"]]
 

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
 from msrkit.errors import InputError
-from msrkit.io import load_interactions
+from msrkit.inputs.io import load_interactions
 from msrkit.recommender import Recommender
 from msrkit.retrieval import load
 from msrkit.retrieval.interactions import read_interactions
@@ -210,7 +210,7 @@ def test_rank_index_build_and_mcp_start_survive_hostile_rows_and_repair_them(tmp
         ranking = rec.rank(history())
         assert sorted(ranking.item_ids()) == sorted(history()["candidates"])
         pytest.importorskip("mcp")
-        from msrkit.mcp_server import build_server
+        from msrkit.mcp.server import build_server
 
         build_server(rec)
         summarized = rec.item_summarizer().summarize([catalog()["2"]])

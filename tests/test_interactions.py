@@ -11,7 +11,7 @@ import pytest
 
 from msrkit.data import History
 from msrkit.errors import InputError
-from msrkit.io import Interaction, load_interactions
+from msrkit.inputs.io import Interaction, load_interactions
 from msrkit.retrieval import Interactions, build, interactions_before, query, read_interactions
 from msrkit.retrieval import interactions as interactions_module
 

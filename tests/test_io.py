@@ -9,7 +9,7 @@ import pytest
 
 from msrkit.data import History, Item
 from msrkit.errors import InputError
-from msrkit.io import iter_histories, load_catalog, load_histories, load_interactions, resolve
+from msrkit.inputs.io import iter_histories, load_catalog, load_histories, load_interactions, resolve
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "history.json"
 

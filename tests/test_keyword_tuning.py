@@ -18,9 +18,9 @@ from msrkit.backends.cache import request_key
 from msrkit.backends.fake import FakeBackend
 from msrkit.config import Settings
 from msrkit.data import Item
-from msrkit.meter import Meter
-from msrkit.prompts import PromptSet
 from msrkit.recommender import Recommender
+from msrkit.runtime.meter import Meter
+from msrkit.runtime.prompts import PromptSet
 from msrkit.summaries import ItemSummarizer, parse_keywords
 from msrkit.summaries.best_of import BestOfSummarizer, KeywordScorer, keyword_request, make_summarizer
 from msrkit.summaries.store import CatalogStore

@@ -113,7 +113,7 @@ def test_reconstruction_is_deterministic_for_a_seed() -> None:
 def test_evaluate_keyword_prompts_compares_variants_and_reuses_nothing_wrongly(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from msrkit.backends.fake import FakeBackend
     from msrkit.evaluation.keywords import evaluate_keyword_prompts
-    from msrkit.prompts import PromptSet
+    from msrkit.runtime.prompts import PromptSet
 
     variant = tmp_path / "short"
     variant.mkdir()

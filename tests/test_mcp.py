@@ -1,6 +1,6 @@
 """``msrkit mcp``: the tools over the Model Context Protocol, through the official SDK's clients.
 
-In memory (the SDK's in-process client against :func:`msrkit.mcp_server.build_server`), then the real
+In memory (the SDK's in-process client against :func:`msrkit.mcp.server.build_server`), then the real
 command as a subprocess over stdio and over streamable HTTP. The backend is ``none`` (retrieval only):
 these tests prove the protocol and the tools' contracts, not a model.
 """
@@ -24,7 +24,7 @@ from agent_world import catalog, history, interactions
 pytest.importorskip("mcp")
 from mcp import Client, StdioServerParameters  # noqa: E402
 
-from msrkit.mcp_server import build_server  # noqa: E402
+from msrkit.mcp.server import build_server  # noqa: E402
 from msrkit.recommender import Recommender  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)

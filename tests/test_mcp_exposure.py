@@ -1,6 +1,6 @@
 """The MCP server wherever it binds, fair between clients, bounded per call (issue 20, rows 2, 3, 10).
 
-The HTTP app is the one ``msrkit mcp --transport http`` serves (:func:`msrkit.mcp_server.http_app`),
+The HTTP app is the one ``msrkit mcp --transport http`` serves (:func:`msrkit.mcp.server.http_app`),
 driven in-process (Starlette's TestClient: nothing binds); the refusal to start beyond loopback
 is the real command. Fairness, queues, deadlines and cancellation run through the SDK's in-memory
 client against a scripted backend that takes 50 ms a call (msrkit's own logic, not a model).
@@ -25,9 +25,9 @@ from starlette.testclient import TestClient  # noqa: E402
 from msrkit.backends.fake import FakeBackend  # noqa: E402
 from msrkit.data import Item  # noqa: E402
 from msrkit.errors import ConfigError  # noqa: E402
-from msrkit.io import Interaction  # noqa: E402
-from msrkit.mcp_security import client_message  # noqa: E402
-from msrkit.mcp_server import build_server, http_app  # noqa: E402
+from msrkit.inputs.io import Interaction  # noqa: E402
+from msrkit.mcp.security import client_message  # noqa: E402
+from msrkit.mcp.server import build_server, http_app  # noqa: E402
 from msrkit.recommender import Recommender  # noqa: E402
 
 pytestmark = pytest.mark.timeout(120)

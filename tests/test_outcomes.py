@@ -14,8 +14,8 @@ import pytest
 from pydantic import ValidationError
 
 from msrkit import errors
-from msrkit.columnar import RANKING_COLUMNS
 from msrkit.data import FAILURES, RankedItem, Ranking, failure_of
+from msrkit.inputs.columnar import RANKING_COLUMNS
 from msrkit.outcomes import (
     FALLBACK_KINDS,
     SCORE_KIND_NAMES,

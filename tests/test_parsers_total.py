@@ -28,11 +28,11 @@ from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
 from msrkit.evaluation.keywords import parse_choice
-from msrkit.meter import Meter
-from msrkit.modeltext import MAX_PARSE_CHARS, decode_json, loads_json, strip_think
 from msrkit.ranking.listwise import ListwiseReranker
 from msrkit.ranking.parse import Parsed, parse_order, repair
 from msrkit.ranking.pointwise import p_yes, yes_no_from_text
+from msrkit.runtime.meter import Meter
+from msrkit.runtime.modeltext import MAX_PARSE_CHARS, decode_json, loads_json, strip_think
 from msrkit.summaries.batched import parse_batch
 from msrkit.summaries.items import parse_keywords
 from msrkit.summaries.preferences import MAX_SUMMARY_CHARS, parse_summary

@@ -16,7 +16,7 @@ import msrkit.retrieval.neighbourhood as neighbourhood
 from msrkit.backends.base import ChatRequest
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 from msrkit.recommender import Recommender, Stages
 from msrkit.retrieval import CollaborativeIndex, build
 

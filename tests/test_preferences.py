@@ -9,7 +9,7 @@ import pytest
 from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
-from msrkit.meter import Meter
+from msrkit.runtime.meter import Meter
 from msrkit.summaries.preferences import PreferenceSummarizer, blocks
 
 

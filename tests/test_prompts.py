@@ -8,7 +8,7 @@ import pytest
 
 from msrkit.data import Item
 from msrkit.errors import TemplateError
-from msrkit.prompts import TASKS, PromptSet, PromptTemplate, quote, render_item
+from msrkit.runtime.prompts import TASKS, PromptSet, PromptTemplate, quote, render_item
 
 
 def test_shipped_templates_cover_every_task_and_validate() -> None:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from msrkit.data import Item
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 from msrkit.ranking.reasons import NO_SIGNAL, OFTEN
 from msrkit.recommender import Recommender
 from msrkit.retrieval import CollaborativeIndex, build

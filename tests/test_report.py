@@ -21,10 +21,10 @@ from browser import needs_chromium
 from PIL import Image
 
 from msrkit.data import History, Ranking
-from msrkit.images import ImagePolicy
-from msrkit.io import load_histories
+from msrkit.inputs.images import ImagePolicy
+from msrkit.inputs.io import load_histories
+from msrkit.jobs.report import render_eval_html, render_html, write_eval_html, write_html
 from msrkit.recommender import Recommender
-from msrkit.report import render_eval_html, render_html, write_eval_html, write_html
 
 skimage_data = pytest.importorskip("skimage.data")
 PHOTOS = Path(skimage_data.__file__).parent

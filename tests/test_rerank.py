@@ -12,7 +12,6 @@ from msrkit.backends.base import Capabilities, ChatRequest, ChatResponse
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
 from msrkit.errors import BackendPermanentError, ConfigError, OutputParseError
-from msrkit.meter import Meter
 from msrkit.ranking import (
     RANKING_SCHEMA,
     ListwiseReranker,
@@ -27,6 +26,7 @@ from msrkit.ranking import (
     strip_think,
     window_starts,
 )
+from msrkit.runtime.meter import Meter
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from msrkit.config import Settings
 from msrkit.data import History, Item
 from msrkit.errors import InputError
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 from msrkit.retrieval import (
     DEFAULT_BLEND,
     CollaborativeIndex,

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from msrkit.data import Item
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, build, query, with_weights
 from msrkit.retrieval import neighbourhood as nb
 from msrkit.retrieval.components import query_items
@@ -196,7 +196,7 @@ class Twin:
         return out
 
     def text(self, history: list[str]) -> dict[str, float]:
-        from msrkit.text import item_words
+        from msrkit.inputs.text import item_words
 
         items = list(self.code)
         docs = [item_words(self.catalog[i]) if i in self.catalog else [] for i in items]

@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from msrkit.batch import batch_keys, rank_batch
 from msrkit.data import History, Item, RankedItem, Ranking
-from msrkit.runs import (
+from msrkit.jobs.batch import batch_keys, rank_batch
+from msrkit.jobs.runs import (
     Journal,
     read_journal,
     record_keys,
@@ -238,7 +238,7 @@ def test_undecodable_and_too_deep_lines_are_dropped(tmp_path: Path) -> None:
 
 def test_unicode_line_separators_stay_inside_their_line(tmp_path: Path) -> None:
     from msrkit.datasets import write_catalog
-    from msrkit.io import load_catalog, read_records
+    from msrkit.inputs.io import load_catalog, read_records
 
     odd = "a\u2028b\u2029c\x85d"
     path = tmp_path / "items.jsonl"

@@ -17,10 +17,10 @@ from msrkit.backends.fake import FakeBackend
 from msrkit.cli.rank import print_ranking
 from msrkit.data import Ranking
 from msrkit.errors import BackendUnavailableError
+from msrkit.jobs.report import render_html
 from msrkit.ranking import RRF_K, Scored, fuse
 from msrkit.ranking.scale import format_score, score_caption, unit_rank, unit_scores
 from msrkit.recommender import Recommender
-from msrkit.report import render_html
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT / "examples" / "photos"
@@ -145,7 +145,7 @@ def _table(ranking: Ranking, capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def test_table_and_report_show_the_same_scores_and_caption(capsys: pytest.CaptureFixture[str]) -> None:
-    from msrkit.io import load_histories
+    from msrkit.inputs.io import load_histories
 
     history = load_histories(HISTORY)[0]
     fused = _rank(FakeBackend(default=_reversed_order), interactions=INTERACTIONS)

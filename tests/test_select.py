@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 from msrkit.retrieval import DEFAULT_BLEND, BlendWeights, CollaborativeIndex, build, choose_blend, query, with_weights
 from msrkit.retrieval.select import data_stats, select_blend
 from msrkit.retrieval.tune import validation_index

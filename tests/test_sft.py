@@ -22,10 +22,10 @@ from msrkit.data import History, Item
 from msrkit.errors import InputError
 from msrkit.evaluation import export_sft
 from msrkit.evaluation.sft import check_openai
-from msrkit.meter import Meter
 from msrkit.ranking import ListwiseReranker, PointwiseScorer
 from msrkit.ranking.parse import parse_order
 from msrkit.recommender import Recommender, Stages
+from msrkit.runtime.meter import Meter
 
 ROOT = Path(__file__).resolve().parent.parent
 

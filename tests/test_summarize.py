@@ -8,7 +8,7 @@ from msrkit.backends.base import Capabilities, ImagePart
 from msrkit.backends.cache import CachedBackend, ResponseCache
 from msrkit.backends.fake import FakeBackend
 from msrkit.data import Item
-from msrkit.meter import Meter
+from msrkit.runtime.meter import Meter
 from msrkit.summaries import ItemSummarizer, parse_keywords
 
 

@@ -37,8 +37,8 @@ from faultserver import (
 
 import msrkit.backends.stack as stack_module
 from msrkit.backends.retry import RetryingBackend
-from msrkit.batch import rank_batch
-from msrkit.io import parse_history
+from msrkit.inputs.io import parse_history
+from msrkit.jobs.batch import rank_batch
 from msrkit.recommender import Recommender
 
 pytestmark = pytest.mark.timeout(120)

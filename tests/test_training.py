@@ -24,7 +24,7 @@ from msrkit.config import Settings
 from msrkit.data import History, Item
 from msrkit.errors import ConfigError, InputError, MissingDependencyError
 from msrkit.evaluation.fusion_tuning import tune_fusion, weight_table
-from msrkit.io import Interaction, resolve
+from msrkit.inputs.io import Interaction, resolve
 from msrkit.retrieval import build, interactions_before
 from msrkit.training.base import require_train_extra, resolve_base
 from msrkit.training.examples import Recorder, build_examples, split_users

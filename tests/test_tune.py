@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from msrkit.cli import app
 from msrkit.data import History
-from msrkit.io import Interaction
+from msrkit.inputs.io import Interaction
 from msrkit.retrieval import (
     DEFAULT_BLEND,
     CollaborativeIndex,
@@ -152,7 +152,7 @@ def test_eval_tune_tunes_the_evaluations_index_from_python_and_the_cli(tmp_path,
     from msrkit.data import Item
     from msrkit.datasets import write_dataset
     from msrkit.evaluation.experiments import Experiment, run_experiment
-    from msrkit.io import load_histories
+    from msrkit.inputs.io import load_histories
 
     rows, _ = world(planted=True, n=120)
     catalog = {i: Item(item_id=i, title=f"item {i}") for i in sorted({r.item_id for r in rows})}

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..backends.base import ToolCall
-from ..deadline import MIN_CALL_SECONDS, current
 from ..outcomes import FallbackKind
+from ..runtime.deadline import MIN_CALL_SECONDS, current
 from .trace import Fallback, Step, Trace
 
 __all__ = ["MAX_OBSERVATION_CHARS", "MAX_TRACED_CALLS", "Budget", "cap_observation", "out_of_time", "run_calls"]

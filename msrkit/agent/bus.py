@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from ..data import Item
-from ..prompts import quote
+from ..runtime.prompts import quote
 
 __all__ = ["CandidateBus", "describe"]
 

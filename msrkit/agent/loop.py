@@ -13,7 +13,7 @@ with a nudge to finish. A tool that raises is reported to the model. A model
 that answers without a call (or with calls only in its text, read by
 :mod:`.textcalls` as a repair) is told how to call. After too many invalid
 calls, a spent budget or a failing model, the run falls back to the fixed
-pipeline (:func:`msrkit.pipeline.run`) and says so; either way the result is a
+pipeline (:func:`msrkit.runtime.pipeline.run`) and says so; either way the result is a
 :class:`~msrkit.data.Ranking` of catalog items, with the :class:`~.trace.Trace`.
 """
 
@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING
 
 from ..backends.base import Backend, ChatRequest, Message
 from ..data import History, Ranking
-from ..deadline import active, current
 from ..errors import BackendError
-from ..meter import Meter
+from ..runtime.deadline import active, current
+from ..runtime.meter import Meter
 from .bounds import Budget, out_of_time, run_calls
 from .bus import CandidateBus
 from .plan import run_plan
@@ -39,7 +39,7 @@ from .trace import Fallback, Step, Trace
 from .turns import Turns
 
 if TYPE_CHECKING:
-    from ..pipeline import Parts
+    from ..runtime.pipeline import Parts
 
 __all__ = ["Agent", "AgentResult"]
 
@@ -72,7 +72,7 @@ class Agent:
     """Recommend with a model that calls msrkit's tools (see the module docstring).
 
     Get one from a recommender with :meth:`msrkit.Recommender.agent` (or build it over a
-    :class:`~msrkit.pipeline.Parts` and the backend to call).
+    :class:`~msrkit.runtime.pipeline.Parts` and the backend to call).
 
     >>> agent = rec.agent()                                                       # doctest: +SKIP
     >>> result = agent.run(history, "something lighter")                          # doctest: +SKIP

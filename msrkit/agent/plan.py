@@ -14,7 +14,7 @@ from typing import Any
 
 from ..backends.base import ChatRequest, ToolCall, make_tool_call
 from ..backends.cache import forget
-from ..modeltext import loads_json, strip_think
+from ..runtime.modeltext import loads_json, strip_think
 from .bounds import Budget, out_of_time
 from .textcalls import calls_from_text
 from .tools import AgentContext, Finish

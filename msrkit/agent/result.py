@@ -71,7 +71,7 @@ def ranking_from(ctx: AgentContext, trace: Trace) -> Ranking:
 
 def fallback_ranking(ctx: AgentContext, reason: Fallback, trace: Trace) -> Ranking:
     """The fixed pipeline's ranking of the same history, saying why the agent's run fell back."""
-    from ..pipeline import run
+    from ..runtime.pipeline import run
 
     ranking = run(ctx.parts, ctx.history, ctx.meter, ctx.backend)
     ranking.warnings.append(f"the agent fell back to the fixed pipeline: {reason.message}")

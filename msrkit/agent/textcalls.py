@@ -8,7 +8,7 @@ Three shapes are read, in this order, each call at most once:
 - ``NAME({...})`` or ``NAME()`` for a known tool name.
 
 Only names in ``known`` count; ids are made stable (:func:`~msrkit.backends.base.make_tool_call`).
-Total over any text: the answer is clipped and JSON nesting checked first (:mod:`msrkit.modeltext`),
+Total over any text: the answer is clipped and JSON nesting checked first (:mod:`msrkit.runtime.modeltext`),
 at most :data:`MAX_TEXT_CALLS` calls are read and at most :data:`MAX_JSON_TRIES` failed JSON starts
 are tried, so a hostile answer costs linear time and gives at worst no calls.
 """
@@ -21,7 +21,7 @@ from collections.abc import Collection, Iterator
 from typing import Any
 
 from ..backends.base import ToolCall, make_tool_call
-from ..modeltext import decode_json, strip_think
+from ..runtime.modeltext import decode_json, strip_think
 
 __all__ = ["MAX_JSON_TRIES", "MAX_TEXT_CALLS", "calls_from_text"]
 

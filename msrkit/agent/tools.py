@@ -4,7 +4,7 @@ Each tool reads and writes the :class:`~.bus.CandidateBus` of one run (an
 :class:`AgentContext`) and answers with a short observation for the model:
 counts and a few titles, never the whole catalog. Retrieval is the
 collaborative index (:mod:`msrkit.retrieval`), ranking the fixed pipeline
-(:func:`msrkit.pipeline.run`) over the current candidates, item summaries the
+(:func:`msrkit.runtime.pipeline.run`) over the current candidates, item summaries the
 catalog store. A tool that cannot do what was asked raises :class:`ToolInputError`
 (the model is told, with an example); any other exception is a tool failure.
 
@@ -24,14 +24,14 @@ from pydantic import BaseModel, Field, ValidationError
 
 from ..backends.base import Backend, ToolSpec
 from ..data import History, Item, Ranking
-from ..meter import Meter
-from ..prompts import quote, render_item
+from ..runtime.meter import Meter
+from ..runtime.prompts import quote, render_item
 from .bus import CandidateBus, describe
 from .schema import arguments_model, parameters_schema
 from .state import Constraint, TurnState
 
 if TYPE_CHECKING:
-    from ..pipeline import Parts
+    from ..runtime.pipeline import Parts
 
 __all__ = ["TOOLS", "AgentContext", "Finish", "Tool", "ToolInputError", "tool_specs", "validated"]
 
@@ -170,7 +170,7 @@ def _index(ctx: AgentContext) -> Any:
 
 def user_profile(ctx: AgentContext) -> str:
     """The user's preference summary and most recent items."""
-    from ..pipeline import preference
+    from ..runtime.pipeline import preference
 
     items = ctx.history.items()
     if ctx.profile is None:
@@ -246,7 +246,7 @@ def filter_candidates(
 def rank_candidates(ctx: AgentContext, *, method: Literal["listwise", "pointwise", "fusion"] = "fusion") -> str:
     """Rank the current candidates for this user with the model (expensive)."""
     from ..config import settings_from
-    from ..pipeline import run
+    from ..runtime.pipeline import run
 
     if not len(ctx.bus):
         raise ToolInputError("the candidate list is empty: add candidates first (search_catalog, similar_users)")

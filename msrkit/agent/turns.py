@@ -25,7 +25,7 @@ from .tools import TOOLS, AgentContext, Tool, ToolInputError, tool_specs
 from .trace import Fallback, Step, Trace
 
 if TYPE_CHECKING:
-    from ..pipeline import Parts
+    from ..runtime.pipeline import Parts
 
 __all__ = ["Turns"]
 

@@ -10,7 +10,7 @@ cleanly. So the HTTP backends make every call on their async client under
 - ``achat`` (async callers, :meth:`~msrkit.recommender.Recommender.arank`) on the caller's loop;
 - ``chat`` (sync callers) on a private event loop in one daemon thread per backend
   (:class:`LoopThread`), the caller's thread waiting for the answer; cancelling
-  the request (:meth:`~msrkit.deadline.Deadline.cancel`) cancels the call.
+  the request (:meth:`~msrkit.runtime.deadline.Deadline.cancel`) cancels the call.
 
 An httpx async client belongs to the event loop it was made on, so
 :class:`PerLoop` keeps one client per loop, and closes each *on its own loop*:
@@ -33,8 +33,8 @@ import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
-from ..deadline import current
 from ..errors import BackendTransientError, DeadlineExceededError
+from ..runtime.deadline import current
 from .base import ChatRequest, ChatResponse
 
 __all__ = ["LoopThread", "OnLoopThread", "PerLoop", "run_on", "timed_out"]

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from ..modeltext import MAX_JSON_DEPTH, nesting_ok
+from ..runtime.modeltext import MAX_JSON_DEPTH, nesting_ok
 
 __all__ = [
     "TextPart",
@@ -115,7 +115,7 @@ def read_arguments(arguments: Any) -> tuple[dict[str, Any], str | None, str | No
     """A call's arguments as sent (an object, a JSON string, nothing): ``(arguments, raw, error)``.
 
     Bounded before any decoding: text over :data:`MAX_ARGUMENT_CHARS` characters or nested deeper than
-    :data:`~msrkit.modeltext.MAX_JSON_DEPTH` is an invalid call (its ``raw`` kept short), never parsed.
+    :data:`~msrkit.runtime.modeltext.MAX_JSON_DEPTH` is an invalid call (its ``raw`` kept short), never parsed.
     """
     if arguments is None or arguments == "":
         return {}, None, None

@@ -1,6 +1,6 @@
 """The innermost wrapper: every call to the real backend passes here, once per attempt.
 
-Before the call: the request's deadline (:mod:`msrkit.deadline`) must leave
+Before the call: the request's deadline (:mod:`msrkit.runtime.deadline`) must leave
 time for it, and the circuit breaker (:mod:`.breaker`) must let it out. After
 it: the breaker learns whether the endpoint answered, and the answer is made
 safe to keep: its text cut at ``max_answer_chars`` (with a warning), its
@@ -26,8 +26,8 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from ..deadline import current
 from ..errors import BackendError, mask_secrets
+from ..runtime.deadline import current
 from .base import Backend, ChatRequest, ChatResponse, ToolCall, achat
 from .breaker import CircuitBreaker, counts_against
 from .wrapper import Wrapper

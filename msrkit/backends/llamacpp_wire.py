@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..images import to_data_uri
+from ..inputs.images import to_data_uri
 from .base import ChatRequest, Message, TextPart, wire_tool_choice
 
 __all__ = ["completion_kwargs", "llamacpp_tool_choice", "parse_top_logprobs", "to_llamacpp_messages"]

@@ -41,7 +41,6 @@ import httpx
 import ollama
 import pydantic
 
-from ..deadline import call_limit
 from ..errors import (
     BackendError,
     BackendPermanentError,
@@ -50,7 +49,8 @@ from ..errors import (
     error_for_status,
     redact,
 )
-from ..images import to_base64
+from ..inputs.images import to_base64
+from ..runtime.deadline import call_limit
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .auto import ollama_host, ollama_models
 from .base import Capabilities, ChatRequest, ChatResponse, Message, read_tool_calls, with_temperature

@@ -25,7 +25,6 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import openai
 
-from ..deadline import call_limit
 from ..errors import (
     BackendError,
     BackendTransientError,
@@ -35,6 +34,7 @@ from ..errors import (
     redact,
     register_secret,
 )
+from ..runtime.deadline import call_limit
 from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .base import Capabilities, ChatRequest, ChatResponse, with_temperature
 from .kind import BackendKind

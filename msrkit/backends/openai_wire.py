@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import BackendTransientError
-from ..images import to_data_uri
+from ..inputs.images import to_data_uri
 from .base import (
     Capabilities,
     ChatRequest,

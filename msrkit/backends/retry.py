@@ -10,7 +10,7 @@ with tenacity:
   capped by ``max_wait``;
 - bounded three times: at most ``attempts`` calls, no wait that would end past
   ``max_seconds`` after the first call began, and none that would end past the
-  request's deadline (:mod:`msrkit.deadline`); a ``Retry-After`` longer than the
+  request's deadline (:mod:`msrkit.runtime.deadline`); a ``Retry-After`` longer than the
   time left is not waited for at all (``inf`` and huge values included);
 - permanent errors, :class:`~msrkit.errors.OutputParseError`, an open circuit
   breaker (:class:`~msrkit.errors.CircuitOpenError`) and a passed deadline
@@ -46,7 +46,6 @@ from tenacity import (
     wait_random,
 )
 
-from ..deadline import MIN_CALL_SECONDS, current
 from ..errors import (
     BackendError,
     BackendTransientError,
@@ -55,6 +54,7 @@ from ..errors import (
     DeadlineExceededError,
     redact,
 )
+from ..runtime.deadline import MIN_CALL_SECONDS, current
 from .base import Backend, ChatRequest, ChatResponse, achat
 from .wrapper import Wrapper
 

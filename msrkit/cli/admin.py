@@ -47,7 +47,7 @@ def prompts_list(prompts: PromptsOpt = None) -> None:
     """List templates with id, version and content hash."""
 
     def run() -> None:
-        from ..prompts import PromptSet
+        from ..runtime.prompts import PromptSet
 
         for t in PromptSet.load(prompts):
             typer.echo(f"{t.tag:<40} {t.description}")
@@ -60,7 +60,7 @@ def prompts_show(name: str, prompts: PromptsOpt = None) -> None:
     """Print one template's source (system and user parts)."""
 
     def run() -> None:
-        from ..prompts import PromptSet
+        from ..runtime.prompts import PromptSet
 
         t = PromptSet.load(prompts)[name]
         typer.echo(f"# {t.tag}  ({t.source})\n## system\n{t.system}\n## user\n{t.user}")
@@ -78,7 +78,7 @@ def prompts_render(
     """Show exactly what the model sees for one history (no LLM call; summaries left as placeholders)."""
 
     def run() -> None:
-        from ..render import render_for_history
+        from ..jobs.render import render_for_history
 
         for role, text in render_for_history(name, path, catalog=catalog, prompts=prompts):
             typer.echo(f"--- {role} ---\n{text}")

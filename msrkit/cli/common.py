@@ -63,7 +63,7 @@ def setup_logging(verbose: int, quiet: bool) -> None:
 
 def hide_result_warnings() -> None:
     """Leave out of the log the warnings a printed result shows anyway (each is then said once)."""
-    from ..meter import RESULT_WARNING  # the meter's backends stay unloaded until a command needs them
+    from ..runtime.meter import RESULT_WARNING  # the meter's backends stay unloaded until a command needs them
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(lambda record: not getattr(record, RESULT_WARNING, False))

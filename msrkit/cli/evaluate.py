@@ -116,7 +116,7 @@ def _tune_fusion(cases_path: Path, s: Any, *, limit: int | None, json_out: bool)
 
     from ..evaluation.cases import load_index
     from ..evaluation.fusion_tuning import store_weight, tune_fusion
-    from ..io import load_catalog, load_histories
+    from ..inputs.io import load_catalog, load_histories
     from ..recommender import Recommender
 
     cases = load_histories(cases_path)[:limit]
@@ -209,7 +209,7 @@ def eval_keywords(
         from rich.progress import Progress
 
         from ..evaluation.keywords import compare_keyword_prompts
-        from ..io import load_catalog
+        from ..inputs.io import load_catalog
 
         items = _held_back(load_catalog(path), skip=skip, limit=limit)
         with Progress(console=Console(stderr=True), disable=quiet or json_out, transient=True) as progress:
@@ -247,7 +247,7 @@ def _keyword_lift(
 
         from ..errors import ConfigError
         from ..evaluation.keyword_lift import compare_summarizers, paired_differences
-        from ..io import load_catalog
+        from ..inputs.io import load_catalog
 
         if prompts:
             raise ConfigError("--prompts compares prompt folders, --adapter and --best-of compare summarizers: "
@@ -298,8 +298,8 @@ def export_sft_cmd(
     def run() -> None:
         from ..errors import ConfigError
         from ..evaluation import export_sft
-        from ..io import load_catalog, load_histories
-        from ..prompts import PromptSet
+        from ..inputs.io import load_catalog, load_histories
+        from ..runtime.prompts import PromptSet
 
         if task not in ("listwise", "yesno"):
             raise ConfigError(f"--task must be listwise or yesno, not {task!r}")

@@ -48,8 +48,8 @@ def mcp_cmd(
 
     def run() -> None:
         from ..errors import ConfigError
-        from ..mcp_security import check_exposure
-        from ..mcp_server import serve
+        from ..mcp.security import check_exposure
+        from ..mcp.server import serve
         from ..recommender import Recommender
 
         if transport not in ("stdio", "http"):

@@ -115,8 +115,8 @@ def rank(
         from rich.console import Console
         from rich.progress import Progress
 
-        from ..batch import HistoryFile, rank_batch
-        from ..cost import CostTally
+        from ..jobs.batch import HistoryFile, rank_batch
+        from ..jobs.cost import CostTally
         from ..recommender import Recommender
 
         s = settings(model, data, cache, ray, config=general.config, **flags)
@@ -191,7 +191,7 @@ def _on_ray(
 
 
 def _dry_run(s: Any, histories: Any) -> None:
-    from ..cost import CHARS_PER_TOKEN, predict
+    from ..jobs.cost import CHARS_PER_TOKEN, predict
 
     tally = predict(s, (h for _, h in histories))
     typer.echo(f"dry run (nothing was sent; prompt tokens estimated at {CHARS_PER_TOKEN:g} characters each, "
@@ -209,7 +209,7 @@ def _report(html: Path | None, rec: Any) -> Iterator[Any]:
     if html is None:
         yield None
         return
-    from ..report import HtmlReport
+    from ..jobs.report import HtmlReport
 
     with HtmlReport(html, catalog=rec.catalog, image_policy=rec.image_policy) as report:
         yield report

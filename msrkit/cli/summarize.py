@@ -70,7 +70,7 @@ def summarize(
         from rich.console import Console
         from rich.progress import Progress
 
-        from ..io import load_catalog
+        from ..inputs.io import load_catalog
         from ..summaries.catalog import summarize_catalog
 
         s = settings(model, cache, ray, config=general.config, **flags)

@@ -1,7 +1,7 @@
 """Real data sets in, evaluation cases out.
 
 Loaders turn public formats into a catalog (``{item_id: Item}``) and a list of
-:class:`~msrkit.io.Interaction`:
+:class:`~msrkit.inputs.io.Interaction`:
 
 - :mod:`.recbole`: RecBole atomic files (``NAME.inter``, ``NAME.item``); the
   ``recbole`` wheel ships MovieLens-100k, found by :func:`movielens_100k_dir`

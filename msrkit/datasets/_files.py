@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from ..data import Item
 from ..errors import InputError
-from ..io import Interaction
+from ..inputs.io import Interaction
 
 log = logging.getLogger("msrkit")
 

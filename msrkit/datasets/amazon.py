@@ -10,7 +10,7 @@ from typing import Any
 
 from ..data import Item
 from ..errors import InputError
-from ..io import Interaction, validate
+from ..inputs.io import Interaction, validate
 from ._files import add_bare_items, decoding, float_or_none, open_text, time_ordered
 
 __all__ = ["load_amazon"]

@@ -6,7 +6,7 @@ import csv
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import Interaction
+from ..inputs.io import Interaction
 from ._files import decoding, float_or_none, open_text, time_ordered
 
 __all__ = ["load_csv"]

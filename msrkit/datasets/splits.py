@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..data import History, HistoryEntry, Item
-from ..io import Interaction
+from ..inputs.io import Interaction
 from ._files import time_ordered
 
 __all__ = ["leave_one_out"]
@@ -36,7 +36,7 @@ def leave_one_out(
     ``(seed, user_id)``, so a case does not depend on the other users.
     History entries carry their timestamps; the case records ``target_timestamp``.
     ``inline=True`` embeds the catalog items; otherwise entries are ids resolved
-    later with :func:`msrkit.io.resolve` (``--catalog``).
+    later with :func:`msrkit.inputs.io.resolve` (``--catalog``).
     """
     if negatives < 0 or max_history < 1 or min_history < 0:
         raise ValueError("negatives must be >= 0, max_history >= 1, min_history >= 0")

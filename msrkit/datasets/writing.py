@@ -1,4 +1,4 @@
-"""Writing catalogs, interactions and cases as JSONL (atomically, through :mod:`msrkit.runs`)."""
+"""Writing catalogs, interactions and cases as JSONL (atomically, through :mod:`msrkit.jobs.runs`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..data import History, Item
-from ..io import Interaction
-from ..runs import write_jsonl_atomic
+from ..inputs.io import Interaction
+from ..jobs.runs import write_jsonl_atomic
 from .splits import leave_one_out
 
 __all__ = ["write_catalog", "write_dataset", "write_jsonl"]

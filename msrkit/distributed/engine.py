@@ -13,7 +13,7 @@ Rows in (rank): a ``key`` (optional; else the user id), a ``source`` (optional,
 for error messages) and either ``text``, a history as JSON text (what
 ``ray.data.read_text`` gives for a ``users.jsonl``), or the history's fields as
 columns (``user_id``, ``history``, ``candidates``, ...). Rows out: the rankings
-table of :mod:`msrkit.columnar`. A user whose input is invalid or whose backend
+table of :mod:`msrkit.inputs.columnar`. A user whose input is invalid or whose backend
 failed for good (``strict``) is an error row, never a failed job.
 """
 
@@ -30,10 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ..batch import PER_USER_ERRORS
 from ..config import PATH_KEYS, Settings, settings_from
 from ..data import History, Item
 from ..errors import ConfigError, InputError, MissingDependencyError
+from ..jobs.batch import PER_USER_ERRORS
 
 __all__ = ["RankActor", "SummarizeActor", "connect", "portable", "rank_dataset", "summarize_dataset"]
 
@@ -148,7 +148,7 @@ def _cpus_per_actor(ray: Any, actors: int) -> float:
 def rank_dataset(ds: Any, settings: Settings, *, base_dir: Path | None = None, batch_size: int | None = None) -> Any:
     """Rank every user of ``ds`` (a ``ray.data.Dataset``; rows as in the module docstring), lazily.
 
-    Returns a ``ray.data.Dataset`` of rankings-table rows (:data:`msrkit.columnar.RANKING_COLUMNS`),
+    Returns a ``ray.data.Dataset`` of rankings-table rows (:data:`msrkit.inputs.columnar.RANKING_COLUMNS`),
     ready for ``write_parquet``. ``base_dir``: the folder relative image paths are read from.
 
     >>> ranked = rank_dataset(ray.data.read_text("users.jsonl"), settings)   # doctest: +SKIP
@@ -194,7 +194,7 @@ class _Actor:
 
 def _input(row: dict[str, Any]) -> Any:
     """The object a row stands for: its ``text`` read as JSON, else its other columns as a record."""
-    from ..columnar import record_of_row
+    from ..inputs.columnar import record_of_row
 
     text = row.get("text")
     if text is None:
@@ -219,7 +219,7 @@ class RankActor(_Actor):
         threading.Thread(target=self.loop.run_forever, name="msrkit-actor-loop", daemon=True).start()
 
     def __call__(self, batch: Any) -> Any:
-        from ..columnar import ranking_schema
+        from ..inputs.columnar import ranking_schema
 
         done = asyncio.run_coroutine_threadsafe(self._rank_all(batch.to_pylist()), self.loop).result()
         return self._table([row for rows in done for row in rows], ranking_schema())
@@ -228,8 +228,8 @@ class RankActor(_Actor):
         return list(await asyncio.gather(*(self._rank(row) for row in rows)))
 
     async def _rank(self, row: dict[str, Any]) -> list[dict[str, Any]]:
-        from ..columnar import error_rows, ranking_rows
-        from ..io import parse_history
+        from ..inputs.columnar import error_rows, ranking_rows
+        from ..inputs.io import parse_history
 
         obj: Any = None
         try:
@@ -270,9 +270,9 @@ class SummarizeActor(_Actor):
         return self._table(list(self.pool.map(self._summarize, batch.to_pylist())), summary_schema())
 
     def _summarize(self, row: dict[str, Any]) -> dict[str, Any]:
-        from ..columnar import item_row
-        from ..io import validate
-        from ..meter import Meter
+        from ..inputs.columnar import item_row
+        from ..inputs.io import validate
+        from ..runtime.meter import Meter
 
         meter = Meter()
         obj: Any = None
@@ -294,7 +294,7 @@ def summary_schema() -> Any:
     """The Arrow schema of :func:`summarize_dataset`'s rows."""
     import pyarrow as pa
 
-    from ..columnar import item_schema
+    from ..inputs.columnar import item_schema
 
     extra = [("summary_tag", pa.string()), ("summary_model", pa.string()), ("warnings", pa.list_(pa.string())),
              *((name, pa.int64()) for name in SUMMARY_COLUMNS[3:7]), ("error", pa.string()),

@@ -1,7 +1,7 @@
 """``msrkit rank|summarize --engine ray``: an input file in, a folder of shards out, resumable.
 
 The driver reads the input, gives every record its key (users:
-:func:`msrkit.batch.batch_keys`, the single-process rule; items: their id),
+:func:`msrkit.jobs.batch.batch_keys`, the single-process rule; items: their id),
 finds the shards still to do (:mod:`.shards`), sends those records through
 :func:`~.engine.rank_dataset` (or :func:`~.engine.summarize_dataset`) and
 writes each shard, atomically, as soon as all its records are back. Only the
@@ -69,37 +69,37 @@ def _rank_failed(record: Mapping[str, Any]) -> bool:
 
 
 def _rank_rows(record: Record) -> Rows:
-    from ..columnar import rows_of_record
+    from ..inputs.columnar import rows_of_record
 
     return rows_of_record(record)
 
 
 def _rank_record(rows: Rows) -> Record:
-    from ..columnar import ranking_record
+    from ..inputs.columnar import ranking_record
 
     return ranking_record(rows)
 
 
 def _ranking_schema() -> Any:
-    from ..columnar import ranking_schema
+    from ..inputs.columnar import ranking_schema
 
     return ranking_schema()
 
 
 def _item_record(rows: Rows) -> Record:
-    from ..columnar import item_of_row
+    from ..inputs.columnar import item_of_row
 
     return item_of_row(rows[0]).model_dump(mode="json", exclude_none=True)
 
 
 def _item_rows(record: Record) -> Rows:
-    from ..columnar import item_row
+    from ..inputs.columnar import item_row
 
     return [item_row(Item.model_validate(record))]
 
 
 def _item_schema() -> Any:
-    from ..columnar import item_schema
+    from ..inputs.columnar import item_schema
 
     return item_schema()
 
@@ -125,8 +125,8 @@ def rank_to_shards(path: str | Path, out: str | Path, settings: Settings, **opti
     ``settings.ray_address`` or started locally; ``settings.actors`` actors
     with ``settings.concurrency`` requests each.
     """
-    from ..batch import batch_keys
     from ..data import History
+    from ..jobs.batch import batch_keys
 
     p = Path(path)
     users = _user_records(p)
@@ -151,7 +151,7 @@ def summarize_to_shards(
     driver's ``<cache_dir>/catalog.sqlite3``), the file ``msrkit rank`` and
     ``msrkit index build`` read, whichever node made them.
     """
-    from ..io import load_catalog
+    from ..inputs.io import load_catalog
 
     p = Path(path)
     items = list(load_catalog(p).values())
@@ -187,7 +187,7 @@ def _layout(out: str | Path, kind: Kind, keys: Sequence[str], options: ShardOpti
 def _user_records(path: Path) -> list[tuple[str | None, str, str]]:
     """``(user_id, JSON text, source)`` of every history in ``path``; each is validated by its actor."""
     from ..errors import InputError
-    from ..io import iter_records, record_source
+    from ..inputs.io import iter_records, record_source
     from .engine import _user_id
 
     out = []
@@ -209,7 +209,7 @@ def _driver_store(settings: Settings) -> Any:
 
 def _keep_summaries(store: Any, rows: Rows) -> None:
     """Put the summaries of ``rows`` into the driver's store, unless an actor sharing the file already did."""
-    from ..columnar import item_of_row
+    from ..inputs.columnar import item_of_row
 
     made = {row["item_id"]: (item_of_row(row), row) for row in rows if row.get("keywords") is not None}
     found = store.lookup([item for item, _ in made.values()])

@@ -11,7 +11,7 @@ input and shard size always give the same shards.
 
 A record is one user's line of ``msrkit rank --out`` (``{"key", **Ranking}``
 or an error) or one enriched item; in a Parquet shard, its rows of
-:mod:`msrkit.columnar`. A rerun skips complete shards and re-runs only the
+:mod:`msrkit.inputs.columnar`. A rerun skips complete shards and re-runs only the
 failed records of the others (errors, items left without keywords).
 """
 
@@ -26,7 +26,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..escape import ENCODE_ERRORS
-from ..runs import write_jsonl_atomic, write_text_atomic
+from ..jobs.runs import write_jsonl_atomic, write_text_atomic
 
 __all__ = ["FORMATS", "Kind", "Layout", "MANIFEST", "open_layout"]
 
@@ -38,7 +38,7 @@ Rows = list[dict[str, Any]]
 
 @dataclass(frozen=True)
 class Kind:
-    """What a run makes, and how its records and table rows convert (see :mod:`msrkit.columnar`)."""
+    """What a run makes, and how its records and table rows convert (see :mod:`msrkit.inputs.columnar`)."""
 
     name: str
     key: Callable[[Mapping[str, Any]], str]  # of a record or a row
@@ -78,10 +78,10 @@ class Layout:
         """The records of a complete shard, by key."""
         path = self.path(shard)
         if self.fmt == "jsonl":
-            from ..io import read_records
+            from ..inputs.io import read_records
 
             return {self.kind.key(rec): rec for _, rec in read_records(path)}
-        from ..columnar import read_table
+        from ..inputs.columnar import read_table
 
         grouped: dict[str, Rows] = {}
         for row in read_table(path):
@@ -94,7 +94,7 @@ class Layout:
         if self.fmt == "jsonl":
             write_jsonl_atomic(self.path(shard), ordered)
             return
-        from ..columnar import write_table
+        from ..inputs.columnar import write_table
 
         write_table(self.path(shard), (row for rec in ordered for row in self.kind.rows(rec)), self.kind.schema())
 

@@ -84,7 +84,7 @@ class SimulatedUser:
 
     @staticmethod
     def _hints(item: Item) -> list[str]:
-        from ..text import attribute_values
+        from ..inputs.text import attribute_values
 
         hints = [f"something {v}" for _, values in attribute_values(item) for v in values]
         for key, value in item.attributes.items():
@@ -145,7 +145,7 @@ def simulate(rec: Recommender, cases: Sequence[History], *, turns: int = 3, k: i
 
 def simulate_experiment(experiment: Any, *, turns: int = 3, k: int = 5) -> Simulation:
     """:func:`simulate` over an :class:`~.experiments.Experiment`'s cases, settings and leak-free index."""
-    from ..io import load_catalog
+    from ..inputs.io import load_catalog
     from ..recommender import Recommender
 
     cases = load_cases(experiment.cases, limit=experiment.limit)

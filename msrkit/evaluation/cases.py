@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..data import History, Item
-from ..io import load_histories
+from ..inputs.io import load_histories
 
 if TYPE_CHECKING:
     from ..config import Settings

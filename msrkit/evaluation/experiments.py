@@ -121,7 +121,7 @@ def _variants(settings: Settings, *, ablations: bool, prompt_dirs: Sequence[Path
 
 def run_experiment(experiment: Experiment) -> ExperimentResult:
     """Run every variant over the cases, score them, compare them, and write the report files."""
-    from ..io import load_catalog
+    from ..inputs.io import load_catalog
 
     _check(experiment)
     base = experiment.settings
@@ -196,7 +196,7 @@ def _run_variant(
 
 
 def _score_file(experiment: Experiment, cases: Sequence[History], catalog: dict[str, Item]) -> EvalReport:
-    from ..io import resolve
+    from ..inputs.io import resolve
     from .scoring import load_rankings, score_rankings
 
     assert experiment.rankings is not None

@@ -20,8 +20,8 @@ from ..backends.cache import ResponseCache
 from ..backends.stack import backend_stack
 from ..data import Item
 from ..errors import ConfigError
-from ..meter import Meter
-from ..prompts import PromptSet
+from ..runtime.meter import Meter
+from ..runtime.prompts import PromptSet
 from ..summaries.best_of import BestOfSummarizer, KeywordScorer
 from ..summaries.items import ItemSummarizer
 from ..training.adapter import load_adapter

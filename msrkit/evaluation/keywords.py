@@ -20,7 +20,7 @@
               >>>
               Which item do the keywords describe? Answer only with its number, like [2].
 
-Item lines are :func:`msrkit.prompts.render_item` of the item without its keywords.
+Item lines are :func:`msrkit.runtime.prompts.render_item` of the item without its keywords.
 """
 
 from __future__ import annotations
@@ -39,12 +39,12 @@ from ..backends.base import Backend, ChatRequest, Message
 from ..backends.cache import forget
 from ..data import Item, Usage
 from ..errors import BackendError
-from ..meter import Meter
-from ..modeltext import strip_think
-from ..prompts import quote, render_item
-from ..text import STOPWORDS as _STOPWORDS
-from ..text import WORD as _WORD
-from ..text import source_text
+from ..inputs.text import STOPWORDS as _STOPWORDS
+from ..inputs.text import WORD as _WORD
+from ..inputs.text import source_text
+from ..runtime.meter import Meter
+from ..runtime.modeltext import strip_think
+from ..runtime.prompts import quote, render_item
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -325,7 +325,7 @@ def compare_keyword_prompts(
     from ..backends.cache import ResponseCache
     from ..backends.stack import backend_stack
     from ..errors import ConfigError
-    from ..prompts import PromptSet
+    from ..runtime.prompts import PromptSet
 
     if len(items) < 2:
         raise ConfigError("comparing keyword prompts needs at least 2 items (reconstruction picks among them)")

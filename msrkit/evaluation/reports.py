@@ -15,7 +15,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from ..errors import MissingDependencyError, MsrkitError
-from ..runs import write_text_atomic
+from ..jobs.runs import write_text_atomic
 from .metrics import per_case
 from .scoring import Estimate, EvalReport, estimate, per_case_values
 
@@ -192,7 +192,7 @@ def write_reports(out: str | Path, comparison: Comparison, markdown: str) -> tup
 
     Returns the files written and warnings (why there is no plot). Each file is replaced atomically.
     """
-    from ..report import write_eval_html
+    from ..jobs.report import write_eval_html
 
     folder = Path(out)
     files = [

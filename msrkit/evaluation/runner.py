@@ -1,4 +1,4 @@
-"""Running a ranker over evaluation cases into a resumable results file (a :class:`msrkit.runs.Journal`).
+"""Running a ranker over evaluation cases into a resumable results file (a :class:`msrkit.jobs.runs.Journal`).
 
 Each case's :class:`~msrkit.evaluation.scoring.CaseResult` is one line, appended
 and flushed as soon as it is scored: a crash loses nothing already scored, and
@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..data import History, Ranking, Usage
-from ..runs import Journal, read_journal
+from ..jobs.runs import Journal, read_journal
 from .scoring import CaseResult, EvalReport, build_report, candidate_ids, case_keys, check_cases, score_case
 
 __all__ = ["evaluate", "load_results"]

@@ -20,8 +20,8 @@ from pydantic import BaseModel, Field
 
 from ..data import History, Usage
 from ..errors import InputError
-from ..io import read_records
-from ..runs import record_keys
+from ..inputs.io import read_records
+from ..jobs.runs import record_keys
 from .metrics import MISS, auc, bootstrap_ci, per_case, rank_of
 
 __all__ = [
@@ -94,7 +94,8 @@ class EvalReport(BaseModel):
 
 
 def case_keys(cases: Sequence[History]) -> list[str]:
-    """A stable, unique key per case (:func:`msrkit.runs.record_keys` of the user ids): the ``case`` of its result."""
+    """A stable, unique key per case (:func:`msrkit.jobs.runs.record_keys` of the user ids): the ``case``
+    of its result."""
     return record_keys([c.user_id for c in cases])
 
 

@@ -16,9 +16,9 @@ from typing import Any, Literal
 from ..backends.base import ChatRequest
 from ..data import History, Item
 from ..errors import InputError
-from ..io import resolve
-from ..prompts import PromptSet
-from ..runs import write_jsonl_atomic
+from ..inputs.io import resolve
+from ..jobs.runs import write_jsonl_atomic
+from ..runtime.prompts import PromptSet
 from .scoring import check_cases
 
 __all__ = ["export_sft", "check_openai", "OPENAI_MIN_EXAMPLES"]
@@ -30,7 +30,7 @@ _OPENAI_ROLES = frozenset({"system", "user", "assistant"})
 
 def _default_preference(case: History) -> str:
     # The same text the Recommender uses when preference summaries are off.
-    from ..pipeline import recent_items_text
+    from ..runtime.pipeline import recent_items_text
 
     return recent_items_text(case.items())
 

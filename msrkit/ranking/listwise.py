@@ -19,8 +19,8 @@ from ..backends.base import Backend
 from ..backends.cache import forget
 from ..data import Item, failure_of
 from ..errors import BackendError, ConfigError, OutputParseError
-from ..meter import Meter
-from ..prompts import PromptSet, quote
+from ..runtime.meter import Meter
+from ..runtime.prompts import PromptSet, quote
 from .parse import parse_order, repair
 from .prompting import candidate_line, format_candidates, listwise_request
 from .result import Scored

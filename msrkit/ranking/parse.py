@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..modeltext import clip, decode_json, strip_think
-from ..prompts import quote
+from ..runtime.modeltext import clip, decode_json, strip_think
+from ..runtime.prompts import quote
 
 __all__ = ["Parsed", "Repaired", "parse_order", "repair", "strip_think", "MAX_REASON_CHARS"]
 

@@ -13,9 +13,9 @@ from ..backends.base import Backend
 from ..backends.cache import forget
 from ..data import Item
 from ..errors import ConfigError
-from ..meter import Meter
-from ..modeltext import strip_think
-from ..prompts import PromptSet
+from ..runtime.meter import Meter
+from ..runtime.modeltext import strip_think
+from ..runtime.prompts import PromptSet
 from .prompting import yes_no_request
 from .result import Scored
 

@@ -1,7 +1,7 @@
 """The one place ranking prompts are built: inference, ``msrkit prompts render`` and SFT export all call these.
 
 Every piece of item text and every model-written summary passes through
-:func:`msrkit.prompts.quote` here, so an item cannot pose as instructions and
+:func:`msrkit.runtime.prompts.quote` here, so an item cannot pose as instructions and
 fine-tuning data is byte for byte what inference sends.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from ..backends.base import ChatRequest
 from ..data import Item
-from ..prompts import PromptSet, quote, render_item
+from ..runtime.prompts import PromptSet, quote, render_item
 
 __all__ = [
     "RANKING_SCHEMA",

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ..data import Item
-from ..text import WORD, item_terms, words
+from ..inputs.text import WORD, item_terms, words
 
 if TYPE_CHECKING:
     from ..retrieval.evidence import Support

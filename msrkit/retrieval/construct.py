@@ -15,8 +15,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..data import Item
-from ..io import Interaction
-from ..text import item_words
+from ..inputs.io import Interaction
+from ..inputs.text import item_words
 from .bm25 import column_max, okapi_bm25
 from .index import CollaborativeIndex
 from .interactions import Interactions, as_columns

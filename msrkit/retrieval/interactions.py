@@ -4,7 +4,7 @@
 ``user_ids``/``item_ids`` and ``ts`` as float64 (NaN where a row has no
 timestamp). :func:`read_interactions` fills it from ``.jsonl``, ``.csv`` or
 ``.parquet`` (with ``pyarrow``, the ``msrkit[parquet]`` extra), validating each
-row with the same rules and messages as :func:`msrkit.io.load_interactions`
+row with the same rules and messages as :func:`msrkit.inputs.io.load_interactions`
 (file, line and field of the first bad row).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, MissingDependencyError
-from ..io import Interaction, csv_records, interaction_from, open_data, read_records, text_lines
+from ..inputs.io import Interaction, csv_records, interaction_from, open_data, read_records, text_lines
 
 __all__ = ["Interactions", "as_columns", "read_interactions"]
 
@@ -45,7 +45,7 @@ class Interactions:
 
     @classmethod
     def from_rows(cls, rows: Iterable[Interaction]) -> Interactions:
-        """Columns from :class:`~msrkit.io.Interaction` rows (tests, small data)."""
+        """Columns from :class:`~msrkit.inputs.io.Interaction` rows (tests, small data)."""
         codes = _Codes()
         for row in rows:
             codes.add(row.user_id, row.item_id, row.timestamp)
@@ -89,7 +89,7 @@ class _Codes:
 def read_interactions(path: str | Path) -> Interactions:
     """Interactions from ``.jsonl`` / ``.json``, ``.csv`` or ``.parquet`` (``user_id``, ``item_id``, ``timestamp``).
 
-    Every format goes through the same gate (:func:`msrkit.io.open_data`): a regular file only (a
+    Every format goes through the same gate (:func:`msrkit.inputs.io.open_data`): a regular file only (a
     FIFO or a device is an error naming the file, never a hang or an endless read), lines bounded.
     """
     p = Path(path)
@@ -123,7 +123,7 @@ def _jsonl(p: Path) -> Interactions:
 def _jsonl_chunk(codes: _Codes, lines: list[str], first: int, p: Path) -> None:
     """Add a chunk of JSONL lines (``first``: the number of the first). Plain rows (string ids, a
     number or no timestamp) go straight into the columns; anything else through the validator of
-    :func:`msrkit.io.interaction_from`, whose error names the file, line and field."""
+    :func:`msrkit.inputs.io.interaction_from`, whose error names the file, line and field."""
     numbered = [(first + j, line) for j, line in enumerate(lines) if line.strip()]
     loads = json.loads
     try:

@@ -8,7 +8,7 @@ from typing import Any, overload
 
 import numpy as np
 
-from ..io import Interaction
+from ..inputs.io import Interaction
 from .interactions import Interactions
 
 __all__ = ["interactions_before", "keep_before"]

@@ -1,6 +1,6 @@
 """Catalog search by keywords: BM25 of a free-text query against the item-text index.
 
-The index's item text (:func:`msrkit.text.item_words`: title, keywords, image
+The index's item text (:func:`msrkit.inputs.text.item_words`: title, keywords, image
 description, genres) is already a BM25 matrix (``items_bm25``); a query's words
 (lower-cased, stopwords dropped, as the index spells them) are looked up in its
 vocabulary and the exact top ``k`` items found with MaxScore pruning
@@ -13,7 +13,7 @@ from collections.abc import Collection
 
 import numpy as np
 
-from ..text import words
+from ..inputs.text import words
 from .bm25 import score_docs, top_docs
 from .index import CollaborativeIndex
 

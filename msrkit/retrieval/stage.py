@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..data import Item
 from ..errors import ConfigError
-from ..io import Interaction, load_catalog
+from ..inputs.io import Interaction, load_catalog
 from .construct import build, with_weights
 from .index import CollaborativeIndex
 from .interactions import Interactions, read_interactions

@@ -20,8 +20,8 @@ from typing import Any
 
 from ..backends.base import ChatRequest
 from ..data import Item
-from ..modeltext import clip, strip_think
-from ..prompts import PromptTemplate, quote, render_item
+from ..runtime.modeltext import clip, strip_think
+from ..runtime.prompts import PromptTemplate, quote, render_item
 from .keywords import parse_keywords
 
 __all__ = ["batch_request", "batch_schema", "parse_batch"]

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 from ..backends.base import Backend, ChatRequest
 from ..data import Item
 from ..evaluation.keywords import build_idf, keyword_quality, reconstruction_accuracy
-from ..meter import Meter
-from ..prompts import PromptSet, render_item
-from ..text import source_text
+from ..inputs.text import source_text
+from ..runtime.meter import Meter
+from ..runtime.prompts import PromptSet, render_item
 from .items import ItemSummarizer, parse_keywords
 
 if TYPE_CHECKING:

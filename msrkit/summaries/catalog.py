@@ -1,7 +1,7 @@
 """Summarizing a whole catalog once (MMSRARec's offline stage), into the catalog store every request reads.
 
 With ``out``, the enriched catalog is also written as JSONL, one item per line
-as soon as it is summarized (a :class:`msrkit.runs.Journal`): a killed run
+as soon as it is summarized (a :class:`msrkit.jobs.runs.Journal`): a killed run
 loses nothing already written, and a rerun skips the items already there with
 keywords (unless the item's text changed since). An item whose summary failed
 is written without keywords and tried again on the next run.
@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from ..data import Item, Usage
 from ..errors import ConfigError, InputError
 from ..escape import json_data
-from ..meter import Meter
-from ..runs import Journal
+from ..jobs.runs import Journal
+from ..runtime.meter import Meter
 from .store import item_digest
 
 if TYPE_CHECKING:

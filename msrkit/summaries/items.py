@@ -18,12 +18,12 @@ from ..backends.base import Backend
 from ..backends.cache import forget
 from ..config import Settings
 from ..data import Item
-from ..deadline import MIN_CALL_SECONDS, active, current
 from ..errors import BackendError, InputError
-from ..images import ImagePolicy
-from ..meter import Meter
-from ..modeltext import one_line
-from ..prompts import PromptSet, render_item
+from ..inputs.images import ImagePolicy
+from ..runtime.deadline import MIN_CALL_SECONDS, active, current
+from ..runtime.meter import Meter
+from ..runtime.modeltext import one_line
+from ..runtime.prompts import PromptSet, render_item
 from .batched import batch_request, parse_batch
 from .keywords import parse_keywords
 from .store import CatalogStore
@@ -247,7 +247,7 @@ class ItemSummarizer:
         if unseen is not None:
             meter.warn(unseen)
             return None
-        from ..images import load_image
+        from ..inputs.images import load_image
 
         try:
             image = load_image(item.image, base_dir=base_dir, max_side=self.max_side, policy=self.image_policy)

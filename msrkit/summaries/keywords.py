@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..modeltext import strip_think
+from ..runtime.modeltext import strip_think
 
 __all__ = ["parse_keywords"]
 
@@ -16,7 +16,7 @@ _SEPARATOR = re.compile(r"[,;\n]")
 def parse_keywords(text: str, *, limit: int) -> list[str]:
     """Keywords from a model's answer: split on commas/lines, bullets and quotes stripped, deduplicated.
 
-    Total: any text gives a list, ``[]`` when nothing in it is a keyword (see :mod:`msrkit.modeltext`).
+    Total: any text gives a list, ``[]`` when nothing in it is a keyword (see :mod:`msrkit.runtime.modeltext`).
     """
     text = _LABEL.sub("", strip_think(text).strip())
     out: list[str] = []

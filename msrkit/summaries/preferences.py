@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from ..backends.base import Backend
 from ..backends.cache import forget
 from ..data import Item
-from ..meter import Meter
-from ..modeltext import one_line
-from ..prompts import PromptSet, render_item
+from ..runtime.meter import Meter
+from ..runtime.modeltext import one_line
+from ..runtime.prompts import PromptSet, render_item
 
 __all__ = ["MAX_SUMMARY_CHARS", "PreferenceSummarizer", "blocks", "parse_summary"]
 

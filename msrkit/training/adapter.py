@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import ConfigError, InputError
-from ..runs import write_text_atomic
+from ..jobs.runs import write_text_atomic
 
 if TYPE_CHECKING:
-    from ..prompts import PromptSet
+    from ..runtime.prompts import PromptSet
 
 __all__ = [
     "Adapter",
@@ -95,7 +95,7 @@ class PromptInfo(_Record):
     """A template the training examples were rendered with."""
 
     version: int
-    #: :attr:`msrkit.prompts.PromptTemplate.hash`, the hash cache keys hold
+    #: :attr:`msrkit.runtime.prompts.PromptTemplate.hash`, the hash cache keys hold
     hash: str
 
 

@@ -36,7 +36,7 @@ from ..backends.base import Capabilities, ChatRequest, ChatResponse
 from ..config import Settings
 from ..data import History, Item
 from ..errors import InputError
-from ..io import Interaction, resolve
+from ..inputs.io import Interaction, resolve
 from ..retrieval import CollaborativeIndex, build_index, query
 from ..retrieval.interactions import Interactions
 

@@ -24,7 +24,7 @@ from typing import Any, TypedDict
 from ..config import Settings
 from ..data import History, Item
 from ..errors import InputError
-from ..prompts import PromptSet
+from ..runtime.prompts import PromptSet
 from .base import BaseSpec, require_train_extra, resolve_base
 from .examples import ExampleSet, build_examples, split_users
 from .trainer import Progress, TrainConfig, TrainResult, train
@@ -82,7 +82,7 @@ class FinetuneOptions(TypedDict, total=False):
 def _load(
     cases: str | Path | Sequence[History], catalog: str | Path | dict[str, Item] | None
 ) -> tuple[list[History], dict[str, Item]]:
-    from ..io import load_catalog, load_histories
+    from ..inputs.io import load_catalog, load_histories
 
     loaded = load_histories(cases) if isinstance(cases, (str, Path)) else list(cases)
     items = load_catalog(catalog) if isinstance(catalog, (str, Path)) else dict(catalog or {})

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from ..config import Settings
 from ..data import Item
 from ..errors import InputError
-from ..io import load_catalog
-from ..prompts import PromptSet
+from ..inputs.io import load_catalog
+from ..runtime.prompts import PromptSet
 from ..summaries.best_of import keyword_request
 from ..summaries.catalog import summarize_catalog
 from .base import require_train_extra, resolve_base

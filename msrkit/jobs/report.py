@@ -6,7 +6,7 @@ id, title, score, reason; the score column left out where it is only a
 stand-in for the rank, a caption saying what it means), the collaborative
 context used, the warnings (first, under the cost line), the degraded flag,
 cost, backend and prompt tags. Images are embedded as
-downscaled ``data:`` URIs (read through :func:`msrkit.images.load_image`), so
+downscaled ``data:`` URIs (read through :func:`msrkit.inputs.images.load_image`), so
 the page needs no network and no JavaScript; an image that cannot be read
 becomes a small box saying why. Every piece of text is HTML-escaped: titles
 and reasons come from data files and models and are never trusted.
@@ -26,13 +26,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .data import History, HistoryEntry, Item, Ranking
-from .errors import MsrkitError
-from .ranking.scale import format_score, score_caption, shows_score
+from ..data import History, HistoryEntry, Item, Ranking
+from ..errors import MsrkitError
+from ..ranking.scale import format_score, score_caption, shows_score
 from .runs import replacing, write_text_atomic
 
 if TYPE_CHECKING:
-    from .images import ImagePolicy
+    from ..inputs.images import ImagePolicy
 
 __all__ = ["HtmlReport", "render_html", "write_html", "render_eval_html", "write_eval_html"]
 
@@ -106,7 +106,7 @@ class _Thumbnails:
         return f'<img class="thumb" src="{got}" alt="{_e(item.label())}">'
 
     def _load(self, ref: str, base_dir: Path | None) -> str | Exception:
-        from .images import load_image, to_data_uri
+        from ..inputs.images import load_image, to_data_uri
 
         try:
             image = load_image(ref, base_dir=base_dir, max_side=self.max_side, timeout=self.timeout, policy=self.policy)
@@ -254,7 +254,7 @@ def write_html(
 
     ``catalog`` supplies pictures for items the history names only by id
     (generated candidates, bare ids); ``image_policy`` says where images may be
-    read from (default: :class:`~msrkit.images.ImagePolicy`, no private hosts).
+    read from (default: :class:`~msrkit.inputs.images.ImagePolicy`, no private hosts).
     The file is replaced atomically. ``results`` may be a stream: each user's
     section is written as it comes (see :class:`HtmlReport`).
 

@@ -17,14 +17,14 @@ Tools (each answers JSON):
 
 The catalog, index, backend and cache come from the usual :class:`~msrkit.config.Settings`
 (one :class:`~msrkit.recommender.Recommender` serves every call). Inputs are typed
-(:mod:`msrkit.mcp_inputs`): a wrong shape or a value past a cap is a schema error naming the field.
+(:mod:`msrkit.mcp.inputs`): a wrong shape or a value past a cap is a schema error naming the field.
 
 Fairness: no lock is held across model calls (a backend that cannot run two calls at once, such as
 an in-process model, serialises its own calls), so a call that needs no model (``search_catalog``)
 never waits behind one that does. Each call runs on a worker thread (``mcp_workers`` in all) under
 its own deadline (``mcp_tool_deadline``); one session may have ``mcp_session_queue`` calls running
 or waiting, more are refused at once; a client that cancels a call or goes away cancels its model
-calls. Exposure over HTTP: :mod:`msrkit.mcp_security`. Image paths sent by a client are confined
+calls. Exposure over HTTP: :mod:`msrkit.mcp.security`. Image paths sent by a client are confined
 by :func:`confine_local_images` (the ``image_roots`` setting). msrkit errors come back as tool
 errors (``isError``) with their one-line message, server paths and addresses taken out.
 """
@@ -35,10 +35,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .deadline import Deadline, active
-from .errors import InputError, MissingDependencyError, MsrkitError, register_secret
-from .escape import json_data
-from .mcp_inputs import ItemIds, Limit, Message, NeighbourK, Query, ToolHistory, TopK
+from ..errors import InputError, MissingDependencyError, MsrkitError, register_secret
+from ..escape import json_data
+from ..runtime.deadline import Deadline, active
+from .inputs import ItemIds, Limit, Message, NeighbourK, Query, ToolHistory, TopK
 
 try:
     import anyio
@@ -48,13 +48,13 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised without the extra only
     raise MissingDependencyError("mcp", "mcp", "the MCP server (msrkit mcp)") from exc
 
-from .mcp_security import BearerToken, auth_settings, check_exposure, client_message, transport_security
+from .security import BearerToken, auth_settings, check_exposure, client_message, transport_security
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from .config import Settings
-    from .recommender import Recommender
+    from ..config import Settings
+    from ..recommender import Recommender
 
 __all__ = ["build_server", "confine_local_images", "http_app", "serve"]
 
@@ -72,7 +72,7 @@ INSTRUCTIONS = (
 def confine_local_images(history: ToolHistory, settings: Settings) -> None:
     """Image paths an MCP client sends: a client must not make the server read its files.
 
-    With ``image_roots`` set, the Recommender's image policy (:class:`~msrkit.images.ImagePolicy`)
+    With ``image_roots`` set, the Recommender's image policy (:class:`~msrkit.inputs.images.ImagePolicy`)
     confines local files to those folders when the history is loaded. Without it, every local path
     sent inline is refused here; ``data:`` URIs and http(s) URLs pass (under the same policy), and
     catalog items named by id keep the operator's own images.
@@ -171,7 +171,7 @@ class _Tools:
 
     async def similar_users(self, item_ids: ItemIds, ctx: Context, k: NeighbourK = 5) -> dict[str, Any]:
         """Users whose histories best match these items (BM25), and the items they took right after them."""
-        from .retrieval import query
+        from ..retrieval import query
 
         def run() -> dict[str, Any]:
             hood = query(self._index(), item_ids, n=0, context_k=k)
@@ -183,7 +183,7 @@ class _Tools:
 
     async def search_catalog(self, query: Query, ctx: Context, limit: Limit = 10) -> list[dict[str, Any]]:
         """Catalog items whose text (title, keywords, image description, genres) matches the query."""
-        from .retrieval.search import search_items
+        from ..retrieval.search import search_items
 
         def run() -> list[dict[str, Any]]:
             hits = search_items(self._index(), query, k=limit)

@@ -26,7 +26,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["BearerToken", "auth_settings", "check_exposure", "client_message", "is_loopback", "transport_security"]
 

@@ -1,6 +1,6 @@
 """Item text: which attributes describe an item, and its words (one spelling for every stage).
 
-Prompts (:func:`msrkit.prompts.render_item`), keyword quality, the item-text
+Prompts (:func:`msrkit.runtime.prompts.render_item`), keyword quality, the item-text
 BM25 index and the reasons given with a ranking all read an item's
 descriptive attributes through :func:`attribute_values`.
 """
@@ -11,7 +11,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .data import Item
+    from ..data import Item
 
 __all__ = [
     "DESCRIPTIVE_ATTRIBUTES",

@@ -6,9 +6,9 @@ import logging
 import threading
 import time
 
-from .backends.base import Backend, ChatRequest, ChatResponse, achat
-from .data import Usage
-from .errors import redact
+from ..backends.base import Backend, ChatRequest, ChatResponse, achat
+from ..data import Usage
+from ..errors import redact
 
 __all__ = ["RESULT_WARNING", "Meter"]
 

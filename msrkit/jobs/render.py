@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .config import Settings
-from .io import load_catalog, load_histories, resolve
-from .prompts import PromptSet, render_item
+from ..config import Settings
+from ..inputs.io import load_catalog, load_histories, resolve
+from ..runtime.prompts import PromptSet, render_item
 
 __all__ = ["render_for_history"]
 
@@ -32,7 +32,7 @@ def render_for_history(
     (:mod:`msrkit.ranking.prompting`): ``listwise_rank`` shows the window
     holding the best candidates, as the listwise reranker sends it.
     """
-    from .ranking.prompting import format_candidates, listwise_request, yes_no_request
+    from ..ranking.prompting import format_candidates, listwise_request, yes_no_request
 
     settings = settings or Settings()
     prompt_set = PromptSet.load(prompts)

@@ -11,7 +11,7 @@
 - Redirects (at most 5) only to http(s), each target checked again.
 - One wall-clock limit for the whole download, redirects included: a server
   that sends a byte a second is cut off at it (the socket is shut down), and
-  cancelling the request (:mod:`msrkit.deadline`) cuts it at once.
+  cancelling the request (:mod:`msrkit.runtime.deadline`) cuts it at once.
 - At most ``max_bytes`` are read, whatever the headers say.
 - Every failure after the address check reads the same to the caller (refused,
   reset, timed out, HTTP 404, not an image, too large): a history's URLs cannot
@@ -32,9 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import urljoin, urlsplit
 
-from .deadline import Deadline, current
-from .errors import InputError
-from .escape import shown
+from ..errors import InputError
+from ..escape import shown
+from ..runtime.deadline import Deadline, current
 
 __all__ = ["fetch_url", "is_public", "unusable"]
 

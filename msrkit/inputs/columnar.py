@@ -16,8 +16,8 @@ pyarrow is imported only when a function here runs. Three tables:
 
 :func:`read_table` reads any Parquet file as plain rows (for loaders elsewhere,
 e.g. interactions); :func:`parquet_records` gives the rows in the shape
-msrkit's JSON readers take, for :func:`msrkit.io.load_catalog` and
-:func:`msrkit.io.load_histories`.
+msrkit's JSON readers take, for :func:`msrkit.inputs.io.load_catalog` and
+:func:`msrkit.inputs.io.load_histories`.
 """
 
 from __future__ import annotations
@@ -29,10 +29,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .data import History, Item, RankedItem, Ranking, Usage
-from .errors import InputError, MissingDependencyError
-from .escape import escape_value, json_data
-from .outcomes import FAILURES, SCORE_KIND_NAMES, listed
+from ..data import History, Item, RankedItem, Ranking, Usage
+from ..errors import InputError, MissingDependencyError
+from ..escape import escape_value, json_data
+from ..outcomes import FAILURES, SCORE_KIND_NAMES, listed
 
 __all__ = [
     "ITEM_COLUMNS",

@@ -2,12 +2,12 @@
 
 Each line is one user's outcome, written and flushed as soon as it exists:
 ``{"key": ..., **Ranking}`` on success, ``{"key", "user_id", "error", "error_type"}``
-on failure. Keys are :func:`msrkit.runs.record_keys` of the user ids (unique
+on failure. Keys are :func:`msrkit.jobs.runs.record_keys` of the user ids (unique
 even for missing, repeated or ``#``-shaped ids). A rerun with ``resume=True``
 keeps the lines already there (a torn last line from a killed process is
 dropped) and ranks only the rest; failed users are tried again. Ctrl-C stops
 between users with every line kept valid. The file is a
-:class:`msrkit.runs.Journal`.
+:class:`msrkit.jobs.runs.Journal`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .data import History, Ranking
-from .errors import BackendError, InputError
-from .escape import json_data
-from .io import iter_histories
+from ..data import History, Ranking
+from ..errors import BackendError, InputError
+from ..escape import json_data
+from ..inputs.io import iter_histories
 from .runs import Journal, record_keys, repeated_ids, stream_key
 
 __all__ = ["BatchSummary", "rank_batch", "batch_keys", "HistoryFile"]
@@ -48,7 +48,7 @@ class BatchSummary:
 
 
 def batch_keys(histories: Sequence[History]) -> list[str]:
-    """A stable, unique key per history (see :func:`msrkit.runs.record_keys`)."""
+    """A stable, unique key per history (see :func:`msrkit.jobs.runs.record_keys`)."""
     return record_keys([h.user_id for h in histories])
 
 
@@ -56,7 +56,7 @@ class HistoryFile:
     """The histories of a file as ``(key, history)`` pairs, streamed: the keys of :func:`batch_keys`, in flat memory.
 
     Opening reads the file once for the user ids (only a 64-bit hash of each
-    is held, to find repeated ids; :func:`msrkit.runs.repeated_ids`) and counts
+    is held, to find repeated ids; :func:`msrkit.jobs.runs.repeated_ids`) and counts
     them; iterating reads it again, one history at a time.
     """
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from .errors import DeadlineExceededError
+from ..errors import DeadlineExceededError
 
 __all__ = ["Deadline", "active", "call_limit", "current"]
 

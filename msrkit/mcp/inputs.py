@@ -16,7 +16,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .data import History, HistoryEntry, Item
+from ..data import History, HistoryEntry, Item
 
 __all__ = [
     "MAX_CANDIDATES",

@@ -1,6 +1,6 @@
 """Results files that survive a crash: one atomic writer and one resumable JSONL journal.
 
-Batch ranking (:func:`msrkit.batch.rank_batch`), evaluation
+Batch ranking (:func:`msrkit.jobs.batch.rank_batch`), evaluation
 (:func:`msrkit.evaluation.evaluate`) and catalog summaries
 (:func:`msrkit.summaries.catalog.summarize_catalog` with ``out``) write their
 results through a :class:`Journal`:
@@ -35,7 +35,7 @@ from typing import IO, Any, TypeVar
 
 from pydantic import BaseModel
 
-from .escape import ENCODE_ERRORS, escape_surrogates, to_json
+from ..escape import ENCODE_ERRORS, escape_surrogates, to_json
 
 __all__ = [
     "Journal",

@@ -5,7 +5,7 @@ An item's ``image`` is one of:
 - a local path (relative paths are read from the history file's folder): a
   regular file only (never a device, FIFO or folder), read up to a size cap,
   and, where :attr:`ImagePolicy.roots` is set (server modes), only under those folders;
-- an ``http(s)://`` URL: fetched by :mod:`msrkit.fetch` (public addresses only
+- an ``http(s)://`` URL: fetched by :mod:`msrkit.inputs.fetch` (public addresses only
   unless allowed, one total time limit, a size cap, one error for every failure,
   bytes that are no usable image included);
 - a ``data:image/...;base64,...`` URI (up to the same size cap).
@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import ImagePart
-from .errors import InputError
-from .escape import shown
+from ..backends.base import ImagePart
+from ..errors import InputError
+from ..escape import shown
 from .files import NotReadable, read_regular
 
 if TYPE_CHECKING:
-    from .config import Settings
+    from ..config import Settings
 
 __all__ = [
     "ImagePolicy",

@@ -12,7 +12,7 @@ Each stage returns one typed result that the next reads; nothing is computed
 twice per request and an order stays an order (:class:`~msrkit.ranking.Scored`).
 :class:`~msrkit.recommender.Recommender` holds the :class:`Parts` and calls :func:`run`.
 
-Once the request's deadline (:mod:`msrkit.deadline`) has passed, the LLM
+Once the request's deadline (:mod:`msrkit.runtime.deadline`) has passed, the LLM
 stages that remain are skipped with a warning naming it, and the ranking falls
 back to retrieval (or the given) order, ``degraded_by="deadline"``.
 """
@@ -23,23 +23,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend
-from .config import Settings
-from .data import History, Item, RankedItem, Ranking, failure_of
+from ..backends.base import Backend
+from ..config import Settings
+from ..data import History, Item, RankedItem, Ranking, failure_of
+from ..errors import BackendError, InputError
+from ..ranking.fusion import fuse
+from ..ranking.prompting import evidence_notes
+from ..ranking.reasons import explain
+from ..ranking.result import Scored
+from ..ranking.scale import unit_scores
+from ..summaries.items import unseen_images
 from .deadline import MIN_CALL_SECONDS, current
-from .errors import BackendError, InputError
 from .meter import Meter
 from .prompts import PromptSet, render_item
-from .ranking.fusion import fuse
-from .ranking.prompting import evidence_notes
-from .ranking.reasons import explain
-from .ranking.result import Scored
-from .ranking.scale import unit_scores
-from .summaries.items import unseen_images
 
 if TYPE_CHECKING:
-    from .retrieval import CollaborativeIndex, Neighbourhood
-    from .summaries.store import CatalogStore
+    from ..retrieval import CollaborativeIndex, Neighbourhood
+    from ..summaries.store import CatalogStore
 
 __all__ = ["Parts", "preference", "recent_items_text", "run"]
 
@@ -85,7 +85,7 @@ def _neighbourhood(parts: Parts, history: History) -> Neighbourhood | None:
                 path="candidates",
             )
         return None
-    from .retrieval import query
+    from ..retrieval import query
 
     given = [c.item_id for c in history.candidate_items()] if history.candidates is not None else None
     return query(
@@ -118,7 +118,7 @@ def _summaries(
     s = parts.settings
     if not s.item_summaries or _out_of_time(meter, "item summaries"):
         return list(items), candidates
-    from .summaries import ItemSummarizer
+    from ..summaries import ItemSummarizer
 
     summarizer = ItemSummarizer.from_settings(s, backend, prompts=parts.prompts, vision_backend=parts.vision_backend,
                                               store=parts.store)  # fmt: skip
@@ -134,7 +134,7 @@ def _first_read(s: Settings, n: int) -> int:
     """The first of ``n`` history items the preference text reads."""
     if s.preference_mode == "single" or not s.preference_summary:
         return max(0, n - min(RECENT_ITEMS, s.max_history))
-    from .summaries import blocks
+    from ..summaries import blocks
 
     spans = blocks(n, block_size=s.block_size, max_items=s.max_history)
     return spans[0][0] if spans else n
@@ -152,7 +152,7 @@ def preference(parts: Parts, backend: Backend, items: Sequence[Item], meter: Met
         return recent_items_text(items[-min(RECENT_ITEMS, s.max_history) :])
     if _out_of_time(meter, "the preference summary"):
         return ""
-    from .summaries import PreferenceSummarizer
+    from ..summaries import PreferenceSummarizer
 
     summarizer = PreferenceSummarizer(backend, prompts=parts.prompts, block_size=s.block_size, max_items=s.max_history)
     try:
@@ -209,7 +209,7 @@ def _score(
     if _out_of_time(meter, "the LLM ranking"):
         return Scored.from_order(start, "listwise", degraded=True, failure="deadline")
     if s.pointwise:
-        from .ranking import PointwiseScorer
+        from ..ranking import PointwiseScorer
 
         scorer = PointwiseScorer(backend, prompts=parts.prompts)
         try:
@@ -219,7 +219,7 @@ def _score(
                 raise
             meter.warn(f"LLM scoring failed, falling back to retrieval order: {exc}")
             return Scored.from_order(start, "pointwise", degraded=True, failure=failure_of(exc))
-    from .ranking import ListwiseReranker
+    from ..ranking import ListwiseReranker
 
     reranker = ListwiseReranker(
         backend, prompts=parts.prompts, window=s.window, stride=s.effective_stride, passes=s.passes,

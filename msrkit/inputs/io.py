@@ -6,7 +6,7 @@
 
 Only regular files are read: a FIFO, a device or a folder is an error naming
 the file, never a read that blocks or never ends.
-Histories and catalogs may also be Parquet (``.parquet``, see :mod:`msrkit.columnar`).
+Histories and catalogs may also be Parquet (``.parquet``, see :mod:`msrkit.inputs.columnar`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ValidationError
 
-from .data import History, HistoryEntry, Item
-from .errors import InputError
+from ..data import History, HistoryEntry, Item
+from ..errors import InputError
 from .files import MAX_LINE_BYTES, NotReadable, lines, open_regular, read_regular
 
 __all__ = [

@@ -31,14 +31,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends.base import Backend, ChatRequest, ChatResponse
-from .backends.cache import ResponseCache
-from .backends.registry import get_backend
-from .backends.wrapper import Wrapper
-from .config import Settings
-from .data import History, Item, Usage
-from .recommender import Recommender
-from .summaries.store import STORE_FILE, CatalogStore, Summary, item_digest
+from ..backends.base import Backend, ChatRequest, ChatResponse
+from ..backends.cache import ResponseCache
+from ..backends.registry import get_backend
+from ..backends.wrapper import Wrapper
+from ..config import Settings
+from ..data import History, Item, Usage
+from ..recommender import Recommender
+from ..summaries.store import STORE_FILE, CatalogStore, Summary, item_digest
 
 __all__ = ["CHARS_PER_TOKEN", "CostTally", "DryBackend", "predict"]
 

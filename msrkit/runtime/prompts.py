@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .backends.base import ChatRequest, ImagePart, Message, TextPart
-from .data import Item
-from .errors import TemplateError
+from ..backends.base import ChatRequest, ImagePart, Message, TextPart
+from ..data import Item
+from ..errors import TemplateError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,11 +56,11 @@ _PLACEHOLDER = re.compile(r"\$(?:(\$)|([_a-z][_a-z0-9]*)|\{([_a-z][_a-z0-9]*)\})
 
 def default_prompts_dir() -> Path:
     """The shipped templates: inside the installed package, or the checkout's ``prompts/``."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "prompts", here.parent / "prompts"):
+    package = Path(__file__).resolve().parents[1]  # msrkit/ (this module is msrkit/runtime/prompts.py)
+    for candidate in (package / "prompts", package.parent / "prompts"):
         if candidate.is_dir():
             return candidate
-    raise TemplateError(f"the shipped prompt templates are missing (looked in {here / 'prompts'})")
+    raise TemplateError(f"the shipped prompt templates are missing (looked in {package / 'prompts'})")
 
 
 def quote(text: str | None) -> str:
