@@ -55,7 +55,7 @@ def build(
 ) -> CollaborativeIndex:
     """Index ``interactions`` (columns, or rows) and the text and keywords of ``catalog`` items, with ``weights``.
 
-    The blend chosen on the data: :func:`.build.build` (``tune=``) or, from the settings, :func:`.build.build_index`.
+    The blend chosen on the data: :func:`.stage.choose_blend` or, from the settings, :func:`.stage.build_index`.
     """
     idx = CollaborativeIndex(keyword_tokens=keyword_tokens, weights=weights)
     _set_sequences(idx, *_encode(idx, as_columns(interactions), catalog or {}))
