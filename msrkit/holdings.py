@@ -18,7 +18,7 @@ from .backends.cache import ResponseCache
 from .config import Settings, settings_from
 from .data import Item
 from .inputs.io import Interaction, load_catalog
-from .summaries.store import STORE_FILE, CatalogStore
+from .summaries.store import CatalogStore, store_path
 
 __all__ = ["make_cache", "make_catalog", "make_index", "make_store", "tuned_fusion"]
 
@@ -50,7 +50,7 @@ def make_cache(cache: bool | str | Path | ResponseCache | None, s: Settings) -> 
 
 def make_store(cache: ResponseCache | None) -> CatalogStore | None:
     """The catalog store next to the response cache (none when nothing is cached)."""
-    return CatalogStore(cache.directory / STORE_FILE) if cache is not None else None
+    return CatalogStore(store_path(cache.directory)) if cache is not None else None
 
 
 def make_catalog(catalog: str | Path | Mapping[str, Item] | None, s: Settings) -> dict[str, Item]:

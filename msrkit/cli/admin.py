@@ -98,11 +98,11 @@ def cache_info(cache_dir: CacheDirOpt = None, config: ConfigOpt = None) -> None:
 
     def run() -> None:
         from ..backends.cache import ResponseCache
-        from ..summaries.store import STORE_FILE, CatalogStore
+        from ..summaries.store import CatalogStore, store_path
 
         root = _cache_root(cache_dir, config)
         info = ResponseCache(root).info()
-        store = root / STORE_FILE
+        store = store_path(root)
         info["catalog_store"] = {"path": str(store), "items": CatalogStore(store).count() if store.exists() else 0}
         typer.echo(json.dumps(info))
 
@@ -119,7 +119,7 @@ def cache_clear(
 
     def run() -> None:
         from ..backends.cache import ResponseCache
-        from ..summaries.store import STORE_FILE, CatalogStore
+        from ..summaries.store import CatalogStore, store_path
 
         root = _cache_root(cache_dir, config)
         cache = ResponseCache(root)
@@ -128,8 +128,8 @@ def cache_clear(
             typer.echo(f"the cache at {root} could not be read ({safe(cache.rebuilt)}): rebuilt it empty")
         else:
             typer.echo(f"removed {removed} entries")
-        if summaries and (root / STORE_FILE).exists():
-            typer.echo(f"removed the summaries of {CatalogStore(root / STORE_FILE).clear()} items")
+        if summaries and store_path(root).exists():
+            typer.echo(f"removed the summaries of {CatalogStore(store_path(root)).clear()} items")
 
     guard(run)
 

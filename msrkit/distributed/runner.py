@@ -201,10 +201,9 @@ def _user_records(path: Path) -> list[tuple[str | None, str, str]]:
 def _driver_store(settings: Settings) -> Any:
     if not settings.cache:
         return None
-    from ..backends.cache import default_cache_dir
-    from ..summaries.store import STORE_FILE, CatalogStore
+    from ..summaries.store import CatalogStore, store_path
 
-    return CatalogStore((settings.cache_dir or default_cache_dir()) / STORE_FILE)
+    return CatalogStore(store_path(settings.cache_dir))
 
 
 def _keep_summaries(store: Any, rows: Rows) -> None:

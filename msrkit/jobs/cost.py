@@ -38,7 +38,7 @@ from ..backends.wrapper import Wrapper
 from ..config import Settings
 from ..data import History, Item, Usage
 from ..recommender import Recommender
-from ..summaries.store import STORE_FILE, CatalogStore, Summary, item_digest
+from ..summaries.store import CatalogStore, Summary, item_digest, store_path
 
 __all__ = ["CHARS_PER_TOKEN", "CostTally", "DryBackend", "predict"]
 
@@ -165,7 +165,7 @@ def predict(settings: Settings, histories: Iterable[History], *, backend: Backen
     real = backend or get_backend(settings.backend, base_url=settings.base_url, **settings.backend_options)
     vision = get_backend(settings.vision_backend) if settings.vision_backend else None
     cache = _PeekCache(settings.cache_dir) if settings.cache else None
-    store = _PeekStore(cache.directory / STORE_FILE) if cache is not None else None
+    store = _PeekStore(store_path(cache.directory)) if cache is not None else None
     tally = CostTally()
     dry = DryBackend(real) if real is not None else None  # None: the settings say "none", no model at all
     seeing = DryBackend(vision) if vision is not None else None

@@ -87,10 +87,9 @@ def tune_mode(settings: Settings) -> bool | Literal["auto"]:
 def _enriched(settings: Settings, catalog: Mapping[str, Item], store: CatalogStore | None) -> dict[str, Item]:
     if store is not None:
         return store.enrich(catalog)
-    from ..backends.cache import default_cache_dir
-    from ..summaries.store import STORE_FILE, CatalogStore
+    from ..summaries.store import CatalogStore, store_path
 
-    path = (settings.cache_dir or default_cache_dir()) / STORE_FILE
+    path = store_path(settings.cache_dir)
     if not settings.cache or not path.exists():
         return dict(catalog)
     opened = CatalogStore(path)

@@ -23,12 +23,20 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..backends.cache import default_cache_dir
 from ..data import Item
 
-__all__ = ["STORE_FILE", "CatalogStore", "Summary", "item_digest", "summary_of_row"]
+__all__ = ["STORE_FILE", "CatalogStore", "Summary", "item_digest", "store_path", "summary_of_row"]
 
 #: The store's file name inside the cache folder.
 STORE_FILE = "catalog.sqlite3"
+
+
+def store_path(cache_dir: Path | None = None) -> Path:
+    """The catalog store's file: beside the response cache in ``cache_dir`` (none given: the cache's
+    default folder). Every path that opens the store derives it here."""
+    return (cache_dir or default_cache_dir()) / STORE_FILE
+
 
 log = logging.getLogger("msrkit")
 
