@@ -30,9 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from .components import query_items
 from .construct import derive_from_sequences, with_weights
 from .index import CollaborativeIndex
-from .neighbourhood import components, search
+from .neighbourhood import components, search, similar_users
 from .weights import BlendWeights, TuneResult, TuneStep
 
 __all__ = ["GRID", "TuneResult", "TuneStep", "tune_index", "validation_index"]  # the results: in .weights
@@ -67,6 +68,7 @@ COMPONENT_KNOBS = {
 K = 10
 #: component vectors kept (each at most 5,000 users x 300 entries x 8 bytes = 12 MB)
 CACHE_SIZE = 24
+_NONE = (np.zeros(0, dtype=np.int64), np.zeros(0))  # no query items: no neighbours
 
 
 def validation_index(idx: CollaborativeIndex) -> tuple[CollaborativeIndex, np.ndarray]:
@@ -188,7 +190,7 @@ class _Evaluator:
         self.pop = vidx.popularity.astype(np.float64)
         self.cache: OrderedDict[tuple[Any, ...], _Vectors] = OrderedDict()
         self.k_max = k_max
-        self.neighbours: dict[tuple[Any, ...], tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = {}
+        self.neighbours: OrderedDict[tuple[Any, ...], tuple[int, list[tuple[np.ndarray, np.ndarray]]]] = OrderedDict()
         self.evaluations = 0
         self.scratch = np.zeros(len(self.pop))
         head = min(len(self.pop), K + (3 * top_m if top_m else len(self.pop)))
@@ -250,10 +252,14 @@ class _Evaluator:
         key, k = (w.u_recent, w.u_decay), max(self.k_max, w.u_k)
         held = self.neighbours.get(key)
         if held is None or held[0] < k:
-            wide = with_weights(self.vidx, replace(w, u_k=k))
-            found = [search(wide, seen, wide.user_ids[u], 0)[0] for u, seen in zip(self.users.tolist(), self.seen,
-                                                                                     strict=True)]  # fmt: skip
+            found = []
+            for u, seen in zip(self.users.tolist(), self.seen, strict=True):
+                q = query_items(seen, recent=w.u_recent, decay=w.u_decay)  # the query search() makes
+                found.append(similar_users(self.vidx, q, k, self.vidx.user_ids[u]) if len(q[0]) else _NONE)
             held = self.neighbours[key] = (k, found)
+        self.neighbours.move_to_end(key)
+        if len(self.neighbours) > 2:  # the best configuration's query and the one being tried
+            self.neighbours.popitem(last=False)
         return held[1]
 
     def _truncate(self, v: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
