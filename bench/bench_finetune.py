@@ -26,6 +26,11 @@ Protocol (printed with the table):
   order shown, as the repair always does. Training teaches exactly that (target
   first, the rest as shown), and decoding 160 tokens per call on a shared CPU
   would cost ten times as long.
+- **Pointwise** (``--task pointwise``): MLLM-MSR's scorer, one yes/no call per
+  candidate scored by p(yes) from the first token's log-probabilities (1 token
+  generated), trained on the target (Yes) and one seeded negative (No) per case;
+  the candidates are ordered by p(yes), so the model ranks all of them, not only
+  its first pick. The order shown does not change a pointwise prompt.
 - **Alone**: the model ranks the candidates shown in a seeded random order
   (``shown_order = "given"``, fusion weight 1: its order only). **Fused**: as the
   pipeline runs it, shown in retrieval's order, fused with retrieval by the weight

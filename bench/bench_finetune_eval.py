@@ -137,9 +137,12 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_
     val_cases = list({str(c.user_id): c for c in reversed(held)}.values())
     val = _Cases(val_cases, meta, seed)
     adapter = work / f"adapter-{task}"
+    # pointwise: MLLM-MSR's scorer, p(yes) per candidate (one call each, 1 token); rank and mix: the listwise first pick
+    scorer = {"pointwise": True} if task == "pointwise" else {}
     base = Settings(
-        backend="llamacpp/default", cache_dir=work / "cache", prompts=first_pick_prompts(work), **BENCH_SETTINGS
-    )
+        backend="llamacpp/default", cache_dir=work / "cache", prompts=first_pick_prompts(work), **BENCH_SETTINGS,
+        **scorer,
+    )  # fmt: skip
     if only_base:
         _run(test, settings_from(base, fusion_weight=1.0, shown_order="given"), "shown", "zero-shot alone")
         _tuned_weight(val, base, "zero-shot")

@@ -178,9 +178,9 @@ class Settings(BaseModel):
     #: items whose keywords one call makes (1: one call per item); the answer is read per item,
     #: items it left out are summarized alone
     summary_batch: int = Field(default=8, ge=1)
-    #: "recurrent": MLLM-MSR's preference summary, one call per block of history (cached per prefix);
-    #: "single": MMSRARec's one call, the recent items' keywords read by the ranking prompt itself
-    preference_mode: Literal["recurrent", "single"] = "recurrent"
+    #: "single" (default): MMSRARec's one call, the recent items' keywords read by the ranking prompt itself;
+    #: "recurrent": MLLM-MSR's preference summary, one call per block of history (cached per prefix)
+    preference_mode: Literal["recurrent", "single"] = "single"
 
     # -- retrieval: self-selection and repeats (issue 22)
     #: an index built here (not loaded) picks its blend from the data with a quick validation

@@ -279,6 +279,18 @@ def test_openai_schema_and_logprobs_on_the_wire_and_back(server: FaultServer) ->
     assert response.top_logprobs == [{"[": -0.01, "The": -4.6}, {"2": -0.2, "1": -1.7}]
 
 
+def test_openai_json_object_form_on_the_wire_for_llama_cpp_server(server: FaultServer) -> None:
+    """``json_format="json_object"``: the form llama_cpp.server reads (it answers HTTP 500 to ``json_schema``)."""
+    server.enqueue(Reply(raw=json.dumps(_completion("{}")).encode()))
+    backend = _openai(server, json_format="json_object")
+    assert backend.capabilities.json_schema  # the format turns structured answers on
+    backend.chat(_request(TextPart("json please"), json_schema=SCHEMA))
+    assert server.requests[0].body["response_format"] == {"type": "json_object", "schema": SCHEMA}
+    # constrained answers are not the free ones: the identity (so every cache key) says which form
+    assert backend.identity()["json_format"] == "json_object" and "json_format" not in _openai(server).identity()
+    assert _openai(server, json_schema=True).identity()["json_format"] == "json_schema"
+
+
 def test_rate_limit_is_transient_with_retry_after(server: FaultServer) -> None:
     server.enqueue(rate_limited(retry_after=3))
     with pytest.raises(BackendTransientError) as info:

@@ -159,7 +159,7 @@ def test_a_5_mb_answer_is_capped_before_the_cache_and_the_ranking(tmp_path: Path
     history = {"user_id": "u", "history": [{"item_id": "h", "title": "seen"}],
                "candidates": [{"item_id": "a", "title": "A"}, {"item_id": "b", "title": "B"}]}  # fmt: skip
     stages = Stages(item_summaries=False, preference_summary=True, collaborative=False)
-    with Recommender(fake, cache=tmp_path / "c", stages=stages) as rec:
+    with Recommender(fake, cache=tmp_path / "c", stages=stages, preference_mode="recurrent") as rec:
         ranking = rec.rank(history)
     assert ranking.preference_summary is not None and len(ranking.preference_summary) <= 16_000
     assert any("cut to 16000" in w for w in ranking.warnings)

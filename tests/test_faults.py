@@ -256,7 +256,7 @@ def test_fault_in_the_preference_summary_ranks_without_it(server: FaultServer) -
     full = Stages(item_summaries=False, preference_summary=True, collaborative=False)
     server.enqueue(*(server_error(503) for _ in range(4)), match="movie")  # not the summary
     server.enqueue(status(401, "nope"))  # the first request is the summary: permanent failure
-    with recommender(server.url, stages=full) as rec:
+    with recommender(server.url, stages=full, preference_mode="recurrent") as rec:  # the summary's own call
         ranking = rec.rank(history())
     assert_permutation(ranking)
     assert any("preference summary" in w for w in ranking.warnings)

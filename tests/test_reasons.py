@@ -118,3 +118,18 @@ def test_a_title_word_the_candidate_shares_is_named() -> None:
     reason = {r.item_id: r.reason for r in ranking.ranking}
     assert reason["90"] == "Its title shares “Zelda” with “The Legend of Zelda”."
     assert reason["3"].startswith(NO_SIGNAL)
+
+
+def test_when_the_model_gives_nothing_no_reason_says_the_model_placed_it() -> None:
+    """Given candidates, no retrieval, every call failing: the list stays as given and its reasons say so."""
+    from msrkit.backends.fake import FakeBackend
+
+    names = (("a", "Alpha"), ("b", "Bravo"), ("c", "Charlie"), ("d", "Delta"))
+    catalog = {i: Item(item_id=i, title=t) for i, t in names}
+    with Recommender(FakeBackend(default=None), catalog=catalog, cache=False, item_summaries=False,
+                     preference_summary=False, retries=0) as rec:  # fmt: skip
+        ranking = rec.rank({"user_id": "x", "history": ["a"], "candidates": ["b", "c", "d"]})
+    assert ranking.degraded and ranking.diagnostics["method"] == "given"
+    assert [r.item_id for r in ranking.ranking] == ["b", "c", "d"]
+    reasons = [r.reason for r in ranking.ranking]
+    assert all("model" not in r for r in reasons) and reasons[0].endswith("placed by the given order.")

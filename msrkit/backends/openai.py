@@ -39,6 +39,7 @@ from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .base import Capabilities, ChatRequest, ChatResponse, with_temperature
 from .kind import BackendKind
 from .openai_wire import (
+    JsonFormat,
     guess_vision,
     images_left_out_warning,
     openai_params,
@@ -121,7 +122,10 @@ class OpenAIBackend(OnLoopThread, BackendKind):
     - ``vision``: as given, else guessed from the model name (:func:`guess_vision`);
       a text-only model gets its requests without images and a warning;
     - ``logprobs``: ``True`` unless ``logprobs=False`` (some servers ignore the option);
-    - ``json_schema``: as given, else ``True`` only for OpenAI's own endpoint;
+    - ``json_schema``: as given, else ``True`` only for OpenAI's own endpoint, or when
+      ``json_format`` is given: ``"json_schema"`` (structured outputs, the default form) or
+      ``"json_object"`` (``{"type": "json_object", "schema": ...}``, what ``llama_cpp.server``
+      reads; it refuses the other form);
     - ``tools``: ``True`` unless ``tools=False`` (a server whose chat template ignores
       tools, e.g. ``llama_cpp.server`` without ``--chat_format chatml-function-calling``,
       answers in text: the agent then reads calls from the text);
@@ -147,6 +151,7 @@ class OpenAIBackend(OnLoopThread, BackendKind):
         vision: bool | None = None,
         logprobs: bool = True,
         json_schema: bool | None = None,
+        json_format: JsonFormat | None = None,
         tools: bool = True,
         capabilities: Capabilities | None = None,
         organization: str | None = None,
@@ -155,6 +160,7 @@ class OpenAIBackend(OnLoopThread, BackendKind):
     ) -> None:
         self.model = model
         self.temperature = temperature
+        self.json_format: JsonFormat = json_format or "json_schema"
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "").rstrip("/") or None
         key = api_key or os.environ.get("OPENAI_API_KEY")
         if not key and self.base_url is None:
@@ -174,7 +180,7 @@ class OpenAIBackend(OnLoopThread, BackendKind):
         self._capabilities = capabilities or Capabilities(
             vision=guess_vision(model) if vision is None else vision,
             logprobs=logprobs,
-            json_schema=(self.base_url is None) if json_schema is None else json_schema,
+            json_schema=(self.base_url is None or json_format is not None) if json_schema is None else json_schema,
             context_size=None,
             tools=tools,
         )
@@ -214,6 +220,8 @@ class OpenAIBackend(OnLoopThread, BackendKind):
 
     def identity(self) -> dict[str, str]:
         out = {"kind": self.name, "model": self.model, "base_url": self._where()}
+        if self._capabilities.json_schema and self.base_url is not None:
+            out["json_format"] = self.json_format  # constrained answers are not the free ones: their own cache keys
         return {**out, "temperature": str(self.temperature)} if self.temperature is not None else out
 
     # -- calls --------------------------------------------------------------------------------------
@@ -224,7 +232,7 @@ class OpenAIBackend(OnLoopThread, BackendKind):
         if request.has_images and not self._capabilities.vision:
             warnings.append(images_left_out_warning(self.name, self.model, request))
             request = request.without_images()
-        return openai_params(request, self.model, self._capabilities), warnings
+        return openai_params(request, self.model, self._capabilities, json_format=self.json_format), warnings
 
     def _finish(self, completion: Any, started: float, warnings: list[str]) -> ChatResponse:
         try:

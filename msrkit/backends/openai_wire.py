@@ -11,7 +11,9 @@ Wire format (the Chat Completions API, ``POST {base_url}/chat/completions``):
 - ``max_tokens``, ``temperature``, ``seed``, ``stop``;
 - ``logprobs: true`` with ``top_logprobs: n`` (at most 20) when asked for and supported;
 - ``response_format: {"type": "json_schema", "json_schema": {"name", "schema", "strict": false}}``
-  (structured outputs) when a schema is asked for and supported;
+  (structured outputs) when a schema is asked for and supported; with ``json_format="json_object"``
+  the older form ``{"type": "json_object", "schema": {...}}`` that ``llama_cpp.server`` reads (it
+  refuses ``json_schema`` with HTTP 500) and turns into a grammar;
 - ``tools: [{"type": "function", "function": {"name", "description", "parameters"}}]`` and
   ``tool_choice`` (``"auto"``, ``"none"``, ``"required"`` or ``{"type": "function", "function":
   {"name": ...}}``) when the request offers tools; an assistant turn that made calls is sent as
@@ -30,7 +32,7 @@ import email.utils
 import re
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ..errors import BackendTransientError
 from ..inputs.images import to_data_uri
@@ -112,7 +114,12 @@ def _schema_name(schema: Mapping[str, Any]) -> str:
     return name[:64] or "response"
 
 
-def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) -> dict[str, Any]:
+JsonFormat = Literal["json_schema", "json_object"]
+
+
+def openai_params(
+    request: ChatRequest, model: str, capabilities: Capabilities, *, json_format: JsonFormat = "json_schema"
+) -> dict[str, Any]:
     """The keyword arguments of ``client.chat.completions.create`` (the JSON body) for a request."""
     params: dict[str, Any] = {
         "model": model,
@@ -127,7 +134,9 @@ def openai_params(request: ChatRequest, model: str, capabilities: Capabilities) 
     if request.top_logprobs and capabilities.logprobs:
         params["logprobs"] = True
         params["top_logprobs"] = min(request.top_logprobs, MAX_TOP_LOGPROBS)
-    if request.json_schema is not None and capabilities.json_schema:
+    if request.json_schema is not None and capabilities.json_schema and json_format == "json_object":
+        params["response_format"] = {"type": "json_object", "schema": request.json_schema}
+    elif request.json_schema is not None and capabilities.json_schema:
         params["response_format"] = {
             "type": "json_schema",
             "json_schema": {"name": _schema_name(request.json_schema), "schema": request.json_schema, "strict": False},

@@ -9,7 +9,7 @@ enters the cache key through the backend's identity).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -50,6 +50,7 @@ class OpenAIOptions(_Options):
     vision: bool | None = None
     logprobs: bool = True
     json_schema: bool | None = None
+    json_format: Literal["json_schema", "json_object"] | None = None
     tools: bool = True
     organization: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)

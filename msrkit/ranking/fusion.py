@@ -4,7 +4,8 @@
 (``k = 60``): ``w / (k + llm_rank) + (1 - w) / (k + retrieval_rank)``, with a
 tiny last term that breaks exact ties in favour of the LLM order. ``w`` = 1
 keeps the LLM order, 0 the retrieval order. A degraded LLM verdict (the model
-failed or its answer was unusable) gives the retrieval order.
+failed or its answer was unusable) gives the retrieval order, or without retrieval
+the order given (method ``"given"``): no reason then says the model placed a candidate.
 
 The fused scores are that sum rescaled to ``[0, 1]`` between the worst and the
 best a candidate can get (last in both orders, first in both), so they equal
@@ -25,6 +26,8 @@ RRF_K = 60
 def fuse(llm: Scored, retrieval: Scored | None, *, weight: float) -> Scored:
     """The final verdict from the LLM's and retrieval's (see the module docstring)."""
     if retrieval is None:
+        if llm.degraded and llm.failure is not None:  # the model gave nothing: the candidates stay as given
+            return Scored(llm.order, llm.scores, "given", True, {}, llm.diagnostics, llm.failure)
         return llm
     n = len(llm.order)
     if len(retrieval.order) != n:

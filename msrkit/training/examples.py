@@ -126,6 +126,8 @@ class Recorder:
                 "(msrkit summarize) or train with item_summaries and preference_summary off"
             )
         self.requests.append(request)
+        if template == "yes_no":  # an even verdict, with the log-probabilities a scorer reads (no fallback warning)
+            return ChatResponse(text="Yes", top_logprobs=[{"Yes": -0.6931, "No": -0.6931}])
         n = request.messages[-1].text_content.count("\n[")
         return ChatResponse(text=" > ".join(f"[{i}]" for i in range(1, n + 2)))
 

@@ -187,7 +187,7 @@ class _Run:
         self.step += 1
         self.tokens += sum(len(e.input_ids) for e in batch)
         self.seconds += time.perf_counter() - start
-        return float(loss)
+        return float(loss.detach())
 
     def evaluate(self) -> dict[str, Any] | None:
         if not self.val_examples:
