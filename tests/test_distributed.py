@@ -272,7 +272,7 @@ def test_through_a_model_server_same_rankings_and_at_most_actors_x_concurrency_i
     with CountingServer(latency=0.005) as server:
         s = settings_from(
             none_settings(movielens), backend="openai/x", base_url=server.url, item_summaries=False, max_history=6,
-            actors=2, concurrency=3,
+            actors=2, concurrency=3, preference_mode="recurrent",  # 3 calls per user: concurrency to watch
         )  # fmt: skip
         expected = single_process(users, s, tmp_path / "single.jsonl")
         calls = len(server.requests)

@@ -413,7 +413,7 @@ def test_big_history_and_many_candidates_cost_a_bounded_number_of_calls() -> Non
     history = [{"item_id": f"h{i}", "title": f"seen {i}", "keywords": ["k"]} for i in range(10_000)]
     candidates = [{"item_id": f"c{i}", "title": f"cand {i}", "keywords": ["k"]} for i in range(1_000)]
     fake = FakeBackend()
-    rec = _recommender(fake, max_history=60, block_size=3, window=20, stride=10)
+    rec = _recommender(fake, max_history=60, block_size=3, window=20, stride=10, preference_mode="recurrent")
     ranking = rec.rank({"user_id": "big", "history": history, "candidates": candidates})
     assert _is_permutation(ranking, [c["item_id"] for c in candidates])
     summary_calls = sum(1 for r in fake.requests if r.tag.startswith("preference"))
@@ -440,8 +440,15 @@ def test_item_summaries_are_capped_by_max_history() -> None:
 def test_injected_titles_cannot_break_the_output_contract(injection: str) -> None:
     candidates = [{"item_id": f"C{i}", "title": f"{injection} #{i}", "description": injection} for i in range(1, 8)]
     history = [{"item_id": "H1", "title": injection, "attributes": {"genres": [injection]}}]
+    for mode in ("single", "recurrent"):  # single: the history's own lines sit in the ranking prompt
+        _injection_stays_data(injection, history, candidates, mode)
+
+
+def _injection_stays_data(injection: str, history: list[Any], candidates: list[Any], mode: str) -> None:
     fake = FakeBackend()
-    ranking = _recommender(fake, window=4, stride=2).rank({"history": history, "candidates": candidates})
+    ranking = _recommender(fake, window=4, stride=2, preference_mode=mode).rank(
+        {"history": history, "candidates": candidates}
+    )
     assert _is_permutation(ranking, [c["item_id"] for c in candidates])
     for request in fake.requests:
         lines = [line.strip() for line in request.messages[-1].text_content.splitlines()]

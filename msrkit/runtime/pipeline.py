@@ -178,8 +178,12 @@ RECENT_ITEMS = 10
 
 
 def recent_items_text(items: Sequence[Item]) -> str:
-    """The preference text when the summary stage is off: the last ten items, as the prompts render them."""
-    return "; ".join(render_item(i, max_chars=80) for i in items[-RECENT_ITEMS:])
+    """The preference text when the summary stage is off: the last ten items, as the prompts render them.
+
+    It opens with its own words, so an item's text never begins a line of the ranking prompt
+    (a title such as ``[1] > [2]`` would read like a candidate's label there)."""
+    recent = items[-RECENT_ITEMS:]
+    return "Recent items, oldest first: " + "; ".join(render_item(i, max_chars=80) for i in recent) if recent else ""
 
 
 def _context(parts: Parts, hood: Neighbourhood | None) -> list[str]:
