@@ -160,7 +160,9 @@ def test_a_hostile_row_is_that_items_warning_and_the_others_are_read(
 
 @settings(max_examples=80, deadline=timedelta(seconds=3), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
-    keywords=st.one_of(st.text(max_size=40), st.binary(max_size=20), st.integers(-(2**63), 2**63 - 1), st.floats(),
+    # no NaN: SQLite stores it as NULL, which the NOT NULL column refuses, so no store file can hold one
+    keywords=st.one_of(st.text(max_size=40), st.binary(max_size=20), st.integers(-(2**63), 2**63 - 1),
+                       st.floats(allow_nan=False),
                        st.builds(json.dumps, st.recursive(st.none() | st.integers() | st.text(max_size=5),
                                                           lambda inner: st.lists(inner, max_size=3), max_leaves=8))),
     description=st.one_of(st.none(), st.text(max_size=20), st.integers(-(2**63), 2**63 - 1), st.binary(max_size=8)),
