@@ -89,6 +89,19 @@ def _per_user(line: str) -> tuple[float, str]:
     return float(m.group(1)), m.group(2)
 
 
+def _precompute(made: Path, cache: Path, items: Path, backend_args: list[str], env: dict[str, str]) -> str:
+    """Every item's keywords in ``cache``'s catalog store: the cold batch's store, else ``msrkit summarize``."""
+    from msrkit.summaries.store import STORE_FILE
+
+    if made.exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        with sqlite3.connect(made) as src, sqlite3.connect(cache / STORE_FILE) as dst:
+            src.backup(dst)  # a consistent copy, whatever a write-ahead log still holds
+        return f"the cold batch's catalog store ({made}), no response cache"
+    text, secs = _msrkit("summarize", str(items), *backend_args, env=env, ok=(0, 1))
+    return f"msrkit summarize: {text.strip().splitlines()[-1]} ({secs:.0f} s)"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("data", help="a folder with cases.jsonl and items.jsonl (msrkit data movielens --out)")
@@ -101,6 +114,8 @@ def main() -> None:
     p.add_argument("--phases", default="cold,precomputed")
     p.add_argument("-o", "--backend-option", action="append", default=[], help="KEY=VALUE, passed to msrkit")
     args = p.parse_args()
+    if args.users < 2:
+        p.error("--users: 2 at least (the cost line read here is a batch's, printed for more than one user)")
     from msrkit.backends.auto import embedded_model_path
     from msrkit.summaries.store import STORE_FILE
 
@@ -129,16 +144,8 @@ def main() -> None:
             common = ["--catalog", str(items), "--backend", f"openai/{ALIAS}", "--base-url", url,
                       "--cache-dir", str(cache), *[a for o in args.backend_option for a in ("-o", o)]]  # fmt: skip
             row: dict[str, Any] = {"phase": phase}
-            made = work / "cache-cold" / STORE_FILE
-            if phase == "precomputed" and made.exists():  # the store the cold batch wrote: every item's keywords
-                cache.mkdir(parents=True, exist_ok=True)
-                with sqlite3.connect(made) as src, sqlite3.connect(cache / STORE_FILE) as dst:
-                    src.backup(dst)  # a consistent copy, whatever a write-ahead log still holds
-                row["summaries"] = f"the cold batch's catalog store ({made}), no response cache"
-            elif phase == "precomputed":
-                text, secs = _msrkit("summarize", str(items), *common[2:], env=env, ok=(0, 1))
-                row["summaries"] = f"msrkit summarize: {text.strip().splitlines()[-1]} ({secs:.0f} s)"
             if phase == "precomputed":
+                row["summaries"] = _precompute(work / "cache-cold" / STORE_FILE, cache, items, common[2:], env)
                 print(f"summaries: {row['summaries']}", flush=True)
             dry, _ = _msrkit("rank", str(users), *common, "--dry-run", env=env)
             row["predicted"] = _cost_line(dry)

@@ -39,7 +39,6 @@ from .aio import LoopThread, OnLoopThread, PerLoop, timed_out
 from .base import Capabilities, ChatRequest, ChatResponse, with_temperature
 from .kind import BackendKind
 from .openai_wire import (
-    JsonFormat,
     guess_vision,
     images_left_out_warning,
     openai_params,
@@ -47,7 +46,7 @@ from .openai_wire import (
     parse_retry_after,
     to_openai_messages,
 )
-from .options import OpenAIOptions
+from .options import JsonFormat, OpenAIOptions
 
 if TYPE_CHECKING:
     from ..training.adapter import Adapter

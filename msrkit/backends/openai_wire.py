@@ -32,7 +32,7 @@ import email.utils
 import re
 import time
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any
 
 from ..errors import BackendTransientError
 from ..inputs.images import to_data_uri
@@ -46,6 +46,7 @@ from .base import (
     read_tool_calls,
     wire_tool_choice,
 )
+from .options import JsonFormat
 
 __all__ = [
     "MAX_TOP_LOGPROBS",
@@ -114,9 +115,6 @@ def _schema_name(schema: Mapping[str, Any]) -> str:
     return name[:64] or "response"
 
 
-JsonFormat = Literal["json_schema", "json_object"]
-
-
 def openai_params(
     request: ChatRequest, model: str, capabilities: Capabilities, *, json_format: JsonFormat = "json_schema"
 ) -> dict[str, Any]:
@@ -134,13 +132,12 @@ def openai_params(
     if request.top_logprobs and capabilities.logprobs:
         params["logprobs"] = True
         params["top_logprobs"] = min(request.top_logprobs, MAX_TOP_LOGPROBS)
-    if request.json_schema is not None and capabilities.json_schema and json_format == "json_object":
-        params["response_format"] = {"type": "json_object", "schema": request.json_schema}
-    elif request.json_schema is not None and capabilities.json_schema:
-        params["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": _schema_name(request.json_schema), "schema": request.json_schema, "strict": False},
-        }
+    if request.json_schema is not None and capabilities.json_schema:
+        schema = request.json_schema
+        params["response_format"] = (
+            {"type": "json_object", "schema": schema} if json_format == "json_object" else
+            {"type": "json_schema", "json_schema": {"name": _schema_name(schema), "schema": schema, "strict": False}}
+        )  # fmt: skip
     if request.tools and capabilities.tools:
         params["tools"] = [t.as_function() for t in request.tools]
         params["tool_choice"] = wire_tool_choice(request.tool_choice)

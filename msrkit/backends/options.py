@@ -15,6 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import ConfigError
 
+#: the two forms of a structured-answer request on the OpenAI wire (see :mod:`.openai_wire`)
+JsonFormat = Literal["json_schema", "json_object"]
+
 __all__ = ["LlamaCppOptions", "NoOptions", "OllamaOptions", "OpenAIOptions", "validate_options"]
 
 
@@ -50,7 +53,7 @@ class OpenAIOptions(_Options):
     vision: bool | None = None
     logprobs: bool = True
     json_schema: bool | None = None
-    json_format: Literal["json_schema", "json_object"] | None = None
+    json_format: JsonFormat | None = None
     tools: bool = True
     organization: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
