@@ -146,7 +146,8 @@ def train(args: argparse.Namespace) -> None:
     config = TrainConfig(task=args.task, max_steps=args.max_steps, batch_size=args.batch_size,
                          learning_rate=args.lr, eval_every=args.eval_every, lora_rank=args.lora_rank,
                          lora_alpha=2.0 * args.lora_rank, seed=args.seed, resume=args.resume,
-                         patience=args.patience, max_validation=args.max_validation)  # fmt: skip
+                         patience=args.patience, max_validation=args.max_validation,
+                         rank_answer=args.rank_answer)  # fmt: skip
 
     def show(p: Any) -> None:
         if p.validation is not None or p.step % 10 == 0:
@@ -187,6 +188,7 @@ def main() -> None:
     t.add_argument("--max-validation", type=int, default=20)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--rank-answer", choices=["pick", "list"], default="pick")
     e = sub.add_parser("evaluate")
     e.add_argument("--work", required=True)
     e.add_argument("--task", choices=["rank", "pointwise", "mix"], default="rank")

@@ -139,9 +139,12 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_
     adapter = work / f"adapter-{task}"
     # pointwise: MLLM-MSR's scorer, p(yes) per candidate (one call each, 1 token); rank and mix: the listwise first pick
     scorer = {"pointwise": True} if task == "pointwise" else {}
+    # a whole-list adapter (rank_answer "list") is served as `msrkit rank` sends it, with room for its list
+    listed = (adapter / "manifest.json").is_file() and json.loads(
+        (adapter / "manifest.json").read_text(encoding="utf-8")).get("rank_answer") == "list"  # fmt: skip
     base = Settings(
-        backend="llamacpp/default", cache_dir=work / "cache", prompts=first_pick_prompts(work), **BENCH_SETTINGS,
-        **scorer,
+        backend="llamacpp/default", cache_dir=work / "cache", prompts=None if listed else first_pick_prompts(work),
+        **BENCH_SETTINGS, **scorer,
     )  # fmt: skip
     if only_base:
         _run(test, settings_from(base, fusion_weight=1.0, shown_order="given"), "shown", "zero-shot alone")
@@ -172,7 +175,7 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_
 def _print(meta: dict[str, Any], test: _Cases, val: _Cases, manifest: dict[str, Any], rows: Sequence[str],
            diffs: Sequence[str], weights: dict[str, Any], task: str) -> None:  # fmt: skip
     t = manifest["training"]
-    print(f"\n## {meta['dataset']}, task {task}: {meta['split']}")
+    print(f"\n## {meta['dataset']}, task {task} (answer: {manifest.get('rank_answer', 'pick')}): {meta['split']}")
     print(f"train users {meta['train_users']} ({manifest['data']['examples']} examples), test users "
           f"{len(test.cases)} ({len(test.hits())} with the target among retrieval's 20), validation cases "
           f"{len(val.cases)} ({len(val.hits())} hits)")  # fmt: skip

@@ -28,7 +28,7 @@ from msrkit.evaluation.fusion_tuning import tune_fusion, weight_table
 from msrkit.inputs.io import Interaction, resolve
 from msrkit.retrieval import build, interactions_before
 from msrkit.training.base import require_train_extra, resolve_base
-from msrkit.training.examples import Recorder, build_examples, split_users
+from msrkit.training.examples import Recorder, build_examples, evidence_levels, split_users
 from msrkit.training.tokens import IGNORE, Encoded, batches, encode
 
 SETTINGS = Settings(item_summaries=False, preference_summary=False, explain=False, n_candidates=6, cache=False)
@@ -69,6 +69,33 @@ def test_rank_answer_is_the_targets_label() -> None:
     for e in built.examples:
         assert e.answer.startswith("[") and e.answer.endswith("]")
         assert e.shown[int(e.answer.strip("[]")) - 1] == e.target
+
+
+def test_a_list_answer_is_the_target_then_the_rest_by_the_evidence_shown() -> None:
+    catalog, rows, cases = _world()
+    s = SETTINGS.model_copy(update={"candidate_evidence": True})
+    built = build_examples(cases, task="rank", settings=s, catalog=catalog, interactions=rows, seed=3,
+                           rank_answer="list")  # fmt: skip
+    assert built.examples, built.skipped
+    words = ("top", "strong", "some", "weak")
+    for e in built.examples:
+        labels = [int(x.strip("[]")) for x in e.answer.split(" > ")]
+        assert len(set(labels)) == len(labels)
+        assert e.shown[labels[0] - 1] == e.target
+        prompt = e.messages[-1]["content"]
+        level = {}
+        for n in range(1, len(e.shown) + 1):
+            line = next(x for x in prompt.splitlines() if x.startswith(f"[{n}] "))
+            level[n] = words.index(line.rsplit("evidence: ", 1)[1])
+        # after the pick: every label above weak, best evidence first, ties in the order shown
+        expected = sorted((n for n in level if n != labels[0] and level[n] < 3), key=lambda n: (level[n], n))
+        assert labels[1:] == expected
+
+
+def test_evidence_levels_read_each_labels_line_and_tie_without_notes() -> None:
+    prompt = "[1] A | evidence: weak\n[2] B | genres: x | evidence: top\n[3] C\n[30] D | evidence: top"
+    assert evidence_levels(prompt, 3) == [3, 0, 4]
+    assert evidence_levels("no candidates here", 2) == [4, 4]
 
 
 def test_shown_order_is_a_seeded_shuffle_not_retrievals() -> None:
@@ -216,6 +243,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_task = runner.invoke(app, ["finetune", str(cases), "--out", str(tmp_path / "o"), "--task", "poem"])
     assert bad_task.exit_code == 4 and "--task must be" in bad_task.output
+    bad_answer = runner.invoke(app, ["finetune", str(cases), "--out", str(tmp_path / "o"), "--rank-answer", "all"])
+    assert bad_answer.exit_code == 4 and "--rank-answer must be pick or list" in bad_answer.output
     gpt = tmp_path / "gpt"
     gpt.mkdir()
     (gpt / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
@@ -227,7 +256,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     no_target = runner.invoke(app, ["finetune", str(cases), "--out", str(tmp_path / "o"), "--interactions",
                                     str(inter)])  # fmt: skip
     assert no_target.exit_code == 3 and "needs a 'target'" in no_target.output
-    assert all("Traceback" not in r.output for r in (bad_task, not_llama, no_target))
+    assert all("Traceback" not in r.output for r in (bad_task, bad_answer, not_llama, no_target))
 
 
 # --------------------------------------------------------------------------- fusion tuned on validation

@@ -16,6 +16,9 @@ __all__ = ["finetune_cmd"]
 TaskOpt = Annotated[str, typer.Option("--task", help="rank | pointwise | keywords | mix")]
 
 
+RANK_ANSWER_HELP = "rank: answer with the target's label alone (pick), or the target then the rest by evidence (list)"
+
+
 @option_groups
 def finetune_cmd(
     cases_path: Annotated[Path, typer.Argument(help="cases.jsonl (or items.jsonl for --task keywords)")],
@@ -35,6 +38,7 @@ def finetune_cmd(
     validation: Annotated[float, typer.Option("--validation", min=0.0, max=0.9, help="Share of users held out.")] = (
         0.1
     ),
+    rank_answer: Annotated[str, typer.Option("--rank-answer", help=RANK_ANSWER_HELP)] = "pick",
     device: Annotated[str, typer.Option("--device", help="auto | cpu | cuda")] = "auto",
     seed: Annotated[int, typer.Option("--seed")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/checkpoints/last.")] = False,
@@ -59,11 +63,14 @@ def finetune_cmd(
 
         if task not in ("rank", "pointwise", "keywords", "mix"):
             raise ConfigError(f"--task must be rank, pointwise, keywords or mix, not {task!r}")
+        if rank_answer not in ("pick", "list"):
+            raise ConfigError(f"--rank-answer must be pick or list, not {rank_answer!r}")
         require_train_extra()
         s = settings(data, config=config, prompts=prompts)
         cfg = TrainConfig(task=task, max_steps=max_steps, epochs=epochs, lora_rank=lora_rank,  # type: ignore[arg-type]
                           lora_alpha=2.0 * lora_rank, learning_rate=learning_rate, batch_size=batch_size,
-                          eval_every=eval_every, device=device, seed=seed, resume=resume)  # type: ignore[arg-type]  # fmt: skip
+                          eval_every=eval_every, device=device, seed=seed, resume=resume,  # type: ignore[arg-type]
+                          rank_answer=rank_answer)  # type: ignore[arg-type]  # fmt: skip
         result = _train(cases_path, out=out, s=s, cfg=cfg, base=base, validation=validation, quiet=quiet)
         _report(result, json_out=json_out)
 

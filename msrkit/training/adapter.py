@@ -137,6 +137,8 @@ class Manifest(_Record):
     format: Literal["msrkit-adapter"]
     version: int = MANIFEST_VERSION
     task: Literal["rank", "pointwise", "keywords", "mix"]
+    #: what a rank example's answer was: the pick alone, or the whole order (serve with room for it)
+    rank_answer: Literal["pick", "list"] = "pick"
     base: BaseModelInfo
     prompts: dict[str, PromptInfo]
     data: DataInfo

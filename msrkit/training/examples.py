@@ -17,6 +17,14 @@ explanation request). Only the answer is ours:
   order shown, which in the pipeline is retrieval's, so the model promotes its
   pick and retrieval orders the rest. A case whose target retrieval did not
   find is skipped (a reranker cannot help there) and counted.
+  ``rank_answer="list"`` teaches more of the order: the target's label, then
+  every other label whose line shows ``evidence: top``, ``strong`` or ``some``,
+  in that order, ties in the order shown; the ``weak`` rest is left to the
+  repair. Everything after the pick is a function of the prompt the model can
+  learn to read, unlike retrieval's own order (the earlier runs' lists), so the
+  list's tokens train the model to read the evidence column, the skill the
+  pick needs too. (A list that went on through the ``weak`` tail, in the order
+  shown, taught the model to count up, not to read: measured, docs/finetune.md.)
 - ``pointwise``: MLLM-MSR's yes/no on the same candidates, balanced: the target
   (``Yes``) and one seeded negative (``No``) per case.
 
@@ -43,6 +51,7 @@ from ..retrieval.interactions import Interactions
 __all__ = ["Example", "ExampleSet", "Recorder", "build_examples", "split_users"]
 
 Task = Literal["rank", "pointwise"]
+RankAnswer = Literal["pick", "list"]
 RANKING_TEMPLATES = ("listwise_rank", "yes_no")
 
 
@@ -153,6 +162,7 @@ def build_examples(
     interactions: Interactions | Sequence[Interaction],
     seed: int = 0,
     index: CollaborativeIndex | None = None,
+    rank_answer: RankAnswer = "pick",
 ) -> ExampleSet:
     """Examples for ``task`` from evaluation cases (each with a ``target``); see the module docstring.
 
@@ -170,7 +180,7 @@ def build_examples(
         out.cases += 1
         shown = _shown_candidates(case, index, settings, catalog, seed, out)
         if shown is not None:
-            out.examples.extend(_examples(case, shown, task, settings, catalog, index, seed))
+            out.examples.extend(_examples(case, shown, task, settings, catalog, index, seed, rank_answer))
     return out
 
 
@@ -209,6 +219,7 @@ def _examples(
     catalog: dict[str, Item],
     index: CollaborativeIndex,
     seed: int,
+    rank_answer: RankAnswer = "pick",
 ) -> list[Example]:
     from ..recommender import Recommender
 
@@ -221,7 +232,7 @@ def _examples(
     target = str(case.target)
     user = str(case.user_id)
     if task == "rank":
-        return [_rank_example(recorder.requests[-1], user, shown, order, target)]
+        return [_rank_example(recorder.requests[-1], user, shown, order, target, rank_answer)]
     return _pointwise_examples(recorder.requests, user, shown, target, _rng(seed + 1, user))
 
 
@@ -229,9 +240,38 @@ def _messages(request: ChatRequest) -> tuple[dict[str, str], ...]:
     return tuple({"role": m.role, "content": m.text_content} for m in request.messages)
 
 
-def _rank_example(request: ChatRequest, user: str, shown: list[str], order: list[int], target: str) -> Example:
-    answer = f"[{shown.index(target) + 1}]"
+def _rank_example(
+    request: ChatRequest, user: str, shown: list[str], order: list[int], target: str, rank_answer: RankAnswer
+) -> Example:
+    pick = shown.index(target)
+    labels = [pick]
+    if rank_answer == "list":
+        levels = evidence_levels(request.messages[-1].text_content, len(shown))
+        # the weak tail is left to the repair (the order shown): as list tokens it taught "count up"
+        labels += sorted((i for i in range(len(shown)) if i != pick and levels[i] < WEAK), key=lambda i: (levels[i], i))
+    answer = " > ".join(f"[{i + 1}]" for i in labels)
     return Example(user, "rank", _messages(request), answer, tuple(shown), tuple(order), target)
+
+
+_LEVELS = {"top": 0, "strong": 1, "some": 2, "weak": 3}
+WEAK = _LEVELS["weak"]
+
+
+def evidence_levels(prompt: str, count: int) -> list[int]:
+    """Per label ``[1]..[count]``, the rank of the evidence word its candidate line in ``prompt`` ends with.
+
+    ``top`` 0 to ``weak`` 3; a label whose line carries no evidence note gets 4 (so with evidence off
+    every label ties and a ``list`` answer keeps the order shown).
+    """
+    levels = [len(_LEVELS)] * count
+    for line in prompt.splitlines():
+        head, sep, word = line.rpartition(" | evidence: ")
+        if not sep or word not in _LEVELS or not head.startswith("["):
+            continue
+        label = head[1 : head.find("]")]
+        if label.isdigit() and 1 <= int(label) <= count:
+            levels[int(label) - 1] = _LEVELS[word]
+    return levels
 
 
 def _pointwise_examples(

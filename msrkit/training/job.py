@@ -26,7 +26,7 @@ from ..data import History, Item
 from ..errors import InputError
 from ..runtime.prompts import PromptSet
 from .base import BaseSpec, require_train_extra, resolve_base
-from .examples import ExampleSet, build_examples, split_users
+from .examples import ExampleSet, RankAnswer, build_examples, split_users
 from .trainer import Progress, TrainConfig, TrainResult, train
 
 __all__ = [
@@ -100,6 +100,7 @@ def training_sets(
     interactions: Any,
     validation_fraction: float,
     seed: int,
+    rank_answer: RankAnswer = "pick",
 ) -> tuple[ExampleSet, ExampleSet]:
     """Training and validation examples, validation users cut by user (seeded)."""
     from ..retrieval import build_index
@@ -111,7 +112,7 @@ def training_sets(
     for t in tasks:
         for part, into in ((train_cases, train_set), (val_cases, val_set)):
             built = build_examples(part, task=t, settings=settings, catalog=catalog, interactions=interactions,  # type: ignore[arg-type]
-                                   seed=seed, index=index)  # fmt: skip
+                                   seed=seed, index=index, rank_answer=rank_answer)  # fmt: skip
             into.absorb(built)
     return train_set, val_set
 
@@ -144,7 +145,7 @@ def finetune(
     started = time.time()
     train_set, val_set = training_sets(
         loaded, task=config.task, settings=s, catalog=items, interactions=read_interactions(source),
-        validation_fraction=validation_fraction, seed=config.seed,
+        validation_fraction=validation_fraction, seed=config.seed, rank_answer=config.rank_answer,
     )  # fmt: skip
     return train_and_write(spec, (train_set, val_set), out=Path(out), config=config, settings=s,
                            on_progress=on_progress, started=started)  # fmt: skip
@@ -193,7 +194,7 @@ def write_artifacts(
     names = TASK_TEMPLATES[config.task]
     train_set, val_set = sets
     manifest = {
-        "format": "msrkit-adapter", "version": 1, "task": config.task,
+        "format": "msrkit-adapter", "version": 1, "task": config.task, "rank_answer": config.rank_answer,
         "base": {"name": spec.name, "path": str(spec.path), "sha256": spec.sha256, "architecture": spec.architecture},
         "prompts": prompt_infos(prompts, names),
         "data": {"sha256": train_set.digest(), "examples": len(train_set.examples),

@@ -46,6 +46,8 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     task: Literal["rank", "pointwise", "keywords", "mix"] = "rank"
+    #: rank: answer with the target's label alone, or the target then the rest by evidence (examples.py)
+    rank_answer: Literal["pick", "list"] = "pick"
     max_steps: int | None = Field(default=None, ge=1)
     epochs: float = Field(default=1.0, gt=0)
     lora_rank: int = Field(default=16, ge=1)

@@ -1,7 +1,8 @@
 """The validation metric a training run is judged and stopped by, computed on held-out users.
 
-- ``rank``: NDCG@10 of the order the model writes (greedy, its first label; the
-  rest appended in the order shown, as inference's repair does) for candidates
+- ``rank``: NDCG@10 of the order the model writes (greedy, as long as the answers
+  taught: the first label, or the whole list; what it leaves out appended in the
+  order shown, as inference's repair does) for candidates
   shown in the examples' seeded random order;
 - ``pointwise``: AUC of ``logit(Yes) - logit(No)`` at the answer position
   (the papers' p(yes) scorer), pooled over the examples;
@@ -68,11 +69,13 @@ def _loss(model: Any, encoded: Sequence[Encoded], *, pad_id: int, device: str) -
 def _ndcg(model: Any, tokenizer: Any, examples: Sequence[Example], device: str) -> float:
     import torch
 
+    # room for the longest answer taught (a pick is ~4 tokens, a whole list ~90)
+    room = 4 + max(len(tokenizer(e.answer, add_special_tokens=False).input_ids) for e in examples)
     values = []
     for e in examples:
         ids = torch.tensor([prompt_ids(tokenizer, e.messages)], device=device)
         out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=8, pad_token_id=tokenizer.pad_token_id)  # fmt: skip
+                             max_new_tokens=max(8, room), pad_token_id=tokenizer.pad_token_id)  # fmt: skip
         text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
         order = repair(parse_order(text).numbers, len(e.shown)).order
         rank = 1 + [e.shown[i] for i in order].index(str(e.target))
