@@ -139,9 +139,10 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_
     adapter = work / f"adapter-{task}"
     # pointwise: MLLM-MSR's scorer, p(yes) per candidate (one call each, 1 token); rank and mix: the listwise first pick
     scorer = {"pointwise": True} if task == "pointwise" else {}
-    # a whole-list adapter (rank_answer "list") is served as `msrkit rank` sends it, with room for its list
-    listed = (adapter / "manifest.json").is_file() and json.loads(
-        (adapter / "manifest.json").read_text(encoding="utf-8")).get("rank_answer") == "list"  # fmt: skip
+    manifest_path = adapter / "manifest.json"
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    # a list adapter (rank_answer "list") is served as `msrkit rank` sends it, with room for its list
+    listed = manifest.get("rank_answer") == "list"
     base = Settings(
         backend="llamacpp/default", cache_dir=work / "cache", prompts=None if listed else first_pick_prompts(work),
         **BENCH_SETTINGS, **scorer,
@@ -151,7 +152,8 @@ def run_evaluation(work: Path, *, task: str, limit: int | None, seed: int, only_
         _tuned_weight(val, base, "zero-shot")
         _run(test, settings_from(base, fusion_weight=1.0), "retrieval", "zero-shot in retrieval order")
         return
-    manifest = json.loads((adapter / "manifest.json").read_text(encoding="utf-8"))
+    if not manifest:
+        raise SystemExit(f"{manifest_path}: no adapter to evaluate (run bench_finetune.py train first)")
     tuned = settings_from(base, adapter=adapter)
     retrieval = _values(test, lambda n: ndcg_at_k(1 + test.ranked[n].index(str(test.cases[n].target)), 10))
     rows, diffs, weights = [_row("retrieval alone", retrieval)], [], {}

@@ -16,6 +16,7 @@ from ..data import Item
 from ..runtime.prompts import PromptSet, quote, render_item
 
 __all__ = [
+    "EVIDENCE_WORDS",
     "RANKING_SCHEMA",
     "candidate_line",
     "evidence_notes",
@@ -76,8 +77,13 @@ def evidence_notes(scores: Sequence[float]) -> list[str]:
     return [f"evidence: {_level((s - low) / span if span > 0 else 1.0)}" for s in scores]
 
 
+#: the evidence notes' words, best first
+EVIDENCE_WORDS = ("top", "strong", "some", "weak")
+
+
 def _level(share: float) -> str:
-    return "top" if share >= 1.0 else "strong" if share >= 2 / 3 else "some" if share >= 1 / 3 else "weak"
+    top, strong, some, weak = EVIDENCE_WORDS
+    return top if share >= 1.0 else strong if share >= 2 / 3 else some if share >= 1 / 3 else weak
 
 
 def format_context(lines: Sequence[str]) -> str:

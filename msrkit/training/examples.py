@@ -45,6 +45,7 @@ from ..config import Settings
 from ..data import History, Item
 from ..errors import InputError
 from ..inputs.io import Interaction, resolve
+from ..ranking.prompting import EVIDENCE_WORDS
 from ..retrieval import CollaborativeIndex, build_index, query
 from ..retrieval.interactions import Interactions
 
@@ -219,7 +220,7 @@ def _examples(
     catalog: dict[str, Item],
     index: CollaborativeIndex,
     seed: int,
-    rank_answer: RankAnswer = "pick",
+    rank_answer: RankAnswer,
 ) -> list[Example]:
     from ..recommender import Recommender
 
@@ -253,7 +254,7 @@ def _rank_example(
     return Example(user, "rank", _messages(request), answer, tuple(shown), tuple(order), target)
 
 
-_LEVELS = {"top": 0, "strong": 1, "some": 2, "weak": 3}
+_LEVELS = {word: n for n, word in enumerate(EVIDENCE_WORDS)}
 WEAK = _LEVELS["weak"]
 
 

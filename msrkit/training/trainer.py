@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError, InputError
 from .base import BaseSpec, load_base
-from .examples import ExampleSet
+from .examples import ExampleSet, RankAnswer
 from .gguf_lora import TARGET_MODULES
 from .tokens import Encoded, answer_loss, batches, collate, encode
 from .validate import METRIC, validate
@@ -47,7 +47,7 @@ class TrainConfig(BaseModel):
 
     task: Literal["rank", "pointwise", "keywords", "mix"] = "rank"
     #: rank: answer with the target's label alone, or the target then the rest by evidence (examples.py)
-    rank_answer: Literal["pick", "list"] = "pick"
+    rank_answer: RankAnswer = "pick"
     max_steps: int | None = Field(default=None, ge=1)
     epochs: float = Field(default=1.0, gt=0)
     lora_rank: int = Field(default=16, ge=1)

@@ -46,7 +46,9 @@ def validate(model: Any, tokenizer: Any, examples: Sequence[Example], encoded: S
             loss = _loss(model, encoded, pad_id=tokenizer.pad_token_id, device=device)
             if task in ("rank", "mix"):
                 ranked = [e for e in examples if e.task == "rank"]
-                metric = _ndcg(model, tokenizer, ranked, device) if ranked else -loss
+                # room for the longest answer taught (a pick is ~4 tokens, a whole list ~90)
+                room = 4 + max((e.answer_tokens for e in encoded), default=0)
+                metric = _ndcg(model, tokenizer, ranked, device, room) if ranked else -loss
             elif task == "pointwise":
                 metric = _auc(model, tokenizer, examples, device)
             else:
@@ -66,11 +68,9 @@ def _loss(model: Any, encoded: Sequence[Encoded], *, pad_id: int, device: str) -
     return total / max(1, tokens)
 
 
-def _ndcg(model: Any, tokenizer: Any, examples: Sequence[Example], device: str) -> float:
+def _ndcg(model: Any, tokenizer: Any, examples: Sequence[Example], device: str, room: int) -> float:
     import torch
 
-    # room for the longest answer taught (a pick is ~4 tokens, a whole list ~90)
-    room = 4 + max(len(tokenizer(e.answer, add_special_tokens=False).input_ids) for e in examples)
     values = []
     for e in examples:
         ids = torch.tensor([prompt_ids(tokenizer, e.messages)], device=device)
