@@ -3,6 +3,7 @@
     python bench/bench_finetune.py prepare  --dataset ml-100k --data DIR --work W   # msrkit data movielens --out DIR
     python bench/bench_finetune.py prepare  --dataset beauty --data ../shared/data/amazon-seq/Beauty.txt --work W
     python bench/bench_finetune.py train    --work W --task rank --max-steps 150
+    python bench/bench_finetune.py train    --work W --task rank --epochs 3 --device cuda   # where a GPU is
     python bench/bench_finetune.py evaluate --work W --task rank [--limit N]
 
 Protocol (printed with the table):
@@ -143,7 +144,8 @@ def train(args: argparse.Namespace) -> None:
     work = Path(args.work)
     meta = _meta(work)
     s = _settings(meta)
-    config = TrainConfig(task=args.task, max_steps=args.max_steps, batch_size=args.batch_size,
+    config = TrainConfig(task=args.task, max_steps=args.max_steps, epochs=args.epochs, device=args.device,
+                         batch_size=args.batch_size,
                          learning_rate=args.lr, eval_every=args.eval_every, lora_rank=args.lora_rank,
                          lora_alpha=2.0 * args.lora_rank, seed=args.seed, resume=args.resume,
                          patience=args.patience, max_validation=args.max_validation,
@@ -179,7 +181,9 @@ def main() -> None:
     t = sub.add_parser("train")
     t.add_argument("--work", required=True)
     t.add_argument("--task", choices=["rank", "pointwise", "mix"], default="rank")
-    t.add_argument("--max-steps", type=int, default=150)
+    t.add_argument("--max-steps", type=int, default=None, help="Steps to train (default: --epochs' worth).")
+    t.add_argument("--epochs", type=float, default=1.0, help="Passes over the training examples (without --max-steps).")
+    t.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     t.add_argument("--batch-size", type=int, default=2)
     t.add_argument("--lr", type=float, default=5e-4)
     t.add_argument("--lora-rank", type=int, default=16)

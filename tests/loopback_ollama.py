@@ -97,6 +97,9 @@ class LoopbackOllama:
     def __init__(self, model_path: str | Path, *, model: str = MODEL_NAME, n_ctx: int = 2048, n_threads: int = 1):
         import llama_cpp
 
+        from msrkit.backends.llamacpp_amx import guard_amx
+
+        guard_amx()  # as msrkit's own llamacpp backend loads models (AMX kernels can crash)
         self.model = model
         # logits_all: Ollama clients may ask for logprobs, which llama-cpp-python only gives with it.
         self._llama = llama_cpp.Llama(

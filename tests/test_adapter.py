@@ -508,6 +508,9 @@ PARITY_PROMPTS = ["The capital of France is", "Once upon a time, a small dog",
 def _llama_logits(base: Path, token_lists: list[list[int]], lora: Path | None = None) -> list[np.ndarray]:
     import llama_cpp
 
+    from msrkit.backends.llamacpp_amx import guard_amx
+
+    guard_amx()
     llm = llama_cpp.Llama(model_path=str(base), n_ctx=256, n_threads=N_THREADS, logits_all=True, verbose=False,
                           lora_path=str(lora) if lora else None)  # fmt: skip
     out = []

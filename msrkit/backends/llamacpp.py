@@ -56,6 +56,7 @@ from ..errors import BackendError, BackendPermanentError, ConfigError, MissingDe
 from .auto import embedded_model_path
 from .base import Capabilities, ChatRequest, ChatResponse, read_tool_calls, with_temperature
 from .kind import BackendKind
+from .llamacpp_amx import guard_amx
 from .llamacpp_wire import completion_kwargs, llamacpp_tool_choice, parse_top_logprobs, to_llamacpp_messages
 from .options import LlamaCppOptions
 
@@ -282,6 +283,7 @@ class LlamaCppBackend(BackendKind):
             import llama_cpp
         except ImportError as exc:
             raise MissingDependencyError("llama-cpp-python", "local", "the llamacpp backend") from exc
+        guard_amx(llama_cpp.llama_cpp)
         handler = None
         if self.mmproj is not None:
             handler = _handler_class(self.chat_handler or DEFAULT_HANDLER)(
